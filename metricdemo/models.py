@@ -1,0 +1,298 @@
+"""Store metric definitions and the stamp that tells processes they changed."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
+
+from metricdemo import validators
+
+
+class Kind(models.TextChoices):
+    """The OpenTelemetry observable instrument a definition becomes."""
+
+    COUNTER = "counter", _("Counter (a total that only goes up)")
+    UPDOWNCOUNTER = "updowncounter", _("Up-down counter (a total that can go down)")
+    GAUGE = "gauge", _("Gauge (a value measured now)")
+
+
+class Source(models.TextChoices):
+    """Where a definition's value comes from."""
+
+    CONSTANT = "constant", _("Constant")
+    ROW_COUNT = "row_count", _("Row count of a model")
+    SETTING = "setting", _("Django setting")
+    CALLBACK = "callback", _("Registered Python callback")
+
+
+class ChangeStamp(models.Model):
+    """Hold one row whose token changes with every change to any definition.
+
+    Each process compares the token with the one its instruments were built
+    from, with one small query per scrape, and reloads when it differs. The
+    token is random rather than a counter so that a rolled-back change can
+    never make two different sets of definitions look alike.
+    """
+
+    SINGLETON_ID = 1
+
+    token = models.CharField(_("token"), max_length=32)
+    changed_at = models.DateTimeField(_("changed at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("change stamp")
+        verbose_name_plural = _("change stamps")
+
+    def __str__(self) -> str:
+        return self.token
+
+    @classmethod
+    def bump(cls, using: str | None = None) -> str:
+        """Give the stamp a new token, inside the caller's transaction if any."""
+        token = uuid.uuid4().hex
+        manager = cls.objects.using(using) if using else cls.objects
+        if not manager.filter(pk=cls.SINGLETON_ID).update(token=token):
+            manager.update_or_create(pk=cls.SINGLETON_ID, defaults={"token": token})
+        return token
+
+    @classmethod
+    def current(cls, using: str | None = None) -> str:
+        """Return the current token, creating the row if it is missing."""
+        manager = cls.objects.using(using) if using else cls.objects
+        token = manager.filter(pk=cls.SINGLETON_ID).values_list("token", flat=True)
+        for value in token:
+            return value
+        return cls.bump(using)
+
+
+class MetricDefinitionQuerySet(models.QuerySet):
+    """Bump the change stamp for bulk writes, which send no signals."""
+
+    def update(self, **kwargs):
+        with transaction.atomic(using=self.db):
+            rows = super().update(**kwargs)
+            if rows:
+                ChangeStamp.bump(self.db)
+        return rows
+
+    update.alters_data = True
+
+    def bulk_create(self, objs, *args, **kwargs):
+        with transaction.atomic(using=self.db):
+            created = super().bulk_create(objs, *args, **kwargs)
+            if created:
+                ChangeStamp.bump(self.db)
+        return created
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        with transaction.atomic(using=self.db):
+            rows = super().bulk_update(objs, fields, *args, **kwargs)
+            if rows:
+                ChangeStamp.bump(self.db)
+        return rows
+
+
+class MetricDefinition(models.Model):
+    """Describe one metric: its instrument, its constant attributes and its source."""
+
+    name = models.CharField(
+        _("name"),
+        max_length=255,
+        unique=True,
+        validators=[validators.validate_metric_name],
+        help_text=_(
+            "OpenTelemetry instrument name: a letter, then letters, digits, '_', "
+            "'.', '/' or '-'. Example: shop.orders.pending (exported as "
+            "shop_orders_pending)."
+        ),
+    )
+    description = models.TextField(
+        _("description"),
+        blank=True,
+        help_text=_(
+            "Shown as the Prometheus HELP text. Example: Orders waiting for payment."
+        ),
+    )
+    unit = models.CharField(
+        _("unit"),
+        max_length=validators.UNIT_MAX_LENGTH,
+        blank=True,
+        validators=[validators.validate_unit],
+        help_text=_(
+            "UCUM-style unit, added to the exported name as a suffix. Examples: s "
+            "(seconds), By (bytes), 1 (a ratio, no suffix), {order} (a count of "
+            "orders, no suffix)."
+        ),
+    )
+    kind = models.CharField(
+        _("kind"),
+        max_length=16,
+        choices=Kind.choices,
+        default=Kind.GAUGE,
+        help_text=_(
+            "Counter for totals that only grow (exported with _total), up-down "
+            "counter for totals that can shrink, gauge for a current reading."
+        ),
+    )
+    attributes = models.JSONField(
+        _("constant attributes"),
+        default=dict,
+        blank=True,
+        validators=[validators.validate_attributes],
+        help_text=_(
+            'A JSON object of labels added to every series. Example: {"region": '
+            '"eu", "tier": 2}.'
+        ),
+    )
+    source = models.CharField(
+        _("source"),
+        max_length=16,
+        choices=Source.choices,
+        default=Source.CONSTANT,
+        help_text=_("Where the value comes from; each source uses its own fields."),
+    )
+    value = models.FloatField(
+        _("constant value"),
+        null=True,
+        blank=True,
+        validators=[validators.validate_finite],
+        help_text=_("For a constant source: the number to export. Example: 10."),
+    )
+    model = models.CharField(
+        _("model"),
+        max_length=200,
+        blank=True,
+        validators=[validators.validate_model_label],
+        help_text=_(
+            "For a row count: the model to count, as app_label.ModelName. "
+            "Example: auth.User."
+        ),
+    )
+    filters = models.JSONField(
+        _("filters"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "For a row count: a JSON object of ORM lookups that rows must match. "
+            'Example: {"status": "pending", "created__year": 2026}.'
+        ),
+    )
+    group_by = models.CharField(
+        _("group by"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "For a row count: a field path; one series per distinct value, with the "
+            "value as an attribute named after the field. Example: status."
+        ),
+    )
+    setting = models.CharField(
+        _("setting"),
+        max_length=200,
+        blank=True,
+        validators=[validators.validate_setting_path],
+        help_text=_(
+            "For a setting source: a Django setting, dotted to walk into "
+            "dictionaries; only numbers and booleans export. Example: "
+            "SESSION_COOKIE_AGE or CACHES.default.TIMEOUT."
+        ),
+    )
+    callback = models.CharField(
+        _("callback"),
+        max_length=100,
+        blank=True,
+        help_text=_(
+            "For a callback source: the name of a function registered in code with "
+            "metricdemo.register_callback(). Example: process.cpu_time."
+        ),
+    )
+    enabled = models.BooleanField(
+        _("enabled"),
+        default=True,
+        help_text=_("Untick to stop exporting this metric without deleting it."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = MetricDefinitionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("metric definition")
+        verbose_name_plural = _("metric definitions")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def exported_name(self) -> str:
+        """Return the sample name Prometheus sees, e.g. shop_orders_total."""
+        return validators.exported_names(self.name, self.kind, self.unit)[1]
+
+    def clean(self) -> None:
+        """Check the source's parameters and that the exported name is free."""
+        from metricdemo.sources import SOURCES, validate_source
+
+        errors: dict[str, list] = {}
+        source = SOURCES.get(self.source)
+        if source is not None:
+            for other_key, other in SOURCES.items():
+                if other_key == self.source:
+                    continue
+                for field in other.fields:
+                    if field not in source.fields and _is_set(getattr(self, field)):
+                        errors.setdefault(field, []).append(
+                            ValidationError(
+                                _(
+                                    "%(field)s belongs to the %(other)s source, not "
+                                    "%(source)s; clear it (it is %(value)r)."
+                                ),
+                                code="wrong_source",
+                                params={
+                                    "field": field,
+                                    "other": other_key,
+                                    "source": self.source,
+                                    "value": getattr(self, field),
+                                },
+                            )
+                        )
+            try:
+                validate_source(self)
+            except ValidationError as exc:
+                for field, messages in exc.update_error_dict({}).items():
+                    errors.setdefault(field, []).extend(messages)
+        if self.name and self.kind:
+            collision = self._exported_name_collision()
+            if collision:
+                errors.setdefault("name", []).append(collision)
+        if errors:
+            raise ValidationError(errors)
+
+    def _exported_name_collision(self) -> ValidationError | None:
+        mine = set(validators.exported_names(self.name, self.kind, self.unit))
+        others = MetricDefinition.objects.exclude(pk=self.pk).exclude(name=self.name)
+        for name, kind, unit in others.values_list("name", "kind", "unit"):
+            theirs = validators.exported_names(name, kind, unit)
+            if mine & set(theirs):
+                return ValidationError(
+                    _(
+                        "%(name)r would be exported as %(exported)r, which the "
+                        "definition %(other)r (%(kind)s) already exports as; choose "
+                        "another name or unit."
+                    ),
+                    code="exported_name_collision",
+                    params={
+                        "name": self.name,
+                        "exported": sorted(mine & set(theirs))[0],
+                        "other": name,
+                        "kind": kind,
+                    },
+                )
+        return None
+
+
+def _is_set(value) -> bool:
+    return value not in (None, "", {}, [])

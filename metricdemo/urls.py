@@ -1,0 +1,11 @@
+"""Route the metrics endpoint; include it with path("", include("metricdemo.urls"))."""
+
+from django.urls import path
+
+from metricdemo import views
+
+app_name = "metricdemo"
+
+urlpatterns = [
+    path("metrics", views.metrics, name="metrics"),
+]

@@ -1,0 +1,197 @@
+"""Validate names, units and attributes, and compute the exported Prometheus names."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+# The exporter's own name translation, so that collisions are judged exactly as
+# the exporter will write the names.
+from opentelemetry.exporter.prometheus._mapping import (
+    map_unit,
+    sanitize_attribute,
+    sanitize_full_name,
+)
+
+INSTRUMENT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]{0,254}$")
+UNIT_MAX_LENGTH = 63
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Labels the exporter adds itself; an attribute with these names would clash.
+RESERVED_LABEL_PREFIXES = ("__", "otel_scope_")
+SETTING_PATH_RE = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_\-]+)*$")
+MODEL_LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+
+COUNTER = "counter"
+
+
+def validate_metric_name(value: str) -> None:
+    """Refuse names that are not valid OpenTelemetry instrument names."""
+    if not INSTRUMENT_NAME_RE.match(value or ""):
+        raise ValidationError(
+            _(
+                "%(value)r is not a valid instrument name: start with a letter, then "
+                "use up to 254 letters, digits, '_', '.', '/' or '-' "
+                "(for example shop.orders.pending)."
+            ),
+            code="invalid_name",
+            params={"value": value},
+        )
+
+
+def validate_unit(value: str) -> None:
+    """Refuse units that are not ASCII or are longer than 63 characters."""
+    if not value.isascii() or not value.isprintable():
+        raise ValidationError(
+            _(
+                "Unit %(value)r must be printable ASCII, for example s, By, 1 or "
+                "{order}."
+            ),
+            code="invalid_unit",
+            params={"value": value},
+        )
+    if len(value) > UNIT_MAX_LENGTH:
+        raise ValidationError(
+            _("Unit %(value)r is %(length)d characters long; at most 63 are allowed."),
+            code="invalid_unit",
+            params={"value": value, "length": len(value)},
+        )
+    if " " in value:
+        raise ValidationError(
+            _("Unit %(value)r must not contain spaces, for example {order} or By/s."),
+            code="invalid_unit",
+            params={"value": value},
+        )
+
+
+def label_name(key: str) -> str:
+    """Return the Prometheus label name the exporter writes for attribute `key`."""
+    return sanitize_attribute(key)
+
+
+def validate_label_key(key: Any, *, what: str = "Attribute") -> None:
+    """Refuse attribute keys that do not make a usable Prometheus label."""
+    if not isinstance(key, str) or not key:
+        raise ValidationError(
+            _("%(what)s keys must be non-empty strings; got %(key)r."),
+            code="invalid_attributes",
+            params={"what": what, "key": key},
+        )
+    label = label_name(key)
+    if not LABEL_NAME_RE.match(label) or label.startswith(RESERVED_LABEL_PREFIXES):
+        raise ValidationError(
+            _(
+                "%(what)s key %(key)r becomes the label %(label)r, which is not "
+                "allowed: use letters, digits and '_', not starting with '__' or "
+                "'otel_scope_' (for example region)."
+            ),
+            code="invalid_attributes",
+            params={"what": what, "key": key, "label": label},
+        )
+
+
+def validate_attributes(value: Any) -> None:
+    """Refuse attributes that are not a JSON object of string keys to scalars."""
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            _(
+                'Attributes must be a JSON object such as {"region": "eu"}; got '
+                "%(value)r."
+            ),
+            code="invalid_attributes",
+            params={"value": value},
+        )
+    labels: dict[str, str] = {}
+    for key, item in value.items():
+        validate_label_key(key)
+        label = label_name(key)
+        if label in labels:
+            raise ValidationError(
+                _(
+                    "Attribute keys %(first)r and %(second)r both become the label "
+                    "%(label)r; rename one of them."
+                ),
+                code="invalid_attributes",
+                params={"first": labels[label], "second": key, "label": label},
+            )
+        labels[label] = key
+        if not isinstance(item, str | bool | int | float) or (
+            isinstance(item, float) and not math.isfinite(item)
+        ):
+            raise ValidationError(
+                _(
+                    "Attribute %(key)r has the value %(value)r; values must be "
+                    "strings, finite numbers or booleans."
+                ),
+                code="invalid_attributes",
+                params={"key": key, "value": item},
+            )
+
+
+def validate_finite(value: float | None) -> None:
+    """Refuse NaN and infinities."""
+    if value is not None and not math.isfinite(value):
+        raise ValidationError(
+            _("%(value)r is not a finite number; enter a number such as 10 or 2.5."),
+            code="not_finite",
+            params={"value": value},
+        )
+
+
+def validate_setting_path(value: str) -> None:
+    """Refuse setting paths that are not NAME or NAME.key.key."""
+    if not SETTING_PATH_RE.match(value):
+        raise ValidationError(
+            _(
+                "%(value)r is not a setting path: give an upper-case setting name, "
+                "optionally followed by dictionary keys, for example "
+                "SESSION_COOKIE_AGE or CACHES.default.TIMEOUT."
+            ),
+            code="invalid_setting",
+            params={"value": value},
+        )
+
+
+def validate_model_label(value: str) -> None:
+    """Refuse model references that are not app_label.ModelName."""
+    if not MODEL_LABEL_RE.match(value):
+        raise ValidationError(
+            _("%(value)r is not a model reference: use app_label.ModelName, for "
+              "example auth.User."),
+            code="invalid_model",
+            params={"value": value},
+        )
+
+
+def as_number(value: Any) -> float:
+    """Return `value` as a finite float, or raise TypeError/ValueError saying why."""
+    if isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, int | float | Decimal):
+        raise TypeError(f"expected a number, got {value!r} ({type(value).__name__})")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return number
+
+
+def exported_names(name: str, kind: str, unit: str) -> tuple[str, str]:
+    """Return the Prometheus family name and sample name the exporter will write.
+
+    The exporter turns invalid characters into '_', appends the unit suffix,
+    and gives counters the '_total' suffix.
+    """
+    family = sanitize_full_name(name)
+    suffix = map_unit(unit or "")
+    if suffix and not family.endswith("_" + suffix):
+        family = f"{family}_{suffix}"
+    if kind == COUNTER:
+        if family.endswith("_total"):
+            family = family[: -len("_total")]
+        return family, f"{family}_total"
+    return family, family

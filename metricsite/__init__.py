@@ -1,0 +1,1 @@
+"""The demo project that shows metricdemo off."""
