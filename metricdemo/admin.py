@@ -13,7 +13,21 @@ class MetricDefinitionForm(forms.ModelForm):
 
     class Meta:
         model = MetricDefinition
-        fields = "__all__"
+        fields = [
+            "name",
+            "description",
+            "unit",
+            "kind",
+            "enabled",
+            "attributes",
+            "source",
+            "value",
+            "model",
+            "filters",
+            "group_by",
+            "setting",
+            "callback",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -25,7 +39,9 @@ class MetricDefinitionForm(forms.ModelForm):
         if current and current not in dict(choices):
             # Keep a stored name that is no longer registered visible, so the
             # validation message can say what is wrong with it.
-            choices.append((current, _("%(name)s (not registered)") % {"name": current}))
+            choices.append(
+                (current, _("%(name)s (not registered)") % {"name": current})
+            )
         self.fields["callback"] = forms.ChoiceField(
             choices=choices,
             required=False,
@@ -39,20 +55,45 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
     """List, filter, search and edit definitions."""
 
     form = MetricDefinitionForm
-    list_display = ("name", "exported_name", "kind", "source", "unit", "enabled", "updated_at")
+    list_display = (
+        "name",
+        "exported_name",
+        "kind",
+        "source",
+        "unit",
+        "enabled",
+        "updated_at",
+    )
     list_filter = ("enabled", "kind", "source")
     search_fields = ("name", "description", "model", "setting", "callback")
     readonly_fields = ("exported_name", "created_at", "updated_at")
     fieldsets = (
         (
             None,
-            {"fields": ("name", "exported_name", "description", "unit", "kind", "enabled")},
+            {
+                "fields": (
+                    "name",
+                    "exported_name",
+                    "description",
+                    "unit",
+                    "kind",
+                    "enabled",
+                )
+            },
         ),
         (_("Attributes"), {"fields": ("attributes",)}),
         (
             _("Source"),
             {
-                "fields": ("source", "value", "model", "filters", "group_by", "setting", "callback"),
+                "fields": (
+                    "source",
+                    "value",
+                    "model",
+                    "filters",
+                    "group_by",
+                    "setting",
+                    "callback",
+                ),
                 "description": _(
                     "Pick a source, then fill in only its fields: value for a "
                     "constant; model, filters and group by for a row count; setting "
@@ -60,7 +101,10 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        (_("History"), {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
+        (
+            _("History"),
+            {"fields": ("created_at", "updated_at"), "classes": ("collapse",)},
+        ),
     )
 
     @admin.display(description=_("exported as"))

@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Union
 
-AttributeValue = Union[str, bool, int, float]
+AttributeValue = str | bool | int | float
 Attributes = Mapping[str, AttributeValue]
-CallbackResult = Union[float, int, Iterable[tuple[float, Attributes]]]
+CallbackResult = float | int | Iterable[tuple[float, Attributes]]
 CallbackFunc = Callable[[], CallbackResult]
 
 CALLBACK_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")

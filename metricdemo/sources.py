@@ -168,7 +168,11 @@ class SettingSource(Source):
     def validate(self, definition: MetricDefinition) -> None:
         if not definition.setting:
             raise ValidationError(
-                {"setting": _("A setting source needs a setting, e.g. SESSION_COOKIE_AGE.")}
+                {
+                    "setting": _(
+                        "A setting source needs a setting, e.g. SESSION_COOKIE_AGE."
+                    )
+                }
             )
         try:
             self.observe(definition)
@@ -261,7 +265,9 @@ def read_setting(path: str) -> Any:
     for key in keys:
         if isinstance(value, Mapping) and key in value:
             value = value[key]
-        elif isinstance(value, list | tuple) and key.isdigit() and int(key) < len(value):
+        elif (
+            isinstance(value, list | tuple) and key.isdigit() and int(key) < len(value)
+        ):
             value = value[int(key)]
         else:
             raise EvaluationError(f"Setting {walked} has no key {key!r}.")
@@ -294,7 +300,9 @@ def normalize_result(result: Any) -> Observations:
             number = validators.as_number(value)
             validators.validate_attributes(attributes)
         except (TypeError, ValueError, ValidationError) as exc:
-            detail = "; ".join(exc.messages) if isinstance(exc, ValidationError) else exc
+            detail = (
+                "; ".join(exc.messages) if isinstance(exc, ValidationError) else exc
+            )
             raise EvaluationError(
                 f"Callback returned the item {item!r}, which is not a (number, "
                 f"attributes) pair: {detail}."

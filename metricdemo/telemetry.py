@@ -1,4 +1,4 @@
-"""Own the MeterProvider, the Prometheus reader and the instruments made from definitions."""
+"""Own the MeterProvider, the Prometheus reader and the definitions' instruments."""
 
 from __future__ import annotations
 
@@ -88,7 +88,9 @@ class DefinitionInstruments:
             # Before `migrate` the tables do not exist: export nothing from the
             # database, and look again on the next collection.
             self._forget_all()
-            self._log_failure("<definitions>", f"cannot load definitions (has `migrate` run?): {exc}")
+            self._log_failure(
+                "<definitions>", f"cannot load definitions (has `migrate` run?): {exc}"
+            )
             return
         self._clear_failure("<definitions>")
         self._apply(rows)
@@ -117,7 +119,10 @@ class DefinitionInstruments:
             "gauge": self._meter.create_observable_gauge,
         }[kind]
         return create(
-            name, callbacks=[self._callback_for(key)], unit=unit, description=description
+            name,
+            callbacks=[self._callback_for(key)],
+            unit=unit,
+            description=description,
         )
 
     def _callback_for(
@@ -211,7 +216,9 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
         instruments = DefinitionInstruments(meter)
         collector = DefinitionsCollector(private, instruments)
         registry.register(collector)
-        _telemetry = Telemetry(provider, reader, instruments, collector, registry, is_global)
+        _telemetry = Telemetry(
+            provider, reader, instruments, collector, registry, is_global
+        )
         return _telemetry
 
 

@@ -161,8 +161,10 @@ def validate_model_label(value: str) -> None:
     """Refuse model references that are not app_label.ModelName."""
     if not MODEL_LABEL_RE.match(value):
         raise ValidationError(
-            _("%(value)r is not a model reference: use app_label.ModelName, for "
-              "example auth.User."),
+            _(
+                "%(value)r is not a model reference: use app_label.ModelName, for "
+                "example auth.User."
+            ),
             code="invalid_model",
             params={"value": value},
         )

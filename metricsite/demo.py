@@ -1,4 +1,4 @@
-"""The demo's metrics: the seed's manual counter, process callbacks and stored definitions."""
+"""The demo's metrics: a manual counter, process callbacks and stored definitions."""
 
 from __future__ import annotations
 

@@ -23,6 +23,8 @@ class Command(BaseCommand):
                 definition.full_clean()
                 definition.save()
                 created.append(definition.name)
+        if options["verbosity"] < 1:
+            return
         kept = len(DEMO_DEFINITIONS) - len(created)
         for name in created:
             self.stdout.write(f"created {name}")

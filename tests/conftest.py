@@ -1,0 +1,61 @@
+"""Fixtures shared by the test modules."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from metricdemo import register_callback, unregister_callback
+from metricdemo.models import MetricDefinition
+
+
+@pytest.fixture
+def define(db):
+    """Create a definition through full_clean() and save(), as the admin would."""
+
+    def create(**fields) -> MetricDefinition:
+        definition = MetricDefinition(**fields)
+        definition.full_clean()
+        definition.save()
+        return definition
+
+    return create
+
+
+@pytest.fixture
+def callback():
+    """Register callbacks for one test and unregister them afterwards."""
+    names: list[str] = []
+
+    def register(name, func, **kwargs):
+        names.append(name)
+        return register_callback(name, func, **kwargs)
+
+    yield register
+    for name in names:
+        unregister_callback(name)
+
+
+@pytest.fixture
+def orders(db):
+    """Create customers and orders: 3 pending, 2 paid, 1 shipped."""
+    from tests.shop.models import Customer, Order
+
+    de = Customer.objects.create(name="Anna", country="DE")
+    fr = Customer.objects.create(name="Bea", country="FR")
+    nowhere = Customer.objects.create(name="Cid", country=None)
+    day = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    rows = [
+        ("pending", de, 2026),
+        ("pending", de, 2026),
+        ("pending", fr, 2025),
+        ("paid", fr, 2026),
+        ("paid", nowhere, 2026),
+        ("shipped", de, 2026),
+    ]
+    for status, customer, year in rows:
+        Order.objects.create(
+            status=status, customer=customer, created=day.replace(year=year)
+        )
+    return Order.objects.all()

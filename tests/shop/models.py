@@ -1,0 +1,29 @@
+"""Models the tests count rows of."""
+
+from django.db import models
+
+
+class Customer(models.Model):
+    """A customer with a country, for group-by along a relation."""
+
+    name = models.CharField(max_length=100)
+    # NULL on purpose: a group-by over it must export NULL as an empty label.
+    country = models.CharField(max_length=2, blank=True, null=True)  # noqa: DJ001
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Order(models.Model):
+    """An order with a status and a total, for filters and group-by."""
+
+    STATUSES = [("pending", "Pending"), ("paid", "Paid"), ("shipped", "Shipped")]
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, null=True)
+    status = models.CharField(max_length=10, choices=STATUSES, default="pending")
+    total = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    created = models.DateTimeField()
+    express = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.status} order {self.pk}"
