@@ -82,7 +82,11 @@ def registered_callbacks() -> list[RegisteredCallback]:
 def _same_function(a: Callable, b: Callable) -> bool:
     # A module imported twice (autoreload, tests) registers an equal function
     # object that is not the same object; treat it as the same registration.
-    return a is b or (
-        getattr(a, "__module__", None) == getattr(b, "__module__", None)
-        and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None)
-    )
+    return a is b or _origin(a) == _origin(b) is not None
+
+
+def _origin(func: Callable) -> tuple | None:
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return None
+    return (func.__module__, func.__qualname__, code.co_filename, code.co_firstlineno)

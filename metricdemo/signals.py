@@ -6,5 +6,5 @@ from metricdemo.models import ChangeStamp
 
 
 def bump_change_stamp(sender: Any, *, using: str, **kwargs: Any) -> None:
-    """Mark the definitions as changed, in the same transaction as the change."""
+    """Mark the definitions as changed, in the caller's transaction if there is one."""
     ChangeStamp.bump(using)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from contextlib import nullcontext
 from dataclasses import dataclass
 
-from django.db import DatabaseError, router, transaction
+from django.db import DatabaseError, router
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -17,7 +16,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.registry import Collector
 
 import metricdemo
-from metricdemo import sources
+from metricdemo import evaluation
 from metricdemo.conf import app_settings
 
 logger = logging.getLogger("metricdemo")
@@ -79,7 +78,7 @@ class DefinitionInstruments:
 
         using = router.db_for_read(MetricDefinition)
         try:
-            with _savepoint_if_in_transaction(using):
+            with evaluation._savepoint_if_in_transaction(using):
                 token = ChangeStamp.current(using)
                 if token == self._token:
                     return
@@ -134,20 +133,14 @@ class DefinitionInstruments:
         return callback
 
     def _evaluate(self, item: ActiveDefinition) -> list[Observation]:
-        definition = item.definition
-        source = sources.SOURCES[definition.source]
-        try:
-            if source.uses_database:
-                using = router.db_for_read(type(definition))
-                with _savepoint_if_in_transaction(using):
-                    pairs = sources.observe(definition)
-            else:
-                pairs = sources.observe(definition)
-        except Exception as exc:  # noqa: BLE001 - one definition must not fail all
-            self._log_failure(item.name, _describe(exc))
+        result = evaluation.evaluate(item.definition)
+        if not result.ok:
+            self._log_failure(item.name, result.error)
             return []
         self._clear_failure(item.name)
-        return [Observation(value, attributes) for value, attributes in pairs]
+        return [
+            Observation(value, attributes) for value, attributes in result.observations
+        ]
 
     def _log_failure(self, name: str, message: str) -> None:
         # Log a failure once, not on every scrape, until it changes or recovers.
@@ -239,20 +232,3 @@ def _set_global_meter_provider(provider: MeterProvider) -> bool:
         return False
     otel_metrics.set_meter_provider(provider)
     return otel_metrics.get_meter_provider() is provider
-
-
-def _savepoint_if_in_transaction(using: str):
-    # On PostgreSQL a failed query aborts the surrounding transaction; a
-    # savepoint keeps the caller's transaction usable. Outside a transaction
-    # (the usual scrape) no savepoint, and no extra query, is needed.
-    from django.db import connections
-
-    if connections[using].in_atomic_block:
-        return transaction.atomic(using=using)
-    return nullcontext()
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, sources.EvaluationError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"

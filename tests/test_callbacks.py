@@ -49,6 +49,15 @@ def test_bad_names_are_refused(name):
         register_callback(name, lambda: 1)
 
 
+def test_two_lambdas_are_different_functions():
+    register_callback("test.lambda", lambda: 1)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_callback("test.lambda", lambda: 2)
+    finally:
+        unregister_callback("test.lambda")
+
+
 def test_non_callable_is_refused():
     with pytest.raises(ValueError, match="callable"):
         register_callback("test.nothing", 42)

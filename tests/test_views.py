@@ -217,7 +217,7 @@ def test_callback__number_and_series(client, define, callback):
 
 
 def test_failing_definition_is_left_out_and_the_rest_export(client, define, callback):
-    """A raising callback, a missing setting and a bad result leave only themselves out."""
+    """A raising callback, a lost setting and a bad result leave only themselves out."""
     state = {"fail": True}
 
     def flaky():
