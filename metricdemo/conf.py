@@ -13,6 +13,18 @@ DEFAULTS: dict[str, Any] = {
     "SET_GLOBAL_METER_PROVIDER": True,
     # The instrumentation scope of database-defined instruments.
     "METER_NAME": "metricdemo",
+    # Seconds a definition's evaluation may take when it sets no timeout.
+    "TIMEOUT": 5.0,
+    # Threads that evaluate row counts and callbacks, so a slow one cannot
+    # hold up the scrape past its timeout.
+    "EVALUATION_THREADS": 4,
+    # The Django cache (an alias of CACHES) that keeps values of definitions
+    # with cache_seconds > 0; a shared cache shares them between processes.
+    "CACHE": "default",
+    # When set, /metrics requires "Authorization: Bearer <AUTH_TOKEN>".
+    "AUTH_TOKEN": None,
+    # When non-empty, only these addresses or networks may read /metrics.
+    "ALLOWED_IPS": [],
 }
 
 

@@ -1,20 +1,36 @@
-"""Evaluate definitions into observations, one at a time or for a whole collection."""
+"""Evaluate definitions into observations, with timeouts, caching and isolation."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import queue
+import threading
 import time
-from collections.abc import Iterable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.cache import caches
 from django.db import connections, router, transaction
 
 from metricdemo import sources
+from metricdemo.conf import app_settings
+
+logger = logging.getLogger("metricdemo")
 
 SUCCESS = "success"
 ERROR = "error"
 TIMEOUT = "timeout"
+CACHED = "cached"
+OUTCOMES = (SUCCESS, ERROR, TIMEOUT, CACHED)
+
+Observations = list[tuple[float, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -23,30 +39,146 @@ class Evaluation:
 
     name: str
     outcome: str
-    observations: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    observations: Observations = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        """Return whether the definition produced its series."""
-        return self.outcome == SUCCESS
+        """Return whether the definition produced its series (fresh or cached)."""
+        return self.outcome in (SUCCESS, CACHED)
 
 
 def evaluate(definition: Any, *, timeout: float | None = None) -> Evaluation:
-    """Evaluate one definition (saved or not), never raising for its failures."""
+    """Evaluate one definition (saved or not) without the cache; never raise."""
     (result,) = evaluate_many([definition], timeout=timeout)
     return result
 
 
 def evaluate_many(
-    definitions: Iterable[Any], *, timeout: float | None = None
+    definitions: Sequence[Any], *, timeout: float | None = None
 ) -> list[Evaluation]:
-    """Evaluate definitions in order; each failure is confined to its definition."""
-    return [_evaluate_one(definition) for definition in definitions]
+    """Evaluate definitions without the cache, each bounded by its timeout."""
+    return get_evaluator().evaluate_many(definitions, timeout=timeout)
 
 
-def _evaluate_one(definition: Any) -> Evaluation:
+def timeout_of(definition: Any) -> float:
+    """Return the seconds `definition` may take: its own timeout or the default."""
+    return float(getattr(definition, "timeout", None) or app_settings.TIMEOUT)
+
+
+class Evaluator:
+    """Run evaluations: cheap sources inline, the rest on worker threads.
+
+    A row count or callback runs on a worker thread so that the caller can stop
+    waiting at its timeout. An evaluation that is still running is never
+    started a second time; the definition counts as timed out until it ends.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self._pool = _WorkerPool(threads)
+        self._running: dict[Any, Future] = {}
+        self._lock = threading.Lock()
+
+    def collect(self, definitions: Sequence[Any]) -> list[Evaluation]:
+        """Serve cached values, then evaluate and cache the rest."""
+        cached = _read_cache(definitions)
+        results: list[Evaluation | None] = [
+            cached.get(i) for i in range(len(definitions))
+        ]
+        todo = [i for i, result in enumerate(results) if result is None]
+        fresh = self.evaluate_many([definitions[i] for i in todo])
+        for i, result in zip(todo, fresh, strict=True):
+            results[i] = result
+        _write_cache(
+            [(definitions[i], result) for i, result in zip(todo, fresh, strict=True)]
+        )
+        return results  # type: ignore[return-value]
+
+    def evaluate_many(
+        self, definitions: Sequence[Any], *, timeout: float | None = None
+    ) -> list[Evaluation]:
+        """Evaluate each definition once, waiting for none beyond its timeout."""
+        results: list[Evaluation | None] = [None] * len(definitions)
+        waiting: list[tuple[float, int, Future, float]] = []
+        for i, definition in enumerate(definitions):
+            source = sources.SOURCES.get(definition.source)
+            if source is None or not source.blocking:
+                results[i] = _evaluate_here(definition)
+                continue
+            seconds = timeout if timeout is not None else timeout_of(definition)
+            future = self._start(definition, seconds)
+            if future is None:
+                results[i] = Evaluation(
+                    definition.name,
+                    TIMEOUT,
+                    error="The previous evaluation is still running.",
+                )
+                continue
+            waiting.append((time.monotonic() + seconds, i, future, seconds))
+        for deadline, i, future, seconds in sorted(waiting, key=lambda w: w[0]):
+            try:
+                results[i] = future.result(max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                if not future.cancel():
+                    self._pool.replace_stuck_worker(future)
+                results[i] = Evaluation(
+                    definitions[i].name,
+                    TIMEOUT,
+                    error=f"No result within the timeout of {seconds:g} s.",
+                    seconds=seconds,
+                )
+        return results  # type: ignore[return-value]
+
+    def _start(self, definition: Any, seconds: float) -> Future | None:
+        key = (definition.pk, definition.name) if definition.pk else None
+        with self._lock:
+            if key is not None and key in self._running:
+                return None
+            future = self._pool.submit(lambda: _evaluate_on_worker(definition, seconds))
+            if key is not None:
+                self._running[key] = future
+        if key is not None:
+            # Outside the lock: a future that is already done runs this at once.
+            future.add_done_callback(lambda f: self._finished(key, f))
+        return future
+
+    def _finished(self, key: Any, future: Future) -> None:
+        with self._lock:
+            if self._running.get(key) is future:
+                del self._running[key]
+
+    def close_connections(self) -> None:
+        """Close the database connections the worker threads hold."""
+        self._pool.broadcast(connections.close_all)
+
+
+_evaluator: Evaluator | None = None
+_evaluator_lock = threading.Lock()
+
+
+def get_evaluator() -> Evaluator:
+    """Return the process's evaluator, created on first use."""
+    global _evaluator
+    if _evaluator is None:
+        with _evaluator_lock:
+            if _evaluator is None:
+                _evaluator = Evaluator(int(app_settings.EVALUATION_THREADS))
+    return _evaluator
+
+
+def _forget_evaluator_after_fork() -> None:
+    # Worker threads do not survive fork(); a forked child (a preloaded
+    # gunicorn worker) starts a fresh evaluator on first use.
+    global _evaluator, _evaluator_lock
+    _evaluator = None
+    _evaluator_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_evaluator_after_fork)
+
+
+def _evaluate_here(definition: Any) -> Evaluation:
     started = time.perf_counter()
     source = sources.SOURCES.get(definition.source)
     try:
@@ -62,6 +194,57 @@ def _evaluate_one(definition: Any) -> Evaluation:
             definition.name, ERROR, error=describe(exc), seconds=_since(started)
         )
     return Evaluation(definition.name, SUCCESS, pairs, seconds=_since(started))
+
+
+def _evaluate_on_worker(definition: Any, seconds: float) -> Evaluation:
+    source = sources.SOURCES[definition.source]
+    try:
+        if not source.uses_database:
+            return _evaluate_here(definition)
+        connection = connections[router.db_for_read(type(definition))]
+        connection.close_if_unusable_or_obsolete()
+        with statement_timeout(connection, seconds):
+            return _evaluate_here(definition)
+    finally:
+        # Honour CONN_MAX_AGE as a request does, for every connection the
+        # evaluation (or a callback's own queries) opened on this thread.
+        for connection in connections.all(initialized_only=True):
+            connection.close_if_unusable_or_obsolete()
+
+
+@contextmanager
+def statement_timeout(connection: Any, seconds: float) -> Iterator[None]:
+    """Bound the queries run in this block in the database itself, where it can.
+
+    PostgreSQL and MariaDB/MySQL get a session timeout, set again only when it
+    changes; SQLite gets a progress handler that interrupts the query.
+    """
+    connection.ensure_connection()
+    vendor = connection.vendor
+    if vendor == "sqlite":
+        deadline = time.monotonic() + seconds
+        raw = connection.connection
+        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        try:
+            yield
+        finally:
+            raw.set_progress_handler(None, 0)
+        return
+    statement = None
+    if vendor == "postgresql":
+        statement = f"SET statement_timeout = {int(seconds * 1000)}"
+    elif vendor == "mysql":
+        statement = (
+            f"SET SESSION max_statement_time = {seconds:.3f}"
+            if connection.mysql_is_mariadb
+            else f"SET SESSION max_execution_time = {int(seconds * 1000)}"
+        )
+    marker = (id(connection.connection), statement)
+    if statement and getattr(connection, "_metricdemo_timeout", None) != marker:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+        connection._metricdemo_timeout = marker
+    yield
 
 
 def describe(exc: BaseException) -> str:
@@ -82,3 +265,168 @@ def _savepoint_if_in_transaction(using: str):
     if connections[using].in_atomic_block:
         return transaction.atomic(using=using)
     return nullcontext()
+
+
+# Caching -------------------------------------------------------------------
+
+_CACHE_FIELDS = (
+    "name",
+    "kind",
+    "unit",
+    "attributes",
+    "source",
+    "value",
+    "model",
+    "filters",
+    "group_by",
+    "setting",
+    "callback",
+)
+
+
+def cache_key(definition: Any) -> str:
+    """Return the cache key of a definition's value; any edit changes it."""
+    params = {name: getattr(definition, name, None) for name in _CACHE_FIELDS}
+    digest = hashlib.sha256(
+        json.dumps(params, sort_keys=True, default=str).encode()
+    ).hexdigest()[:32]
+    return f"metricdemo:value:{digest}"
+
+
+def _cached_definitions(definitions: Sequence[Any]) -> dict[int, str]:
+    return {
+        i: cache_key(d)
+        for i, d in enumerate(definitions)
+        if getattr(d, "cache_seconds", 0)
+    }
+
+
+def _read_cache(definitions: Sequence[Any]) -> dict[int, Evaluation]:
+    keys = _cached_definitions(definitions)
+    if not keys:
+        return {}
+    found = _cache_call(lambda cache: cache.get_many(list(keys.values())), {})
+    hits = {}
+    for i, key in keys.items():
+        if key in found:
+            observations = [(value, dict(attrs)) for value, attrs in found[key]]
+            hits[i] = Evaluation(definitions[i].name, CACHED, observations)
+    return hits
+
+
+def _write_cache(results: Sequence[tuple[Any, Evaluation]]) -> None:
+    by_lifetime: dict[int, dict[str, Observations]] = {}
+    for definition, result in results:
+        seconds = getattr(definition, "cache_seconds", 0)
+        if seconds and result.outcome == SUCCESS:
+            by_lifetime.setdefault(seconds, {})[cache_key(definition)] = (
+                result.observations
+            )
+    for seconds, values in by_lifetime.items():
+        _cache_call(
+            lambda cache, v=values, s=seconds: cache.set_many(v, timeout=s), None
+        )
+
+
+_cache_failed = False
+
+
+def _cache_call(call: Callable[[Any], Any], fallback: Any) -> Any:
+    # An unreachable cache must not fail the scrape: evaluate instead.
+    global _cache_failed
+    try:
+        result = call(caches[app_settings.CACHE])
+    except Exception as exc:  # noqa: BLE001
+        if not _cache_failed:
+            logger.warning("The metricdemo cache cannot be used: %s", describe(exc))
+        _cache_failed = True
+        return fallback
+    if _cache_failed:
+        logger.info("The metricdemo cache works again.")
+    _cache_failed = False
+    return result
+
+
+# Worker threads --------------------------------------------------------------
+
+
+class _WorkerPool:
+    """Daemon worker threads, so a hung callback never blocks interpreter exit.
+
+    ThreadPoolExecutor joins its threads at exit, which a callback that never
+    returns would turn into a hang; these threads are daemons instead, and a
+    worker stuck past its timeout is replaced so the pool keeps its capacity.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = max(1, size)
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._stuck: set[Future] = set()
+
+    def submit(self, fn: Callable[[], Any]) -> Future:
+        """Queue `fn` and return its future."""
+        future: Future = Future()
+        self._tasks.put((future, fn))
+        self._grow()
+        return future
+
+    def replace_stuck_worker(self, future: Future) -> None:
+        """Add a thread for the one running `future` past its timeout."""
+        with self._lock:
+            if future.done():
+                return
+            self._stuck.add(future)
+        self._grow()
+
+    def broadcast(self, fn: Callable[[], Any], timeout: float = 5.0) -> None:
+        """Run `fn` once on every idle worker thread (e.g. to close connections)."""
+        with self._lock:
+            count = sum(t.is_alive() for t in self._threads)
+        barrier = threading.Barrier(count + 1) if count else None
+        for _ in range(count):
+            self.submit(lambda: _run_then_wait(fn, barrier, timeout))
+        if barrier is not None:
+            try:
+                barrier.wait(timeout)
+            except threading.BrokenBarrierError:
+                pass
+
+    def _grow(self) -> None:
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < self._size + len(self._stuck):
+                thread = threading.Thread(
+                    target=self._work, name="metricdemo-evaluation", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            future, fn = self._tasks.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+                future.set_exception(exc)
+            with self._lock:
+                if future in self._stuck:
+                    # This thread was replaced while stuck; leave now.
+                    self._stuck.discard(future)
+                    self._threads.remove(threading.current_thread())
+                    return
+
+
+def _run_then_wait(fn: Callable[[], Any], barrier: Any, timeout: float) -> None:
+    try:
+        fn()
+    finally:
+        # Hold this thread until every worker has taken one task, so each
+        # worker runs `fn` exactly once.
+        try:
+            barrier.wait(timeout)
+        except threading.BrokenBarrierError:
+            pass

@@ -209,6 +209,24 @@ class MetricDefinition(models.Model):
             "metricdemo.register_callback(). Example: process.cpu_time."
         ),
     )
+    timeout = models.FloatField(
+        _("timeout"),
+        null=True,
+        blank=True,
+        validators=[validators.validate_timeout],
+        help_text=_(
+            "Seconds one evaluation may take before it is left out of the scrape "
+            "and counted as a timeout; empty uses METRICDEMO['TIMEOUT']. Example: 2."
+        ),
+    )
+    cache_seconds = models.PositiveIntegerField(
+        _("cache seconds"),
+        default=0,
+        help_text=_(
+            "Serve the last good value for this many seconds without evaluating "
+            "again; 0 evaluates on every scrape. Example: 60 for a slow count."
+        ),
+    )
     enabled = models.BooleanField(
         _("enabled"),
         default=True,

@@ -32,6 +32,8 @@ class Source(ABC):
     fields: ClassVar[tuple[str, ...]] = ()
     #: Whether observing runs database queries.
     uses_database: ClassVar[bool] = False
+    #: Whether observing may block, so it runs on a worker thread with a timeout.
+    blocking: ClassVar[bool] = False
 
     @abstractmethod
     def validate(self, definition: MetricDefinition) -> None:
@@ -68,6 +70,7 @@ class RowCountSource(Source):
 
     fields: ClassVar[tuple[str, ...]] = ("model", "filters", "group_by")
     uses_database: ClassVar[bool] = True
+    blocking: ClassVar[bool] = True
 
     def validate(self, definition: MetricDefinition) -> None:
         if not definition.model:
@@ -194,6 +197,7 @@ class CallbackSource(Source):
     """Call a function registered in code with metricdemo.register_callback()."""
 
     fields: ClassVar[tuple[str, ...]] = ("callback",)
+    blocking: ClassVar[bool] = True
 
     def validate(self, definition: MetricDefinition) -> None:
         if not definition.callback:

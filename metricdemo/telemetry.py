@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import DatabaseError, router
 from opentelemetry import metrics as otel_metrics
@@ -30,11 +33,31 @@ class ActiveDefinition:
     """An enabled definition as loaded, with the key of its instrument."""
 
     key: InstrumentKey
-    definition: object  # a detached MetricDefinition row
+    definition: Any  # a detached MetricDefinition row
 
     @property
     def name(self) -> str:
         return self.key[0]
+
+
+@dataclass
+class DefinitionStats:
+    """What the self-metrics report about one definition."""
+
+    outcomes: Counter = field(default_factory=Counter)
+    seconds: float | None = None
+    last_success: float | None = None
+
+
+# The app's own metrics, exported next to the definitions; their exported names
+# are reserved so no definition can take them.
+SELF_METRICS = {
+    "evaluations": "metricdemo.evaluations",
+    "duration": "metricdemo.evaluation.duration",
+    "last_success": "metricdemo.last_success.timestamp",
+    "loads": "metricdemo.definitions.loads",
+    "active": "metricdemo.definitions.active",
+}
 
 
 class DefinitionInstruments:
@@ -53,7 +76,10 @@ class DefinitionInstruments:
         self._observations: dict[InstrumentKey, list[Observation]] = {}
         self._token: str | None = None
         self._failures: dict[str, str] = {}
+        self._stats: dict[str, DefinitionStats] = {}
+        self._loads: Counter = Counter()
         self._lock = threading.RLock()
+        self._create_self_metrics()
 
     @property
     def active(self) -> list[ActiveDefinition]:
@@ -64,13 +90,17 @@ class DefinitionInstruments:
         """Reload definitions if they changed, then evaluate them for one collection."""
         with self._lock:
             self.refresh()
-            self._observations = {
-                key: observations
-                for key, observations in (
-                    (item.key, self._evaluate(item)) for item in self._active.values()
-                )
-                if observations
-            }
+            items = list(self._active.values())
+            results = evaluation.get_evaluator().collect([i.definition for i in items])
+            observations = {}
+            for item, result in zip(items, results, strict=True):
+                self._record(item.name, result)
+                if result.ok and result.observations:
+                    observations[item.key] = [
+                        Observation(value, attributes)
+                        for value, attributes in result.observations
+                    ]
+            self._observations = observations
 
     def refresh(self) -> None:
         """Reload the enabled definitions when the change stamp moved."""
@@ -81,16 +111,22 @@ class DefinitionInstruments:
             with evaluation._savepoint_if_in_transaction(using):
                 token = ChangeStamp.current(using)
                 if token == self._token:
+                    self._loads["unchanged"] += 1
                     return
                 rows = list(MetricDefinition.objects.using(using).filter(enabled=True))
         except DatabaseError as exc:
-            # Before `migrate` the tables do not exist: export nothing from the
-            # database, and look again on the next collection.
-            self._forget_all()
+            # The database is down, locked, or not migrated yet: keep exporting
+            # the definitions loaded last (none before the first load) and try
+            # again on the next collection.
+            self._loads["error"] += 1
+            self._token = None
             self._log_failure(
-                "<definitions>", f"cannot load definitions (has `migrate` run?): {exc}"
+                "<definitions>",
+                f"cannot load definitions, keeping the {len(self._active)} loaded "
+                f"before (is the database up and migrated?): {exc}",
             )
             return
+        self._loads["reloaded"] += 1
         self._clear_failure("<definitions>")
         self._apply(rows)
         self._token = token
@@ -103,12 +139,11 @@ class DefinitionInstruments:
             if key not in self._instruments:
                 self._instruments[key] = self._create_instrument(key)
         self._active = active
-        for name in set(self._failures) - {item.name for item in active.values()}:
+        names = {item.name for item in active.values()}
+        for name in set(self._failures) - names - {"<definitions>"}:
             self._failures.pop(name, None)
-
-    def _forget_all(self) -> None:
-        self._active = {}
-        self._token = None
+        for name in set(self._stats) - names:
+            del self._stats[name]
 
     def _create_instrument(self, key: InstrumentKey):
         name, kind, unit, description = key
@@ -132,15 +167,74 @@ class DefinitionInstruments:
 
         return callback
 
-    def _evaluate(self, item: ActiveDefinition) -> list[Observation]:
-        result = evaluation.evaluate(item.definition)
-        if not result.ok:
-            self._log_failure(item.name, result.error)
-            return []
-        self._clear_failure(item.name)
-        return [
-            Observation(value, attributes) for value, attributes in result.observations
-        ]
+    def _record(self, name: str, result: evaluation.Evaluation) -> None:
+        stats = self._stats.setdefault(name, DefinitionStats())
+        stats.outcomes[result.outcome] += 1
+        if result.outcome != evaluation.CACHED:
+            stats.seconds = result.seconds
+        if result.outcome == evaluation.SUCCESS:
+            stats.last_success = time.time()
+        if result.ok:
+            self._clear_failure(name)
+        else:
+            self._log_failure(name, result.error)
+
+    def _create_self_metrics(self) -> None:
+        meter = self._meter
+
+        def per_definition(read: Callable[[DefinitionStats], float | None]):
+            def callback(options: CallbackOptions) -> Iterable[Observation]:
+                for name, stats in list(self._stats.items()):
+                    value = read(stats)
+                    if value is not None:
+                        yield Observation(value, {"definition": name})
+
+            return callback
+
+        def evaluations(options: CallbackOptions) -> Iterable[Observation]:
+            for name, stats in list(self._stats.items()):
+                for outcome in evaluation.OUTCOMES:
+                    yield Observation(
+                        stats.outcomes[outcome],
+                        {"definition": name, "outcome": outcome},
+                    )
+
+        meter.create_observable_counter(
+            SELF_METRICS["evaluations"],
+            callbacks=[evaluations],
+            unit="{evaluation}",
+            description="Evaluations of each metric definition, by outcome.",
+        )
+        meter.create_observable_gauge(
+            SELF_METRICS["duration"],
+            callbacks=[per_definition(lambda stats: stats.seconds)],
+            unit="s",
+            description="Time the last evaluation of each metric definition took.",
+        )
+        meter.create_observable_gauge(
+            SELF_METRICS["last_success"],
+            callbacks=[per_definition(lambda stats: stats.last_success)],
+            unit="s",
+            description="Unix time of each metric definition's last successful "
+            "evaluation.",
+        )
+        meter.create_observable_counter(
+            SELF_METRICS["loads"],
+            callbacks=[
+                lambda options: [
+                    Observation(self._loads[outcome], {"outcome": outcome})
+                    for outcome in ("unchanged", "reloaded", "error")
+                ]
+            ],
+            unit="{check}",
+            description="Checks for changed metric definitions, by outcome.",
+        )
+        meter.create_observable_gauge(
+            SELF_METRICS["active"],
+            callbacks=[lambda options: [Observation(len(self._active))]],
+            unit="{definition}",
+            description="Enabled metric definitions this process exports.",
+        )
 
     def _log_failure(self, name: str, message: str) -> None:
         # Log a failure once, not on every scrape, until it changes or recovers.
@@ -172,7 +266,10 @@ class DefinitionsCollector(Collector):
 
     def collect(self):
         with self._lock:
-            self._instruments.prepare()
+            try:
+                self._instruments.prepare()
+            except Exception:  # noqa: BLE001 - never turn a scrape into a 500
+                logger.exception("Preparing the metric definitions failed.")
             families = list(self._private.collect())
         yield from families
 

@@ -143,6 +143,22 @@ def validate_finite(value: float | None) -> None:
         )
 
 
+TIMEOUT_MAX = 300.0
+
+
+def validate_timeout(value: float | None) -> None:
+    """Refuse timeouts that are not between 0 and 300 seconds."""
+    if value is not None and not (0 < value <= TIMEOUT_MAX):
+        raise ValidationError(
+            _(
+                "A timeout of %(value)r seconds is not allowed: give more than 0 and "
+                "at most 300 seconds, for example 2.5."
+            ),
+            code="invalid_timeout",
+            params={"value": value},
+        )
+
+
 def validate_setting_path(value: str) -> None:
     """Refuse setting paths that are not NAME or NAME.key.key."""
     if not SETTING_PATH_RE.match(value):

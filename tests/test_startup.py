@@ -46,11 +46,19 @@ def test_before_migrate_metrics_is_empty_but_valid(tmp_path):
     )
     families = parse(result.stdout)
     assert value(families, "metricdemo_demo_counter_total", const_attr_1="1") == 11.0
-    assert not any(
-        s.labels.get("otel_scope_name") == "metricdemo"
-        for f in families.values()
-        for s in f.samples
-    )
+    # Only the app's self-metrics come from its meter, and they say why.
+    from_definitions = {
+        family.name
+        for family in families.values()
+        for sample in family.samples
+        if sample.labels.get("otel_scope_name") == "metricdemo"
+    }
+    assert from_definitions == {
+        "metricdemo_definitions_loads",
+        "metricdemo_definitions_active",
+    }
+    assert value(families, "metricdemo_definitions_loads_total", outcome="error") == 1
+    assert value(families, "metricdemo_definitions_active") == 0
 
 
 def test_after_migrate_the_same_process_exports_definitions(tmp_path):

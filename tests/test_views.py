@@ -12,6 +12,8 @@ from tests.scraping import scrape, series, value
 pytestmark = pytest.mark.django_db
 
 
+# Row counts run on worker threads with their own connections: commit the rows.
+@pytest.mark.django_db(transaction=True)
 def test_seed_parity__manual_counter_and_observable_counter(client):
     """The demo exports the seed example's two counters with their attributes."""
     call_command("load_demo_metrics", stdout=None)
@@ -35,6 +37,8 @@ def test_seed_parity__manual_counter_and_observable_counter(client):
     assert sample.labels["otel_scope_name"] == "metricdemo"
 
 
+# Row counts run on worker threads with their own connections: commit the rows.
+@pytest.mark.django_db(transaction=True)
 def test_demo_definitions_cover_every_source(client, django_user_model):
     """Row counts, a setting and the process callbacks of the demo all export."""
     call_command("load_demo_metrics", stdout=None)
@@ -118,6 +122,8 @@ def test_units_and_kinds_shape_the_exported_name(
     assert family.type == family_type
 
 
+# Row counts run on worker threads with their own connections: commit the rows.
+@pytest.mark.django_db(transaction=True)
 def test_row_count__plain_filtered_and_grouped(client, define, orders):
     define(name="shop.orders", source="row_count", model="shop.Order")
     define(
@@ -157,6 +163,8 @@ def test_row_count__plain_filtered_and_grouped(client, define, orders):
     }
 
 
+# Row counts run on worker threads with their own connections: commit the rows.
+@pytest.mark.django_db(transaction=True)
 def test_row_count__empty_group_by_exports_no_series(client, define):
     define(
         name="shop.orders.by_status",
