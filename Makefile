@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv lint format clean
+.PHONY: run serve test venv lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ run: venv
 	@echo "    $(BIN)/python manage.py createsuperuser"
 	@echo
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+# The demo under gunicorn with three workers (see gunicorn.conf.py).
+serve: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py load_demo_metrics
+	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py
 
 test: venv
 	$(BIN)/python -m pytest

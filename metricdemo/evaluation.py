@@ -198,13 +198,26 @@ def _evaluate_here(definition: Any) -> Evaluation:
 
 def _evaluate_on_worker(definition: Any, seconds: float) -> Evaluation:
     source = sources.SOURCES[definition.source]
+    started = time.perf_counter()
     try:
         if not source.uses_database:
             return _evaluate_here(definition)
         connection = connections[router.db_for_read(type(definition))]
         connection.close_if_unusable_or_obsolete()
         with statement_timeout(connection, seconds):
-            return _evaluate_here(definition)
+            result = _evaluate_here(definition)
+        if result.outcome == ERROR and connection.errors_occurred:
+            if connection.connection is not None and not connection.is_usable():
+                # A kept connection died with its server (a restart): try once
+                # more on a new one rather than fail until CONN_MAX_AGE ends.
+                connection.close()
+                with statement_timeout(connection, seconds):
+                    result = _evaluate_here(definition)
+        return result
+    except Exception as exc:  # noqa: BLE001 - e.g. the database refused to connect
+        return Evaluation(
+            definition.name, ERROR, error=describe(exc), seconds=_since(started)
+        )
     finally:
         # Honour CONN_MAX_AGE as a request does, for every connection the
         # evaluation (or a callback's own queries) opened on this thread.

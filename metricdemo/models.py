@@ -290,7 +290,23 @@ class MetricDefinition(models.Model):
             raise ValidationError(errors)
 
     def _exported_name_collision(self) -> ValidationError | None:
+        from metricdemo.telemetry import SELF_METRICS
+
         mine = set(validators.exported_names(self.name, self.kind, self.unit))
+        for name, kind, unit in SELF_METRICS.values():
+            if mine & set(validators.exported_names(name, kind, unit)):
+                return ValidationError(
+                    _(
+                        "%(name)r would be exported as %(exported)r, which metricdemo "
+                        "uses for its own metric %(other)r; choose another name."
+                    ),
+                    code="reserved_name",
+                    params={
+                        "name": self.name,
+                        "exported": validators.exported_names(name, kind, unit)[1],
+                        "other": name,
+                    },
+                )
         others = MetricDefinition.objects.exclude(pk=self.pk).exclude(name=self.name)
         for name, kind, unit in others.values_list("name", "kind", "unit"):
             theirs = validators.exported_names(name, kind, unit)

@@ -49,14 +49,14 @@ class DefinitionStats:
     last_success: float | None = None
 
 
-# The app's own metrics, exported next to the definitions; their exported names
-# are reserved so no definition can take them.
+# The app's own metrics, exported next to the definitions, as
+# (instrument name, kind, unit); their exported names are reserved.
 SELF_METRICS = {
-    "evaluations": "metricdemo.evaluations",
-    "duration": "metricdemo.evaluation.duration",
-    "last_success": "metricdemo.last_success.timestamp",
-    "loads": "metricdemo.definitions.loads",
-    "active": "metricdemo.definitions.active",
+    "evaluations": ("metricdemo.evaluations", "counter", "{evaluation}"),
+    "duration": ("metricdemo.evaluation.duration", "gauge", "s"),
+    "last_success": ("metricdemo.last_success.timestamp", "gauge", "s"),
+    "loads": ("metricdemo.definitions.loads", "counter", "{check}"),
+    "active": ("metricdemo.definitions.active", "gauge", "{definition}"),
 }
 
 
@@ -76,6 +76,7 @@ class DefinitionInstruments:
         self._observations: dict[InstrumentKey, list[Observation]] = {}
         self._token: str | None = None
         self._failures: dict[str, str] = {}
+        self._load_failure: str | None = None
         self._stats: dict[str, DefinitionStats] = {}
         self._loads: Counter = Counter()
         self._lock = threading.RLock()
@@ -102,6 +103,10 @@ class DefinitionInstruments:
                     ]
             self._observations = observations
 
+    def forget_observations(self) -> None:
+        """Export nothing from definitions until the next successful preparation."""
+        self._observations = {}
+
     def refresh(self) -> None:
         """Reload the enabled definitions when the change stamp moved."""
         from metricdemo.models import ChangeStamp, MetricDefinition
@@ -120,14 +125,20 @@ class DefinitionInstruments:
             # again on the next collection.
             self._loads["error"] += 1
             self._token = None
-            self._log_failure(
-                "<definitions>",
-                f"cannot load definitions, keeping the {len(self._active)} loaded "
-                f"before (is the database up and migrated?): {exc}",
-            )
+            message = str(exc)
+            if self._load_failure != message:
+                self._load_failure = message
+                logger.warning(
+                    "Cannot load the metric definitions (is the database up and "
+                    "migrated?); exporting the %d loaded before: %s",
+                    len(self._active),
+                    message,
+                )
             return
         self._loads["reloaded"] += 1
-        self._clear_failure("<definitions>")
+        if self._load_failure is not None:
+            self._load_failure = None
+            logger.info("The metric definitions load again.")
         self._apply(rows)
         self._token = token
 
@@ -140,7 +151,7 @@ class DefinitionInstruments:
                 self._instruments[key] = self._create_instrument(key)
         self._active = active
         names = {item.name for item in active.values()}
-        for name in set(self._failures) - names - {"<definitions>"}:
+        for name in set(self._failures) - names:
             self._failures.pop(name, None)
         for name in set(self._stats) - names:
             del self._stats[name]
@@ -200,26 +211,26 @@ class DefinitionInstruments:
                     )
 
         meter.create_observable_counter(
-            SELF_METRICS["evaluations"],
+            SELF_METRICS["evaluations"][0],
             callbacks=[evaluations],
             unit="{evaluation}",
             description="Evaluations of each metric definition, by outcome.",
         )
         meter.create_observable_gauge(
-            SELF_METRICS["duration"],
+            SELF_METRICS["duration"][0],
             callbacks=[per_definition(lambda stats: stats.seconds)],
             unit="s",
             description="Time the last evaluation of each metric definition took.",
         )
         meter.create_observable_gauge(
-            SELF_METRICS["last_success"],
+            SELF_METRICS["last_success"][0],
             callbacks=[per_definition(lambda stats: stats.last_success)],
             unit="s",
             description="Unix time of each metric definition's last successful "
             "evaluation.",
         )
         meter.create_observable_counter(
-            SELF_METRICS["loads"],
+            SELF_METRICS["loads"][0],
             callbacks=[
                 lambda options: [
                     Observation(self._loads[outcome], {"outcome": outcome})
@@ -230,7 +241,7 @@ class DefinitionInstruments:
             description="Checks for changed metric definitions, by outcome.",
         )
         meter.create_observable_gauge(
-            SELF_METRICS["active"],
+            SELF_METRICS["active"][0],
             callbacks=[lambda options: [Observation(len(self._active))]],
             unit="{definition}",
             description="Enabled metric definitions this process exports.",
@@ -270,6 +281,7 @@ class DefinitionsCollector(Collector):
                 self._instruments.prepare()
             except Exception:  # noqa: BLE001 - never turn a scrape into a 500
                 logger.exception("Preparing the metric definitions failed.")
+                self._instruments.forget_observations()
             families = list(self._private.collect())
         yield from families
 

@@ -99,7 +99,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-METRICDEMO = {}
+METRICDEMO = {
+    # Set METRICSITE_METRICS_TOKEN to require "Authorization: Bearer <token>".
+    "AUTH_TOKEN": os.environ.get("METRICSITE_METRICS_TOKEN") or None,
+}
 
 LOGGING = {
     "version": 1,

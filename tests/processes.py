@@ -33,11 +33,16 @@ def database_url(settings_dict: dict | None = None) -> str:
 
 
 def run_django(
-    code: str, *, settings: str = "tests.settings", db_url: str | None = None
+    code: str,
+    *,
+    settings: str = "tests.settings",
+    db_url: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run `code` after django.setup() in a new interpreter; fail on a non-zero exit."""
     env = {
         **os.environ,
+        **(env or {}),
         "DJANGO_SETTINGS_MODULE": settings,
         "DATABASE_URL": db_url or database_url(),
         "PYTHONPATH": str(ROOT),

@@ -17,6 +17,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         or str(Path(tempfile.gettempdir()) / f"metricdemo-tests-{os.getpid()}.sqlite3")
     }
 
+if os.environ.get("METRICDEMO_TEST_CACHE_DIR"):
+    # A cache shared by several processes, as Redis would be in production.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": os.environ["METRICDEMO_TEST_CACHE_DIR"],
+        }
+    }
+
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGGING = {
