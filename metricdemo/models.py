@@ -232,6 +232,16 @@ class MetricDefinition(models.Model):
         """Return the sample name Prometheus sees, e.g. shop_orders_total."""
         return validators.exported_names(self.name, self.kind, self.unit)[1]
 
+    def unique_error_message(self, model_class, unique_check):
+        """Name the taken name in the message, rather than only the field."""
+        if tuple(unique_check) == ("name",):
+            return ValidationError(
+                _("A definition named %(value)r already exists; choose another name."),
+                code="unique",
+                params={"value": self.name},
+            )
+        return super().unique_error_message(model_class, unique_check)
+
     def clean(self) -> None:
         """Check the source's parameters and that the exported name is free."""
         from metricdemo.sources import SOURCES, validate_source
