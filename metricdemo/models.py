@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import re
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -9,6 +11,25 @@ from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from metricdemo import validators
+
+#: The fields an operator edits, in form order: what export writes and import reads.
+EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "unit",
+    "kind",
+    "enabled",
+    "attributes",
+    "source",
+    "value",
+    "model",
+    "filters",
+    "group_by",
+    "setting",
+    "callback",
+)
+COPY_SUFFIX_RE = re.compile(r"\.copy\d*$")
+MAX_COPIES = 100
 
 
 class Kind(models.TextChoices):
@@ -241,6 +262,40 @@ class MetricDefinition(models.Model):
                 params={"value": self.name},
             )
         return super().unique_error_message(model_class, unique_check)
+
+    def duplicate(self) -> MetricDefinition:
+        """Save and return a disabled copy named `<name>.copy`, `.copy2`, ...
+
+        The copy starts disabled so that it exports nothing (no second set of
+        the same series) until an operator has edited and enabled it.
+
+        Raises:
+            ValidationError: the copy is invalid for another reason than its name
+                (for example its callback is no longer registered), or no free
+                name was found.
+        """
+        duplicate = MetricDefinition(
+            **{field: copy.deepcopy(getattr(self, field)) for field in EDITABLE_FIELDS}
+        )
+        duplicate.enabled = False
+        base = COPY_SUFFIX_RE.sub("", self.name)
+        for number in range(1, MAX_COPIES + 1):
+            suffix = ".copy" if number == 1 else f".copy{number}"
+            duplicate.name = base[: 255 - len(suffix)] + suffix
+            try:
+                duplicate.full_clean()
+            except ValidationError as exc:
+                if set(exc.message_dict) == {"name"}:
+                    continue
+                raise
+            duplicate.save()
+            return duplicate
+        raise ValidationError(
+            {
+                "name": _("%(name)s already has %(count)d copies; rename some of them.")
+                % {"name": self.name, "count": MAX_COPIES}
+            }
+        )
 
     def clean(self) -> None:
         """Check the source's parameters and that the exported name is free."""
