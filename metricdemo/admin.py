@@ -152,6 +152,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         "exported_name",
         "kind",
         "source",
+        "unit",
         "current_value",
         "enabled",
         "updated_at",
