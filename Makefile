@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test venv lint format clean
+.PHONY: run test venv browser lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +29,16 @@ run: venv
 	@echo
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest
+
+# The browser test drives Debian's chromium through Playwright; install it
+# where apt-get can (elsewhere that one test is skipped).
+browser:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	fi
 
 lint: venv
 	$(BIN)/ruff check .
