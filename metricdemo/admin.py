@@ -64,6 +64,10 @@ class SuggestingTextInput(forms.TextInput):
         return html + format_html('<datalist id="{}">{}</datalist>', list_id, options)
 
 
+#: Every source's own fields, in the order of SOURCES.
+SOURCE_FIELDS = tuple(
+    dict.fromkeys(field for src in sources.SOURCES.values() for field in src.fields)
+)
 JSON_INVALID = _(
     "%(value)s is not valid JSON; write an object such as "
     '{"region": "eu"}, or leave it empty.'
@@ -179,15 +183,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         (
             _("Source"),
             {
-                "fields": (
-                    "source",
-                    "value",
-                    "model",
-                    "filters",
-                    "group_by",
-                    "setting",
-                    "callback",
-                ),
+                "fields": ("source", *SOURCE_FIELDS),
                 "description": _(
                     "Pick a source, then fill in only its fields: value for a "
                     "constant; model, filters and group by for a row count; setting "
