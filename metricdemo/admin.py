@@ -116,8 +116,12 @@ class MetricDefinitionForm(forms.ModelForm):
         self.fields["source"].widget.attrs["data-source-fields"] = json.dumps(
             {key: list(source.fields) for key, source in sources.SOURCES.items()}
         )
-        self.fields["model"].widget = SuggestingTextInput(sources.allowed_models)
-        self.fields["setting"].widget = SuggestingTextInput(sources.suggested_settings)
+        for name, suggestions in (
+            ("model", sources.allowed_models),
+            ("setting", sources.suggested_settings),
+        ):
+            attrs = self.fields[name].widget.attrs
+            self.fields[name].widget = SuggestingTextInput(suggestions, attrs)
         # A select that posts any text: an unknown name reaches the model's
         # validation, whose message lists the registered callbacks.
         self.fields["callback"].widget = forms.Select(choices=self._callback_choices())
@@ -313,9 +317,8 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         with transaction.atomic():
             changing = list(queryset.exclude(enabled=enabled))
             # update() bumps the change stamp, so every process reloads.
-            count = queryset.filter(pk__in=[d.pk for d in changing]).update(
-                enabled=enabled, updated_at=timezone.now()
-            )
+            rows = self.model.objects.filter(pk__in=[d.pk for d in changing])
+            count = rows.update(enabled=enabled, updated_at=timezone.now())
             for definition in changing:
                 change = [{"changed": {"fields": ["enabled"]}}]
                 self.log_change(request, definition, change)
