@@ -203,10 +203,12 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("exported as"))
     def exported_name(self, obj: MetricDefinition) -> str:
+        """Return the sample name Prometheus sees, once the definition is saved."""
         return obj.exported_name if obj.pk else "-"
 
     @admin.display(description=_("current value"))
     def current_value(self, obj: MetricDefinition) -> str:
+        """Return what the definition exports now, as evaluated for this page."""
         result = getattr(obj, "_metricdemo_evaluation", None)
         if result is None:
             return "-"
@@ -223,6 +225,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         return f"{self.opts.app_label}_{self.opts.model_name}_preview"
 
     def get_urls(self):
+        """Add the preview view, for the add form and for each change form."""
         preview = self.admin_site.admin_view(self.preview_view)
         name = self.preview_url_name
         return [
@@ -252,6 +255,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             definition._metricdemo_evaluation = result
 
     def render_change_form(self, request, context, add=False, change=False, **kwargs):
+        """Offer Preview to those who may add (add form) or change (change form)."""
         obj = kwargs.get("obj")
         if add:
             may_preview = self.has_add_permission(request)
@@ -307,10 +311,12 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Enable selected definitions"), permissions=["change"])
     def enable_definitions(self, request: HttpRequest, queryset) -> None:
+        """Enable the selected definitions from the next scrape of every process."""
         self._set_enabled(request, queryset, True)
 
     @admin.action(description=_("Disable selected definitions"), permissions=["change"])
     def disable_definitions(self, request: HttpRequest, queryset) -> None:
+        """Disable the selected definitions from the next scrape of every process."""
         self._set_enabled(request, queryset, False)
 
     def _set_enabled(self, request: HttpRequest, queryset, enabled: bool) -> None:
@@ -342,6 +348,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         permissions=["add"],
     )
     def duplicate_definitions(self, request: HttpRequest, queryset) -> None:
+        """Save a disabled copy of each selected definition under a free name."""
         created = []
         for original in queryset.order_by("name"):
             try:
