@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run serve test venv lint format clean
+.PHONY: run serve test venv browser lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +35,16 @@ serve: venv
 	$(BIN)/python manage.py load_demo_metrics
 	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest
+
+# The browser test drives Debian's chromium through Playwright; install it
+# where apt-get can (elsewhere that one test is skipped).
+browser:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	fi
 
 lint: venv
 	$(BIN)/ruff check .

@@ -1,37 +1,132 @@
-"""Edit metric definitions in the Django admin."""
+"""Edit metric definitions in the Django admin: guided form, preview, live values."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from metricdemo import callbacks
-from metricdemo.models import MetricDefinition
+from metricdemo import callbacks, display, sources
+from metricdemo.conf import app_settings
+from metricdemo.evaluation import evaluate, evaluate_many
+from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
+
+logger = logging.getLogger("metricdemo")
+
+
+class FiniteFloatField(forms.FloatField):
+    """A float field whose errors name the value typed, leaving NaN to the model.
+
+    The model's validator refuses NaN and infinities with a message that names
+    them; Django's own FloatField would only say "Enter a number.".
+    """
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            raise ValidationError(
+                _("%(value)r is not a number; enter a number such as 10 or 2.5."),
+                code="invalid",
+                params={"value": value},
+            ) from None
+
+    def validate(self, value) -> None:
+        forms.Field.validate(self, value)
+
+
+class SuggestingTextInput(forms.TextInput):
+    """A text input with a <datalist> of suggestions; any text is still accepted."""
+
+    def __init__(self, suggestions: Callable[[], Iterable[str]], attrs=None) -> None:
+        super().__init__(attrs)
+        self.suggestions = suggestions
+
+    def render(self, name, value, attrs=None, renderer=None):
+        list_id = f"{(attrs or {}).get('id') or 'id_' + name}_suggestions"
+        html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
+        options = format_html_join(
+            "", '<option value="{}">', ((item,) for item in self.suggestions())
+        )
+        return html + format_html('<datalist id="{}">{}</datalist>', list_id, options)
+
+
+#: Every source's own fields, in the order of SOURCES.
+SOURCE_FIELDS = tuple(
+    dict.fromkeys(field for src in sources.SOURCES.values() for field in src.fields)
+)
+JSON_INVALID = _(
+    "%(value)s is not valid JSON; write an object such as "
+    '{"region": "eu"}, or leave it empty.'
+)
 
 
 class MetricDefinitionForm(forms.ModelForm):
-    """Offer the registered callbacks as choices."""
+    """Offer the registered callbacks and allowed models; guide the source fields.
+
+    Validation is the model's (field validators and clean()), so the admin, the
+    import command and full_clean() refuse the same input with the same message.
+    """
 
     class Meta:
         model = MetricDefinition
-        fields = [
-            "name",
-            "description",
-            "unit",
-            "kind",
-            "enabled",
-            "attributes",
-            "source",
-            "value",
-            "model",
-            "filters",
-            "group_by",
-            "setting",
-            "callback",
-        ]
+        fields = EDITABLE_FIELDS
+        field_classes = {"value": FiniteFloatField}
+        error_messages = {
+            "attributes": {"invalid": JSON_INVALID},
+            "filters": {"invalid": JSON_INVALID},
+        }
+        help_texts = {
+            "kind": _(
+                "Counter for totals that only grow (exported with _total), up-down "
+                "counter for totals that can shrink, gauge for a current reading. "
+                "Example: gauge for orders waiting now, counter for orders ever "
+                "placed."
+            ),
+            "source": _(
+                "Where the value comes from; only the chosen source's fields are "
+                "used. Example: row count, to count the rows of auth.User."
+            ),
+            "enabled": _(
+                "Untick to stop exporting this metric without deleting it. "
+                "Example: untick a metric while the feature it measures is off."
+            ),
+        }
 
-    def __init__(self, *args, **kwargs):
+    class Media:
+        js = ("metricdemo/definition_form.js",)
+
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["callback"]
+        if "source" not in self.fields:
+            return  # a view-only form: every field is read-only
+        self.fields["source"].widget.attrs["data-source-fields"] = json.dumps(
+            {key: list(source.fields) for key, source in sources.SOURCES.items()}
+        )
+        for name, suggestions in (
+            ("model", sources.allowed_models),
+            ("setting", sources.suggested_settings),
+        ):
+            attrs = self.fields[name].widget.attrs
+            self.fields[name].widget = SuggestingTextInput(suggestions, attrs)
+        # A select that posts any text: an unknown name reaches the model's
+        # validation, whose message lists the registered callbacks.
+        self.fields["callback"].widget = forms.Select(choices=self._callback_choices())
+
+    def _callback_choices(self) -> list[tuple[str, str]]:
         choices = [("", "---------")] + [
             (c.name, c.label) for c in callbacks.registered_callbacks()
         ]
@@ -42,17 +137,22 @@ class MetricDefinitionForm(forms.ModelForm):
             choices.append(
                 (current, _("%(name)s (not registered)") % {"name": current})
             )
-        self.fields["callback"] = forms.ChoiceField(
-            choices=choices,
-            required=False,
-            label=field.label,
-            help_text=field.help_text,
-        )
+        return choices
+
+    def clean_attributes(self) -> object:
+        """Read an empty box as no attributes."""
+        value = self.cleaned_data.get("attributes")
+        return {} if value is None else value
+
+    def clean_filters(self) -> object:
+        """Read an empty box as no filters."""
+        value = self.cleaned_data.get("filters")
+        return {} if value is None else value
 
 
 @admin.register(MetricDefinition)
 class MetricDefinitionAdmin(admin.ModelAdmin):
-    """List, filter, search and edit definitions."""
+    """List, filter, search, preview and edit definitions."""
 
     form = MetricDefinitionForm
     list_display = (
@@ -61,12 +161,14 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         "kind",
         "source",
         "unit",
+        "current_value",
         "enabled",
         "updated_at",
     )
     list_filter = ("enabled", "kind", "source")
     search_fields = ("name", "description", "model", "setting", "callback")
     readonly_fields = ("exported_name", "created_at", "updated_at")
+    actions = ("enable_definitions", "disable_definitions", "duplicate_definitions")
     fieldsets = (
         (
             None,
@@ -85,15 +187,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         (
             _("Source"),
             {
-                "fields": (
-                    "source",
-                    "value",
-                    "model",
-                    "filters",
-                    "group_by",
-                    "setting",
-                    "callback",
-                ),
+                "fields": ("source", *SOURCE_FIELDS),
                 "description": _(
                     "Pick a source, then fill in only its fields: value for a "
                     "constant; model, filters and group by for a row count; setting "
@@ -109,4 +203,177 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("exported as"))
     def exported_name(self, obj: MetricDefinition) -> str:
+        """Return the sample name Prometheus sees, once the definition is saved."""
         return obj.exported_name if obj.pk else "-"
+
+    @admin.display(description=_("current value"))
+    def current_value(self, obj: MetricDefinition) -> str:
+        """Return what the definition exports now, as evaluated for this page."""
+        result = getattr(obj, "_metricdemo_evaluation", None)
+        if result is None:
+            return "-"
+        text = display.summary(obj, result)
+        if not result.ok:
+            return format_html('<span class="errornote">{}</span>', text)
+        return text
+
+    # --- Views -----------------------------------------------------------------
+
+    @property
+    def preview_url_name(self) -> str:
+        """Return the URL name of the preview view (without the admin: namespace)."""
+        return f"{self.opts.app_label}_{self.opts.model_name}_preview"
+
+    def get_urls(self):
+        """Add the preview view, for the add form and for each change form."""
+        preview = self.admin_site.admin_view(self.preview_view)
+        name = self.preview_url_name
+        return [
+            path("preview/", preview, name=name),
+            path("<path:object_id>/preview/", preview, name=name),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context=None):
+        """Show the page, with each listed definition evaluated once for the values."""
+        response = super().changelist_view(request, extra_context)
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if changelist is not None:
+            self._evaluate_for_list(list(changelist.result_list))
+        return response
+
+    def _evaluate_for_list(self, definitions: list[MetricDefinition]) -> None:
+        try:
+            results = evaluate_many(
+                definitions, timeout=app_settings.ADMIN_EVALUATION_TIMEOUT
+            )
+        except Exception:
+            # The values are a convenience: the list must show without them.
+            logger.exception("Could not evaluate definitions for the admin list.")
+            return
+        for definition, result in zip(definitions, results, strict=True):
+            definition._metricdemo_evaluation = result
+
+    def render_change_form(self, request, context, add=False, change=False, **kwargs):
+        """Offer Preview to those who may add (add form) or change (change form)."""
+        obj = kwargs.get("obj")
+        if add:
+            may_preview = self.has_add_permission(request)
+        else:
+            may_preview = self.has_change_permission(request, obj)
+        if may_preview:
+            args = [] if add else [obj.pk]
+            context["preview_url"] = reverse(
+                f"{self.admin_site.name}:{self.preview_url_name}", args=args
+            )
+        return super().render_change_form(request, context, add, change, **kwargs)
+
+    def preview_view(self, request: HttpRequest, object_id: str | None = None):
+        """Evaluate the definition as posted from the change form, without saving."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obj = None
+        if object_id is not None:
+            obj = self.get_object(request, unquote(object_id))
+            if obj is None:
+                raise Http404
+            if not self.has_change_permission(request, obj):
+                raise PermissionDenied
+        elif not self.has_add_permission(request):
+            raise PermissionDenied
+        form = self.get_form(request, obj, change=obj is not None)(
+            request.POST, instance=obj
+        )
+        result = series = None
+        if form.is_valid():
+            # is_valid() filled form.instance in memory; nothing is saved.
+            definition = form.instance
+            result = evaluate(definition, timeout=app_settings.ADMIN_EVALUATION_TIMEOUT)
+            series = display.series(definition, result) if result.ok else []
+        fragment = request.headers.get("X-Requested-With") == "XMLHttpRequest"
+        template = "preview_result.html" if fragment else "preview.html"
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Preview"),
+            "form": form,
+            "evaluation": result,
+            "series": series,
+            "milliseconds": result.seconds * 1000 if result else None,
+        }
+        return TemplateResponse(
+            request,
+            f"admin/{self.opts.app_label}/{self.opts.model_name}/{template}",
+            context,
+        )
+
+    # --- Actions ---------------------------------------------------------------
+
+    @admin.action(description=_("Enable selected definitions"), permissions=["change"])
+    def enable_definitions(self, request: HttpRequest, queryset) -> None:
+        """Enable the selected definitions from the next scrape of every process."""
+        self._set_enabled(request, queryset, True)
+
+    @admin.action(description=_("Disable selected definitions"), permissions=["change"])
+    def disable_definitions(self, request: HttpRequest, queryset) -> None:
+        """Disable the selected definitions from the next scrape of every process."""
+        self._set_enabled(request, queryset, False)
+
+    def _set_enabled(self, request: HttpRequest, queryset, enabled: bool) -> None:
+        with transaction.atomic():
+            changing = list(queryset.exclude(enabled=enabled))
+            # update() bumps the change stamp, so every process reloads.
+            rows = self.model.objects.filter(pk__in=[d.pk for d in changing])
+            count = rows.update(enabled=enabled, updated_at=timezone.now())
+            for definition in changing:
+                change = [{"changed": {"fields": ["enabled"]}}]
+                self.log_change(request, definition, change)
+        if enabled:
+            message = ngettext(
+                "%(count)d definition was enabled; it exports from the next scrape.",
+                "%(count)d definitions were enabled; they export from the next scrape.",
+                count,
+            )
+        else:
+            message = ngettext(
+                "%(count)d definition was disabled; it is gone from the next scrape.",
+                "%(count)d definitions were disabled; they are gone from the next "
+                "scrape.",
+                count,
+            )
+        self.message_user(request, message % {"count": count}, messages.SUCCESS)
+
+    @admin.action(
+        description=_("Duplicate selected definitions (copies start disabled)"),
+        permissions=["add"],
+    )
+    def duplicate_definitions(self, request: HttpRequest, queryset) -> None:
+        """Save a disabled copy of each selected definition under a free name."""
+        created = []
+        for original in queryset.order_by("name"):
+            try:
+                with transaction.atomic():
+                    copy = original.duplicate()
+            except ValidationError as exc:
+                self.message_user(
+                    request,
+                    _("%(name)s was not duplicated: %(reason)s")
+                    % {"name": original.name, "reason": " ".join(exc.messages)},
+                    messages.WARNING,
+                )
+                continue
+            self.log_addition(request, copy, [{"added": {}}])
+            created.append(copy.name)
+        if created:
+            message = ngettext(
+                "%(count)d copy was made, disabled: %(names)s. Edit and enable it to "
+                "export it.",
+                "%(count)d copies were made, disabled: %(names)s. Edit and enable "
+                "them to export them.",
+                len(created),
+            )
+            self.message_user(
+                request,
+                message % {"count": len(created), "names": ", ".join(created)},
+                messages.SUCCESS,
+            )

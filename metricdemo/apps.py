@@ -29,4 +29,7 @@ class MetricDemoConfig(AppConfig):
             dispatch_uid="metricdemo.bump_on_delete",
         )
         checks.register(metricdemo_checks.check_settings, "metricdemo")
+        checks.register(
+            metricdemo_checks.check_definitions, "metricdemo", checks.Tags.database
+        )
         telemetry.setup()

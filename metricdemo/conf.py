@@ -25,7 +25,54 @@ DEFAULTS: dict[str, Any] = {
     "AUTH_TOKEN": None,
     # When non-empty, only these addresses or networks may read /metrics.
     "ALLOWED_IPS": [],
+    # Models that row_count definitions may count: "__all__" (every installed
+    # model) or a list of "app_label" and "app_label.ModelName" entries.
+    "ROW_COUNT_MODELS": "__all__",
+    # Models never counted, nor reached through a lookup, even under "__all__":
+    # they hold sessions, credentials or the admin's record of other users' work.
+    "ROW_COUNT_EXCLUDED_MODELS": (
+        "sessions.Session",
+        "admin.LogEntry",
+        "authtoken.Token",
+        "authtoken.TokenProxy",
+        "knox.AuthToken",
+        "oauth2_provider.AccessToken",
+        "oauth2_provider.RefreshToken",
+        "oauth2_provider.Grant",
+        "oauth2_provider.IDToken",
+        "socialaccount.SocialToken",
+        "otp_static.StaticToken",
+    ),
+    # More field-name patterns that filters and group_by may not touch, added to
+    # SENSITIVE_NAMES below (which always apply).
+    "SENSITIVE_FIELDS": (),
+    # Settings that setting definitions may read: "__all__" or a list of setting
+    # paths (an entry also allows the keys below it).
+    "ALLOWED_SETTINGS": "__all__",
+    # Seconds the admin's preview and values column, and `manage.py metrics
+    # check`, give each definition's evaluation.
+    "ADMIN_EVALUATION_TIMEOUT": 2.0,
 }
+
+#: Shell-style patterns, compared case-insensitively with every field name along
+#: a row count's lookup paths and with every part of a setting path. A match is
+#: refused: these names hold passwords, tokens, secrets, keys and session data.
+SENSITIVE_NAMES: tuple[str, ...] = (
+    "*password*",
+    "*passwd*",
+    "*secret*",
+    "*token*",
+    "*credential*",
+    "*apikey*",
+    "key",
+    "key_*",
+    "*_key",
+    "*_key_*",
+    "session_data",
+)
+
+#: The value of ROW_COUNT_MODELS and ALLOWED_SETTINGS that means "no list".
+ALL = "__all__"
 
 
 class AppSettings:

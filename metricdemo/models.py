@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import re
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -9,6 +11,25 @@ from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from metricdemo import validators
+
+#: The fields an operator edits, in form order: what export writes and import reads.
+EDITABLE_FIELDS = (
+    "name",
+    "description",
+    "unit",
+    "kind",
+    "enabled",
+    "attributes",
+    "source",
+    "value",
+    "model",
+    "filters",
+    "group_by",
+    "setting",
+    "callback",
+)
+COPY_SUFFIX_RE = re.compile(r"\.copy\d*$")
+MAX_COPIES = 100
 
 
 class Kind(models.TextChoices):
@@ -60,12 +81,13 @@ class ChangeStamp(models.Model):
 
     @classmethod
     def current(cls, using: str | None = None) -> str:
-        """Return the current token, creating the row if it is missing."""
+        """Return the current token ("" while the row is missing); never write."""
         manager = cls.objects.using(using) if using else cls.objects
         token = manager.filter(pk=cls.SINGLETON_ID).values_list("token", flat=True)
         for value in token:
             return value
-        return cls.bump(using)
+        # Scrapes only read; the next change creates the row.
+        return ""
 
 
 class MetricDefinitionQuerySet(models.QuerySet):
@@ -249,6 +271,50 @@ class MetricDefinition(models.Model):
     def exported_name(self) -> str:
         """Return the sample name Prometheus sees, e.g. shop_orders_total."""
         return validators.exported_names(self.name, self.kind, self.unit)[1]
+
+    def unique_error_message(self, model_class, unique_check):
+        """Name the taken name in the message, rather than only the field."""
+        if tuple(unique_check) == ("name",):
+            return ValidationError(
+                _("A definition named %(value)r already exists; choose another name."),
+                code="unique",
+                params={"value": self.name},
+            )
+        return super().unique_error_message(model_class, unique_check)
+
+    def duplicate(self) -> MetricDefinition:
+        """Save and return a disabled copy named `<name>.copy`, `.copy2`, ...
+
+        The copy starts disabled so that it exports nothing (no second set of
+        the same series) until an operator has edited and enabled it.
+
+        Raises:
+            ValidationError: the copy is invalid for another reason than its name
+                (for example its callback is no longer registered), or no free
+                name was found.
+        """
+        duplicate = MetricDefinition(
+            **{field: copy.deepcopy(getattr(self, field)) for field in EDITABLE_FIELDS}
+        )
+        duplicate.enabled = False
+        base = COPY_SUFFIX_RE.sub("", self.name)
+        for number in range(1, MAX_COPIES + 1):
+            suffix = ".copy" if number == 1 else f".copy{number}"
+            duplicate.name = base[: 255 - len(suffix)] + suffix
+            try:
+                duplicate.full_clean()
+            except ValidationError as exc:
+                if set(exc.message_dict) == {"name"}:
+                    continue
+                raise
+            duplicate.save()
+            return duplicate
+        raise ValidationError(
+            {
+                "name": _("%(name)s already has %(count)d copies; rename some of them.")
+                % {"name": self.name, "count": MAX_COPIES}
+            }
+        )
 
     def clean(self) -> None:
         """Check the source's parameters and that the exported name is free."""

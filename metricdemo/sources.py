@@ -1,7 +1,14 @@
-"""Turn a definition's source into observations: one small class per source kind."""
+"""Turn a definition's source into observations: one small class per source kind.
+
+Each source also decides what a definition may read: row counts only reach
+allowed models and never sensitive fields, settings never secret-looking names.
+The same rules refuse a definition when it is validated and again each time it
+is observed, so a definition stored before a rule tightened stops exporting.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -9,11 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.apps import apps
 from django.conf import settings
-from django.core.exceptions import FieldError, ValidationError
+from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
 from django.db.models import Count
+from django.db.models.constants import LOOKUP_SEP
 from django.utils.translation import gettext_lazy as _
 
 from metricdemo import callbacks, validators
+from metricdemo.conf import ALL, SENSITIVE_NAMES, app_settings
 
 if TYPE_CHECKING:
     from metricdemo.models import MetricDefinition
@@ -92,6 +101,9 @@ class RowCountSource(Source):
                     % {"value": filters}
                 }
             )
+        refusals = row_count_refusals(model, filters, definition.group_by)
+        if refusals:
+            raise ValidationError(refusals)
         manager = model._default_manager
         for lookup, value in filters.items():
             try:
@@ -151,7 +163,10 @@ class RowCountSource(Source):
             model = resolve_model(definition.model)
         except LookupError as exc:
             raise EvaluationError(str(exc)) from None
-        rows = model._default_manager.filter(**(definition.filters or {}))
+        filters = definition.filters or {}
+        for refusal in row_count_refusals(model, filters, definition.group_by).values():
+            raise EvaluationError(refusal)
+        rows = model._default_manager.filter(**filters)
         if not definition.group_by:
             return [(float(rows.count()), {})]
         key = definition.group_by
@@ -183,12 +198,22 @@ class SettingSource(Source):
             raise ValidationError({"setting": str(exc)}) from None
 
     def observe(self, definition: MetricDefinition) -> Observations:
+        refusal = setting_refusal(definition.setting)
+        if refusal:
+            raise EvaluationError(refusal)
         value = read_setting(definition.setting)
         try:
             return [(validators.as_number(value), {})]
-        except (TypeError, ValueError) as exc:
+        except TypeError:
+            # Name the type, never the value: a string setting may be a secret
+            # that the name rules did not catch, and this message is shown.
             raise EvaluationError(
-                f"Setting {definition.setting} is not numeric or boolean: {exc}."
+                f"Setting {definition.setting} holds a {type(value).__name__}, not a "
+                "number or boolean; choose a setting with a numeric value."
+            ) from None
+        except ValueError:
+            raise EvaluationError(
+                f"Setting {definition.setting} is not a finite number."
             ) from None
 
 
@@ -253,6 +278,141 @@ def resolve_model(label: str):
             f"No installed model is called {label!r}; use app_label.ModelName of an "
             "installed app, for example auth.User."
         ) from None
+
+
+def sensitive_match(name: str, patterns: Iterable[str] = SENSITIVE_NAMES) -> str | None:
+    """Return the first pattern that `name` matches, case-insensitively, or None."""
+    lowered = name.lower()
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(lowered, pattern.lower()):
+            return pattern
+    return None
+
+
+def model_refusal(model) -> str | None:
+    """Return why row counts may not read `model`, or None if they may."""
+    allowed = app_settings.ROW_COUNT_MODELS
+    if allowed != ALL and not _listed(model, allowed):
+        return _(
+            "Row counts may not read %(model)s: METRICDEMO['ROW_COUNT_MODELS'] "
+            "allows only %(allowed)s."
+        ) % {"model": model._meta.label, "allowed": ", ".join(allowed) or "none"}
+    # A proxy or a subclass reads its parent's table, so it shares its fate.
+    meta = model._meta
+    for candidate in (model, meta.concrete_model, *meta.get_parent_list()):
+        if _listed(candidate, app_settings.ROW_COUNT_EXCLUDED_MODELS):
+            return _(
+                "Row counts may not read %(model)s: %(excluded)s holds sessions, "
+                "credentials or audit records and is in METRICDEMO"
+                "['ROW_COUNT_EXCLUDED_MODELS']. Count another model, such as "
+                "auth.User."
+            ) % {"model": meta.label, "excluded": candidate._meta.label}
+    return None
+
+
+def lookup_refusal(model, path: str) -> str | None:
+    """Return why the lookup or field path `path` may not be used on `model`.
+
+    Every part of the path is checked: the fields it names (with `pk` resolved),
+    the models it passes through, the field a relation is compared by when the
+    path stops at it, and the transforms or JSON keys after the last field.
+    """
+    patterns = (*SENSITIVE_NAMES, *app_settings.SENSITIVE_FIELDS)
+    meta, owner = model._meta, model._meta.label
+    relation = None  # the relation the previous part followed, if any
+    for part in [*path.split(LOOKUP_SEP), None]:
+        names = [] if part is None else [part]
+        field = None
+        if meta is not None and part is not None:
+            owner = meta.label
+            try:
+                field = meta.get_field(meta.pk.name if part == "pk" else part)
+            except FieldDoesNotExist:
+                pass
+        if field is None and relation is not None:
+            # `customer=3` or `customer__gt=3` compare the related model's
+            # target field (usually its primary key).
+            names.append(_target_name(relation))
+        meta, relation = None, None
+        if field is not None:
+            names.append(field.name)
+            related = field.related_model if field.is_relation else None
+            if isinstance(related, type):
+                refusal = model_refusal(related)
+                if refusal:
+                    return _("%(path)r goes through %(model)s. %(reason)s") % {
+                        "path": path,
+                        "model": related._meta.label,
+                        "reason": refusal,
+                    }
+                meta, relation = related._meta, field
+        for name in names:
+            pattern = sensitive_match(name, patterns)
+            if pattern:
+                return _(
+                    "%(path)r touches %(name)r of %(model)s, which is sensitive "
+                    "(it matches %(pattern)r): filters and group by may not use "
+                    "passwords, tokens, secrets, keys or session data. Use another "
+                    "field."
+                ) % {"path": path, "name": name, "model": owner, "pattern": pattern}
+    return None
+
+
+def row_count_refusals(model, filters: Any, group_by: str) -> dict[str, str]:
+    """Return {field: why} for the parts of a row count that may not be read."""
+    refusal = model_refusal(model)
+    if refusal:
+        return {"model": refusal}
+    refusals = {}
+    for lookup in filters if isinstance(filters, Mapping) else ():
+        refusal = lookup_refusal(model, str(lookup))
+        if refusal:
+            refusals["filters"] = refusal
+            break
+    if group_by:
+        refusal = lookup_refusal(model, group_by)
+        if refusal:
+            refusals["group_by"] = refusal
+    return refusals
+
+
+def setting_refusal(path: str) -> str | None:
+    """Return why setting sources may not read `path`, or None if they may."""
+    for part in path.split("."):
+        pattern = sensitive_match(part)
+        if pattern:
+            return _(
+                "Setting %(path)s looks secret (%(part)r matches %(pattern)r); "
+                "settings whose names mention passwords, tokens, secrets or keys "
+                "are never exported. Choose another setting, such as "
+                "SESSION_COOKIE_AGE."
+            ) % {"path": path, "part": part, "pattern": pattern}
+    allowed = app_settings.ALLOWED_SETTINGS
+    if allowed != ALL and not any(
+        path == entry or path.startswith(entry + ".") for entry in allowed
+    ):
+        return _(
+            "Setting %(path)s is not allowed: METRICDEMO['ALLOWED_SETTINGS'] "
+            "allows only %(allowed)s."
+        ) % {"path": path, "allowed": ", ".join(allowed) or "none"}
+    return None
+
+
+def allowed_models() -> list[str]:
+    """Return the labels of the installed models that row counts may read."""
+    return sorted(m._meta.label for m in apps.get_models() if not model_refusal(m))
+
+
+def suggested_settings() -> list[str]:
+    """Return the top-level settings a setting source may export, by name."""
+    names = []
+    for name in dir(settings):
+        if not name.isupper() or setting_refusal(name):
+            continue
+        value = getattr(settings, name, None)
+        if isinstance(value, bool | int | float):
+            names.append(name)
+    return sorted(names)
 
 
 def read_setting(path: str) -> Any:
@@ -322,6 +482,21 @@ def group_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _listed(model, entries: Iterable[str]) -> bool:
+    meta = model._meta
+    names = (meta.label_lower, meta.app_label.lower())
+    return any(entry.lower() in names for entry in entries)
+
+
+def _target_name(field) -> str:
+    # The field that a comparison with the relation itself (`customer=3`,
+    # `customer__gt=3`) is made against on the related model.
+    try:
+        return field.target_field.name
+    except (AttributeError, FieldError):
+        return field.related_model._meta.pk.name
 
 
 def _unregistered(name: str) -> str:

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.test import override_settings
 
 from metricdemo.models import MetricDefinition
+from tests.refusals import EXISTING, refusal_cases
 
 pytestmark = pytest.mark.django_db
 
@@ -149,9 +150,9 @@ def test_row_count__rules(fields, field, fragment):
         ("", "needs a setting"),
         ("lower_case", "setting path"),
         ("NO_SUCH_SETTING", "NO_SUCH_SETTING"),
-        ("NOT_A_NUMBER", "'abc'"),
+        ("NOT_A_NUMBER", "holds a str"),
         ("A_DICT.inner.missing", "missing"),
-        ("A_DICT.inner", "not numeric"),
+        ("A_DICT.inner", "holds a dict"),
     ],
 )
 def test_setting__must_exist_and_be_numeric(setting, fragment):
@@ -159,6 +160,16 @@ def test_setting__must_exist_and_be_numeric(setting, fragment):
         "setting"
     ]
     assert any(fragment in m for m in messages), messages
+
+
+@override_settings(CACHE_URL="redis://:hunter2@cache:6379/0")
+def test_setting__message_never_shows_the_value():
+    """A string setting may hold a secret the name rules miss; never echo it."""
+    messages = errors_of(name="x", source="setting", value=None, setting="CACHE_URL")[
+        "setting"
+    ]
+    assert "CACHE_URL" in messages[0] and "holds a str" in messages[0]
+    assert "hunter2" not in " ".join(messages)
 
 
 def test_callback__must_be_registered(callback):
@@ -188,3 +199,14 @@ def test_kind_and_source_must_be_choices():
     assert "histogram" in errors["kind"][0]
     errors = errors_of(name="x", source="sql")
     assert "sql" in errors["source"][0]
+
+
+@refusal_cases
+def test_every_refusal__through_full_clean(define, refusal):
+    """The model refuses each bad input on its field, naming the bad value."""
+    define(**EXISTING)
+    definition = MetricDefinition(**refusal.definition)
+    with pytest.raises(ValidationError) as info:
+        definition.full_clean()
+    messages = info.value.message_dict.get(refusal.field, [])
+    assert any(refusal.fragment in m for m in messages), info.value.message_dict

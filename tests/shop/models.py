@@ -27,3 +27,23 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"{self.status} order {self.pk}"
+
+
+class Voucher(models.Model):
+    """A voucher whose primary key is its secret code, reached from a customer."""
+
+    key = models.CharField(max_length=40, primary_key=True)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="vouchers"
+    )
+    label = models.CharField(max_length=40, blank=True)
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class VipCustomer(Customer):
+    """A proxy: it reads the customers' table, so it shares Customer's rules."""
+
+    class Meta:
+        proxy = True

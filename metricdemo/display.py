@@ -1,0 +1,86 @@
+"""Describe evaluations for people: values, series and outcomes, as short text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from metricdemo import sources, validators
+from metricdemo.evaluation import Evaluation
+
+
+@dataclass(frozen=True)
+class Series:
+    """One exported series as Prometheus would show it."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+    @property
+    def labels_text(self) -> str:
+        """Return the labels as `key="value",...`, without braces."""
+        return ",".join(f'{key}="{text}"' for key, text in self.labels)
+
+    @property
+    def value_text(self) -> str:
+        """Return the value as a short number."""
+        return format_number(self.value)
+
+    def __str__(self) -> str:
+        labels = f"{{{self.labels_text}}}" if self.labels else ""
+        return f"{self.name}{labels} {self.value_text}"
+
+
+def format_number(value: float) -> str:
+    """Return `value` as people write it: 12, 0.25, 1.5e+20."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+def series(definition: Any, evaluation: Evaluation) -> list[Series]:
+    """Return the series `evaluation` would export for `definition`, sorted."""
+    name = validators.exported_names(definition.name, definition.kind, definition.unit)[
+        1
+    ]
+    found = [
+        Series(
+            name,
+            tuple(
+                sorted(
+                    (validators.label_name(key), sources.group_value(item))
+                    for key, item in attributes.items()
+                )
+            ),
+            value,
+        )
+        for value, attributes in evaluation.observations
+    ]
+    return sorted(found, key=lambda item: item.labels)
+
+
+def summary(definition: Any, evaluation: Evaluation, limit: int = 3) -> str:
+    """Return a one-line account of an evaluation: a value, some series or why not."""
+    if not evaluation.ok:
+        return f"{evaluation.outcome}: {evaluation.error}"
+    found = series(definition, evaluation)
+    if not found:
+        return "no series"
+    if len(found) == 1 and not found[0].labels:
+        return found[0].value_text
+    shown = ", ".join(
+        f"{{{item.labels_text}}} {item.value_text}" for item in found[:limit]
+    )
+    more = f", and {len(found) - limit} more" if len(found) > limit else ""
+    return f"{len(found)} series: {shown}{more}"
+
+
+def brief(definition: Any, evaluation: Evaluation) -> str:
+    """Return the value of a single series, else the series count or the outcome."""
+    if not evaluation.ok:
+        return evaluation.outcome
+    found = series(definition, evaluation)
+    if len(found) == 1:
+        return found[0].value_text
+    return f"{len(found)} series"

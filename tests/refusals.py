@@ -1,0 +1,182 @@
+"""Bad definitions and the message each must get: one table for every input path.
+
+The model (full_clean), the admin form and the import command each run every
+case, so a rule cannot hold on one path and not on another.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+#: Stored before each case, so that the name collisions have something to meet.
+EXISTING = {"name": "shop.orders", "source": "constant", "value": 1}
+#: A valid definition; each case changes some of its fields.
+BASE = {"name": "shop.refused", "kind": "gauge", "source": "constant", "value": 1}
+ROW_COUNT = {"source": "row_count", "value": None}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Fields that make BASE invalid, the field refused, and text its message has."""
+
+    fields: dict[str, Any]
+    field: str
+    fragment: str
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        """Return the whole definition, as the model takes it."""
+        return {**BASE, **self.fields}
+
+
+REFUSALS = {
+    # Editing rules
+    "invalid name": Refusal({"name": "9 lives"}, "name", "'9 lives'"),
+    "taken name": Refusal({"name": "shop.orders"}, "name", "'shop.orders'"),
+    "colliding exported name": Refusal(
+        {"name": "shop-orders"}, "name", "'shop_orders'"
+    ),
+    "unit not ASCII": Refusal({"unit": "séc"}, "unit", "séc"),
+    "unit with a space": Refusal({"unit": "per second"}, "unit", "per second"),
+    "attributes not an object": Refusal(
+        {"attributes": ["region"]}, "attributes", "['region']"
+    ),
+    "attribute not a scalar": Refusal(
+        {"attributes": {"region": [1]}}, "attributes", "[1]"
+    ),
+    "attribute key not a label": Refusal(
+        {"attributes": {"otel_scope_name": "x"}}, "attributes", "otel_scope_name"
+    ),
+    "constant NaN": Refusal({"value": math.nan}, "value", "nan"),
+    "constant infinite": Refusal({"value": math.inf}, "value", "inf"),
+    "unknown model": Refusal({**ROW_COUNT, "model": "shop.Nope"}, "model", "shop.Nope"),
+    "lookup the model lacks": Refusal(
+        {**ROW_COUNT, "model": "shop.Order", "filters": {"colour": "red"}},
+        "filters",
+        "colour",
+    ),
+    "lookup value of the wrong type": Refusal(
+        {**ROW_COUNT, "model": "shop.Order", "filters": {"total__gt": "lots"}},
+        "filters",
+        "lots",
+    ),
+    "group by not a field": Refusal(
+        {**ROW_COUNT, "model": "shop.Order", "group_by": "colour"},
+        "group_by",
+        "colour",
+    ),
+    "unknown setting": Refusal(
+        {"source": "setting", "value": None, "setting": "NO_SUCH_SETTING"},
+        "setting",
+        "NO_SUCH_SETTING",
+    ),
+    "non-numeric setting": Refusal(
+        {"source": "setting", "value": None, "setting": "TIME_ZONE"},
+        "setting",
+        "TIME_ZONE",
+    ),
+    "unregistered callback": Refusal(
+        {"source": "callback", "value": None, "callback": "not.registered"},
+        "callback",
+        "not.registered",
+    ),
+    "parameter of another source": Refusal(
+        {"model": "shop.Order"}, "model", "shop.Order"
+    ),
+    # Safe sources
+    "session model": Refusal(
+        {**ROW_COUNT, "model": "sessions.Session"}, "model", "sessions.Session"
+    ),
+    "admin log model": Refusal(
+        {**ROW_COUNT, "model": "admin.LogEntry"}, "model", "admin.LogEntry"
+    ),
+    "password lookup": Refusal(
+        {**ROW_COUNT, "model": "auth.User", "filters": {"password__startswith": "m"}},
+        "filters",
+        "password__startswith",
+    ),
+    "password group by": Refusal(
+        {**ROW_COUNT, "model": "auth.User", "group_by": "password"},
+        "group_by",
+        "password",
+    ),
+    "password behind a relation": Refusal(
+        {
+            **ROW_COUNT,
+            "model": "auth.Group",
+            "filters": {"user__password__startswith": "m"},
+        },
+        "filters",
+        "user__password__startswith",
+    ),
+    "excluded model behind a relation": Refusal(
+        {
+            **ROW_COUNT,
+            "model": "auth.User",
+            "filters": {"logentry__change_message__contains": "x"},
+        },
+        "filters",
+        "admin.LogEntry",
+    ),
+    "secret primary key": Refusal(
+        {**ROW_COUNT, "model": "shop.Voucher", "filters": {"pk__startswith": "a"}},
+        "filters",
+        "pk__startswith",
+    ),
+    "compared by a secret key": Refusal(
+        {**ROW_COUNT, "model": "shop.Customer", "filters": {"vouchers__gt": "m"}},
+        "filters",
+        "vouchers__gt",
+    ),
+    "secret setting": Refusal(
+        {"source": "setting", "value": None, "setting": "SECRET_KEY"},
+        "setting",
+        "SECRET_KEY",
+    ),
+    "password inside a setting": Refusal(
+        {"source": "setting", "value": None, "setting": "DATABASES.default.PASSWORD"},
+        "setting",
+        "DATABASES.default.PASSWORD",
+    ),
+    "code path as callback": Refusal(
+        {"source": "callback", "value": None, "callback": "os.system"},
+        "callback",
+        "os.system",
+    ),
+}
+
+refusal_cases = pytest.mark.parametrize(
+    "refusal", list(REFUSALS.values()), ids=list(REFUSALS)
+)
+
+
+def form_data(**fields: Any) -> dict[str, str]:
+    """Return a complete admin add/change form submission with these fields."""
+    data = {
+        "name": "",
+        "description": "",
+        "unit": "",
+        "kind": "gauge",
+        "enabled": "on",
+        "attributes": "{}",
+        "source": "constant",
+        "value": "",
+        "model": "",
+        "filters": "{}",
+        "group_by": "",
+        "setting": "",
+        "callback": "",
+    }
+    for key, value in fields.items():
+        if key in ("attributes", "filters") and not isinstance(value, str):
+            data[key] = json.dumps(value)
+        elif key == "enabled":
+            data[key] = "on" if value else ""
+        else:
+            data[key] = "" if value is None else str(value)
+    return data
