@@ -11,17 +11,15 @@ from urllib.parse import quote
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMES = {
-    "django.db.backends.sqlite3": "sqlite",
-    "django.db.backends.postgresql": "postgres",
-    "django.db.backends.mysql": "mysql",
-}
+# By the last part of ENGINE, so that Django's backends and django-prometheus's
+# wrappers of them (django_prometheus.db.backends.*) map alike.
+SCHEMES = {"sqlite3": "sqlite", "postgresql": "postgres", "mysql": "mysql"}
 
 
 def database_url(settings_dict: dict | None = None) -> str:
     """Return a DATABASE_URL for the database the tests are using now."""
     settings_dict = settings_dict or connection.settings_dict
-    scheme = SCHEMES[settings_dict["ENGINE"]]
+    scheme = SCHEMES[settings_dict["ENGINE"].rsplit(".", 1)[-1]]
     if scheme == "sqlite":
         return f"sqlite:///{settings_dict['NAME']}"
     user = quote(settings_dict.get("USER") or "")
