@@ -26,7 +26,7 @@ def start_manual_counter() -> None:
         _counter_started = True
     meter = metrics.get_meter("metricsite.demo")
     counter = meter.create_counter(
-        "metricdemo.demo.counter",
+        "metricdemo.demo.manual",
         description="This is a simple demo for Counter usage",
     )
     counter.add(1, MANUAL_COUNTER_ATTRIBUTES)
@@ -78,7 +78,7 @@ def register_process_callbacks() -> None:
 
 DEMO_DEFINITIONS: list[dict[str, Any]] = [
     {
-        "name": "metricdemo.demo.observable_counter",
+        "name": "metricdemo.demo.observable",
         "description": "This is a simple demo for ObservableCounter usage",
         "kind": "counter",
         "source": "constant",

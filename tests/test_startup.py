@@ -45,7 +45,7 @@ def test_before_migrate_metrics_is_empty_but_valid(tmp_path):
         db_url=f"sqlite:///{empty}",
     )
     families = parse(result.stdout)
-    assert value(families, "metricdemo_demo_counter_total", const_attr_1="1") == 11.0
+    assert value(families, "metricdemo_demo_manual_total", const_attr_1="1") == 11.0
     assert not any(
         s.labels.get("otel_scope_name") == "metricdemo"
         for f in families.values()
@@ -68,10 +68,7 @@ def test_after_migrate_the_same_process_exports_definitions(tmp_path):
         db_url=f"sqlite:///{db_file}",
     )
     families = parse(result.stdout)
-    assert (
-        value(families, "metricdemo_demo_observable_counter_total", const_attr_3="3")
-        == 10.0
-    )
+    assert value(families, "metricdemo_demo_observable_total", const_attr_3="3") == 10.0
 
 
 @pytest.mark.django_db

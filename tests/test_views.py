@@ -17,20 +17,17 @@ def test_seed_parity__manual_counter_and_observable_counter(client):
     call_command("load_demo_metrics", stdout=None)
     families = scrape(client)
 
-    manual = families["metricdemo_demo_counter"]
+    manual = families["metricdemo_demo_manual"]
     assert manual.type == "counter"
     assert manual.documentation == "This is a simple demo for Counter usage"
-    assert value(families, "metricdemo_demo_counter_total", const_attr_1="1") == 11.0
+    assert value(families, "metricdemo_demo_manual_total", const_attr_1="1") == 11.0
 
-    observable = families["metricdemo_demo_observable_counter"]
+    observable = families["metricdemo_demo_observable"]
     assert observable.type == "counter"
     assert (
         observable.documentation == "This is a simple demo for ObservableCounter usage"
     )
-    assert (
-        value(families, "metricdemo_demo_observable_counter_total", const_attr_3="3")
-        == 10.0
-    )
+    assert value(families, "metricdemo_demo_observable_total", const_attr_3="3") == 10.0
     (sample,) = observable.samples
     assert sample.labels["otel_scope_name"] == "metricdemo"
 
@@ -62,12 +59,10 @@ def test_load_demo_metrics_is_idempotent_and_keeps_edits(db):
     from metricdemo.models import MetricDefinition
 
     call_command("load_demo_metrics", stdout=None)
-    MetricDefinition.objects.filter(name="metricdemo.demo.observable_counter").update(
-        value=42
-    )
+    MetricDefinition.objects.filter(name="metricdemo.demo.observable").update(value=42)
     call_command("load_demo_metrics", stdout=None)
     assert MetricDefinition.objects.filter(name__startswith="metricdemo.").count() == 8
-    edited = MetricDefinition.objects.get(name="metricdemo.demo.observable_counter")
+    edited = MetricDefinition.objects.get(name="metricdemo.demo.observable")
     assert edited.value == 42
 
 
