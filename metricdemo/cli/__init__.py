@@ -5,4 +5,6 @@ Each module defines `help` (one line), `add_arguments(parser)` and
 `stdout`, `stderr` and `style`). Add a module to SUBCOMMANDS to expose it.
 """
 
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "grafana": "metricdemo.cli.grafana",
+}
