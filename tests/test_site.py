@@ -31,6 +31,17 @@ def test_django_prometheus_families_sit_next_to_the_definitions(client, define):
     assert families["django_db_query_duration_seconds"].type == "histogram"
 
 
+@pytest.mark.urls("tests.django_prometheus_urls")
+@pytest.mark.django_db
+def test_django_prometheus_endpoint_alone_serves_the_definitions(client, define):
+    """A host that keeps django_prometheus.urls needs no second endpoint."""
+    define(name="shop.target", source="constant", value=500)
+    families = scrape(client)
+    assert value(families, "shop_target") == 500.0
+    assert "django_http_requests_total_by_method" in families
+    assert "target_info" in families
+
+
 def test_the_demo_database_is_wrapped_by_django_prometheus():
     assert settings.DATABASES["default"]["ENGINE"].startswith(
         "django_prometheus.db.backends."
