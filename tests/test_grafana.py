@@ -68,7 +68,8 @@ def definitions(define, callback, orders):
         source="callback",
         callback="test.queues",
     )
-    define(name="shop.wait", unit="s", source="constant", value=2)
+    # Upper case: the exported name is lower case, and so is the query.
+    define(name="Shop.Wait", unit="s", source="constant", value=2)
     define(name="shop.retired", source="constant", value=1, enabled=False)
 
 
@@ -81,10 +82,10 @@ def panels_by_title(board: dict) -> dict[str, dict]:
 def test_a_panel_per_enabled_definition_then_the_self_metrics(definitions):
     board = dashboard()
     assert [panel["title"] for panel in board["panels"]] == [
+        "Shop.Wait",
         "shop.orders.placed",
         "shop.queue.depth",
         "shop.target",
-        "shop.wait",
         "metricdemo evaluations",
     ]
     panels = panels_by_title(board)
@@ -103,7 +104,9 @@ def test_a_panel_per_enabled_definition_then_the_self_metrics(definitions):
     (target,) = panels["shop.target"]["targets"]
     assert target["expr"] == "shop_target"
     assert panels["shop.target"]["description"].startswith("Orders we aim for")
-    assert panels["shop.wait"]["fieldConfig"]["defaults"] == {"unit": "s"}
+    (wait,) = panels["Shop.Wait"]["targets"]
+    assert wait["expr"] == "shop_wait_seconds"
+    assert panels["Shop.Wait"]["fieldConfig"]["defaults"] == {"unit": "s"}
 
     self_targets = panels["metricdemo evaluations"]["targets"]
     for name, target in zip(SELF_METRICS, self_targets, strict=True):
