@@ -15,7 +15,7 @@ from tests.processes import run_django
 from tests.scraping import scrape, series, value
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_django_prometheus_families_sit_next_to_the_definitions(client, define):
     """Request and database metrics share /metrics, and no family appears twice."""
     define(name="shop.target", source="constant", value=500)
@@ -32,7 +32,7 @@ def test_django_prometheus_families_sit_next_to_the_definitions(client, define):
 
 
 @pytest.mark.urls("tests.django_prometheus_urls")
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_django_prometheus_endpoint_alone_serves_the_definitions(client, define):
     """A host that keeps django_prometheus.urls needs no second endpoint."""
     define(name="shop.target", source="constant", value=500)
