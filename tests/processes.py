@@ -102,7 +102,7 @@ def wait_until(
 
 @contextmanager
 def serving(
-    argv: list[str],
+    argv: list[str | Path],
     *,
     ready_url: str,
     log: Path,
@@ -116,19 +116,11 @@ def serving(
             argv, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT
         )
         try:
-
-            def answers() -> bool | None:
-                if process.poll() is not None:
-                    raise AssertionError(
-                        f"{argv[0]} exited with {process.returncode}:\n"
-                        + log.read_text(errors="replace")[-3000:]
-                    )
-                try:
-                    return http_get(ready_url, timeout=2)[0] == 200 or None
-                except OSError:
-                    return None
-
-            wait_until(answers, timeout=timeout, what=f"{ready_url} to answer")
+            wait_until(
+                lambda: _answers(process, ready_url, log),
+                timeout=timeout,
+                what=f"{ready_url} to answer",
+            )
             yield process
         finally:
             process.terminate()
@@ -137,3 +129,16 @@ def serving(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+def _answers(process: subprocess.Popen, url: str, log: Path) -> bool | None:
+    # A server that exits while starting fails the wait at once, with its log.
+    if process.poll() is not None:
+        raise AssertionError(
+            f"{process.args[0]} exited with {process.returncode}:\n"
+            + log.read_text(errors="replace")[-3000:]
+        )
+    try:
+        return http_get(url, timeout=2)[0] == 200 or None
+    except OSError:
+        return None
