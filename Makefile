@@ -1,12 +1,16 @@
-# The two commands a new user needs: `make run` and `make test`.
+# The two commands a new user needs: `make run` and `make test`. `make test-all`
+# is continuous integration's: the suite on SQLite, PostgreSQL and MariaDB.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 CHROMIUM := /usr/bin/chromium
+REDIS_URL ?= redis://127.0.0.1:6379/0
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 
-.PHONY: run serve test venv browser lint format clean
+.PHONY: run serve test test-all venv browser lint format clean system-packages services
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,14 +42,12 @@ serve: venv
 test: venv browser
 	$(BIN)/python -m pytest
 
-# The browser test drives Debian's chromium through Playwright; install it
-# where apt-get can (elsewhere that one test is skipped).
-browser:
-	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
-		apt-get update -q && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
-	fi
+CHROMIUM := /usr/bin/chromium
+REDIS_URL ?= redis://127.0.0.1:6379/0
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
+MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 
+.PHONY: run serve test test-all venv browser lint format clean system-packages services
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -201,10 +201,11 @@ def as_number(value: Any) -> float:
 def exported_names(name: str, kind: str, unit: str) -> tuple[str, str]:
     """Return the Prometheus family name and sample name the exporter will write.
 
-    The exporter turns invalid characters into '_', appends the unit suffix,
-    and gives counters the '_total' suffix.
+    The SDK lowercases instrument names (they are case-insensitive), the
+    exporter turns invalid characters into '_', appends the unit suffix, and
+    gives counters the '_total' suffix.
     """
-    family = sanitize_full_name(name)
+    family = sanitize_full_name(name.lower())
     suffix = map_unit(unit or "")
     if suffix and not family.endswith("_" + suffix):
         family = f"{family}_{suffix}"

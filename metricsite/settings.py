@@ -70,17 +70,33 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "metricsite.wsgi.application"
 
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60
+
+def database_settings(url: str | None) -> dict:
+    """Return the default database for a DATABASE_URL, SQLite when it is unset."""
+    database = dj_database_url.parse(
+        url or f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60
     )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Write-ahead logging lets several processes (gunicorn workers, management
-    # commands, metric evaluations) read while one writes.
-    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = (
-        "PRAGMA journal_mode=WAL;"
-    )
+    # django-prometheus wraps each of Django's backends to count connections,
+    # queries and errors on /metrics; swap the plain backend for its wrapper.
+    vendor = database["ENGINE"].removeprefix("django.db.backends.")
+    if vendor in {"sqlite3", "postgresql", "mysql"}:
+        database["ENGINE"] = f"django_prometheus.db.backends.{vendor}"
+    if vendor == "sqlite3":
+        # Write-ahead logging lets several processes (gunicorn workers,
+        # management commands, metric evaluations) read while one writes.
+        database.setdefault("OPTIONS", {})["init_command"] = "PRAGMA journal_mode=WAL;"
+    return database
+
+
+def cache_settings(url: str | None) -> dict:
+    """Return the default cache: Redis at REDIS_URL if set, else local memory."""
+    if not url:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+
+
+DATABASES = {"default": database_settings(os.environ.get("DATABASE_URL"))}
+CACHES = {"default": cache_settings(os.environ.get("REDIS_URL"))}
 
 _VALIDATORS = "django.contrib.auth.password_validation"
 AUTH_PASSWORD_VALIDATORS = [

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.servers import free_port
+from tests.processes import free_port
 
 
 def postgres_bin() -> Path | None:

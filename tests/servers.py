@@ -3,34 +3,21 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.processes import ROOT, run_django
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.processes import ROOT, http_get, run_django
 
 
 def get(url: str, timeout: float = 30) -> tuple[int, str]:
-    """GET `url`; return the status and the body, also for error statuses."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    """GET `url`; return the status and the decoded body, also for error statuses."""
+    status, body = http_get(url, timeout=timeout)
+    return status, body.decode()
 
 
 def demo_database(directory: Path) -> str:

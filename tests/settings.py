@@ -5,17 +5,27 @@ import tempfile
 from pathlib import Path
 
 from metricsite.settings import *  # noqa: F403
-from metricsite.settings import DATABASES, INSTALLED_APPS
+from metricsite.settings import CACHES, DATABASES, INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.shop.apps.ShopConfig"]
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+# Test databases and cache keys are named after the pytest process, so that
+# runs in parallel against the same servers do not meet. Subprocesses started
+# by a test inherit the environment and so share the test's cache keys.
+os.environ.setdefault("METRICDEMO_TEST_RUN", str(os.getpid()))
+_RUN = os.environ["METRICDEMO_TEST_RUN"]
+
+if DATABASES["default"]["ENGINE"].endswith(".sqlite3"):
     # A file rather than memory, so that another process can open the test
-    # database; named after the pytest process so parallel runs do not meet.
+    # database.
     DATABASES["default"]["TEST"] = {
         "NAME": os.environ.get("METRICDEMO_TEST_DB")
-        or str(Path(tempfile.gettempdir()) / f"metricdemo-tests-{os.getpid()}.sqlite3")
+        or str(Path(tempfile.gettempdir()) / f"metricdemo-tests-{_RUN}.sqlite3")
     }
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_metricdemo_{_RUN}"}
+
+CACHES["default"]["KEY_PREFIX"] = f"metricdemo-tests-{_RUN}"
 
 if os.environ.get("METRICDEMO_TEST_CACHE_DIR"):
     # A cache shared by several processes, as Redis would be in production.

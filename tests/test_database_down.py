@@ -8,9 +8,9 @@ import time
 import pytest
 
 from tests.postgres import Cluster, postgres_bin
-from tests.processes import run_django
+from tests.processes import free_port, run_django
 from tests.scraping import parse, value
-from tests.servers import free_port, get, gunicorn_args, running, server_env
+from tests.servers import get, gunicorn_args, running, server_env
 
 pytestmark = pytest.mark.skipif(
     postgres_bin() is None or importlib.util.find_spec("psycopg") is None,

@@ -9,11 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.processes import run_django
+from tests.processes import free_port, run_django
 from tests.scraping import parse, series, value
 from tests.servers import (
     demo_database,
-    free_port,
     get,
     gunicorn_args,
     manage_args,

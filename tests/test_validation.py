@@ -46,6 +46,8 @@ def test_name__unique(define):
     [
         # dots and dashes both become underscores
         ({"name": "shop.orders"}, {"name": "shop-orders"}),
+        # instrument names are case-insensitive: the SDK lowercases them
+        ({"name": "Shop.Orders"}, {"name": "shop-orders"}),
         # the unit suffix makes the names meet
         ({"name": "wait", "unit": "s"}, {"name": "wait_seconds"}),
         # a counter's _total meets a gauge that ends in _total

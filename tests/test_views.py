@@ -124,6 +124,15 @@ def test_units_and_kinds_shape_the_exported_name(
 
 # Row counts run on worker threads with their own connections: commit the rows.
 @pytest.mark.django_db(transaction=True)
+def test_upper_case_names_are_exported_in_lower_case(client, define):
+    """The OpenTelemetry SDK lowercases instrument names; exported_name agrees."""
+    definition = define(name="Shop.Orders", unit="s", source="constant", value=2)
+    assert definition.exported_name == "shop_orders_seconds"
+    assert value(scrape(client), "shop_orders_seconds") == 2.0
+
+
+# Row counts run on worker threads with their own connections: commit the rows.
+@pytest.mark.django_db(transaction=True)
 def test_row_count__plain_filtered_and_grouped(client, define, orders):
     define(name="shop.orders", source="row_count", model="shop.Order")
     define(

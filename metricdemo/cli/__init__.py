@@ -12,4 +12,5 @@ SUBCOMMANDS: dict[str, str] = {
     "export": "metricdemo.cli.export",
     "import": "metricdemo.cli.importing",
     "list": "metricdemo.cli.listing",
+    "grafana": "metricdemo.cli.grafana",
 }

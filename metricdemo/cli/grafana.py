@@ -1,0 +1,218 @@
+"""Print a Grafana dashboard with a panel per enabled definition (metrics grafana)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.db import DatabaseError
+
+from metricdemo import telemetry, validators
+from metricdemo.models import Kind, MetricDefinition
+
+help = "Print a Grafana dashboard (JSON) with a panel per enabled metric definition."
+
+
+# The app's own metrics, shown together in the last panel. A name ending in
+# _total is a counter, one ending in _timestamp_seconds a point in time, and
+# any other _seconds a histogram of durations.
+def _self_metric(key: str) -> str:
+    return validators.exported_names(*telemetry.SELF_METRICS[key])[1]
+
+
+#: The app's own metrics charted in the last panel, as exported sample names.
+SELF_METRICS = [
+    _self_metric("evaluations"),
+    _self_metric("duration"),
+    _self_metric("last_success"),
+]
+
+# The import-time input Grafana asks the user to map to a Prometheus data source.
+DATASOURCE_INPUT = "DS_PROMETHEUS"
+RATE_WINDOW = "$__rate_interval"
+PANEL_WIDTH = 12
+PANEL_HEIGHT = 8
+# Grafana's unit ids for a gauge's unit, and for the per-second rate of a
+# counter's unit; other units are shown as plain numbers.
+GAUGE_UNITS = {"s": "s", "ms": "ms", "By": "bytes", "%": "percent", "By/s": "Bps"}
+RATE_UNITS = {"s": "percentunit", "By": "Bps"}
+
+
+def add_arguments(parser) -> None:
+    """Add --datasource."""
+    parser.add_argument(
+        "--datasource",
+        metavar="NAME",
+        help=(
+            "Name or uid of the Prometheus data source to query, e.g. prometheus. "
+            f"By default the dashboard refers to ${{{DATASOURCE_INPUT}}} and Grafana "
+            "asks for the data source when it is imported."
+        ),
+    )
+
+
+def handle(command, options: dict[str, Any]) -> None:
+    """Write the dashboard for the enabled definitions to stdout."""
+    try:
+        definitions = list(MetricDefinition.objects.filter(enabled=True))
+    except DatabaseError as exc:
+        raise CommandError(
+            f"Cannot read the metric definitions ({exc}); run `manage.py migrate`."
+        ) from None
+    dashboard = build_dashboard(definitions, datasource=options.get("datasource"))
+    command.stdout.write(json.dumps(dashboard, indent=2, sort_keys=True))
+
+
+def build_dashboard(
+    definitions: Iterable[MetricDefinition], *, datasource: str | None = None
+) -> dict[str, Any]:
+    """Return the dashboard: one panel per definition, then the self-metrics panel."""
+    source = {
+        "type": "prometheus",
+        "uid": datasource or f"${{{DATASOURCE_INPUT}}}",
+    }
+    panels = [
+        definition_panel(definition, source)
+        for definition in sorted(definitions, key=lambda d: d.name)
+    ]
+    panels.append(self_metrics_panel(source))
+    for index, panel in enumerate(panels):
+        panel["id"] = index + 1
+        panel["gridPos"] = {
+            "h": PANEL_HEIGHT,
+            "w": PANEL_WIDTH,
+            "x": (index % 2) * PANEL_WIDTH,
+            "y": (index // 2) * PANEL_HEIGHT,
+        }
+    dashboard: dict[str, Any] = {
+        "title": "metricdemo",
+        "uid": "metricdemo",
+        "tags": ["metricdemo"],
+        "editable": True,
+        "schemaVersion": 39,
+        "time": {"from": "now-1h", "to": "now"},
+        "refresh": "30s",
+        "annotations": {"list": []},
+        "templating": {"list": []},
+        "panels": panels,
+    }
+    if datasource is None:
+        dashboard["__inputs"] = [
+            {
+                "name": DATASOURCE_INPUT,
+                "label": "Prometheus",
+                "description": "The Prometheus that scrapes /metrics.",
+                "type": "datasource",
+                "pluginId": "prometheus",
+                "pluginName": "Prometheus",
+            }
+        ]
+        dashboard["__requires"] = [
+            {
+                "type": "datasource",
+                "id": "prometheus",
+                "name": "Prometheus",
+                "version": "1.0.0",
+            },
+            {"type": "panel", "id": "timeseries", "name": "Time series", "version": ""},
+        ]
+    return dashboard
+
+
+def definition_panel(
+    definition: MetricDefinition, source: dict[str, str]
+) -> dict[str, Any]:
+    """Return a time-series panel: the value of a gauge, the rate of a counter."""
+    sample = definition.exported_name
+    is_counter = definition.kind == Kind.COUNTER
+    query = f"rate({sample}[{RATE_WINDOW}])" if is_counter else sample
+    legend = "__auto"
+    if definition.group_by:
+        label = validators.label_name(definition.group_by)
+        # A row count reads the shared database, so every process reports the
+        # same numbers: max keeps one series per value, not one per process.
+        query = f"max by ({label}) ({query})"
+        legend = f"{{{{{label}}}}}"
+    unit = (RATE_UNITS if is_counter else GAUGE_UNITS).get(definition.unit)
+    description = definition.description or definition.name
+    return _panel(
+        definition.name,
+        f"{description} ({sample})",
+        source,
+        [_target("A", query, legend, source)],
+        unit,
+    )
+
+
+def self_metrics_panel(source: dict[str, str]) -> dict[str, Any]:
+    """Return the panel of metricdemo's own metrics about its evaluations."""
+    targets = []
+    for index, name in enumerate(SELF_METRICS):
+        query, legend = self_metric_query(name)
+        targets.append(_target(chr(ord("A") + index), query, legend, source))
+    return _panel(
+        "metricdemo evaluations",
+        "How often definitions are evaluated, how long that takes, and how long "
+        "ago the last one succeeded.",
+        source,
+        targets,
+        None,
+    )
+
+
+def self_metric_query(name: str) -> tuple[str, str]:
+    """Return the PromQL and legend that chart one of SELF_METRICS."""
+    evaluations, duration, last_success = SELF_METRICS
+    if name == evaluations:
+        # Every process evaluates, so sum their rates per outcome.
+        return (
+            f"sum by (outcome) (rate({name}[{RATE_WINDOW}]))",
+            "{{outcome}} per second",
+        )
+    if name == duration:
+        return f"max by (definition) ({name})", "{{definition}} seconds"
+    if name == last_success:
+        return (
+            f"time() - max by (definition) ({name})",
+            "{{definition}} seconds since success",
+        )
+    return f"max({name})", name
+
+
+def _panel(
+    title: str,
+    description: str,
+    source: dict[str, str],
+    targets: list[dict[str, Any]],
+    unit: str | None,
+) -> dict[str, Any]:
+    return {
+        "type": "timeseries",
+        "title": title,
+        "description": description,
+        "datasource": source,
+        "targets": targets,
+        "fieldConfig": {"defaults": {"unit": unit} if unit else {}, "overrides": []},
+        "options": {
+            "legend": {
+                "displayMode": "list",
+                "placement": "bottom",
+                "showLegend": True,
+            },
+            "tooltip": {"mode": "multi", "sort": "none"},
+        },
+    }
+
+
+def _target(
+    ref_id: str, query: str, legend: str, source: dict[str, str]
+) -> dict[str, Any]:
+    return {
+        "refId": ref_id,
+        "expr": query,
+        "legendFormat": legend,
+        "range": True,
+        "datasource": source,
+    }

@@ -1,0 +1,159 @@
+"""`manage.py metrics grafana`: a dashboard whose queries name exported metrics."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+from django.core.management import call_command
+
+from metricdemo.cli.grafana import SELF_METRICS
+from tests.scraping import scrape
+
+# Rows are committed, so that row counts evaluated on other connections see them.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# A PromQL identifier; one followed by "(" is a function or an aggregation.
+IDENTIFIER = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+
+
+def dashboard(*args: str) -> dict:
+    """Run the command and parse what it prints."""
+    out = io.StringIO()
+    call_command("metrics", "grafana", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def metric_names(query: str) -> set[str]:
+    """Return the metric names a PromQL query selects."""
+    query = re.sub(r"\b(by|without)\s*\([^)]*\)", "", query)
+    query = re.sub(r"\{[^}]*\}|\[[^\]]*\]", "", query)
+    return {
+        match.group()
+        for match in IDENTIFIER.finditer(query)
+        if not query[match.end() :].lstrip().startswith("(")
+    }
+
+
+def test_metric_names__skips_functions_groupings_and_ranges():
+    query = "max by (kind) (rate(shop_orders_total{a='b'}[$__rate_interval]))"
+    assert metric_names(query) == {"shop_orders_total"}
+    assert metric_names("time() - max(x_seconds)") == {"x_seconds"}
+
+
+@pytest.fixture
+def definitions(define, callback, orders):
+    """Enabled definitions of every kind and a disabled one."""
+    callback("test.queues", lambda: [(3, {"queue": "mail"})])
+    define(
+        name="shop.target",
+        description="Orders we aim for",
+        source="constant",
+        value=500,
+        attributes={"region": "eu"},
+    )
+    define(
+        name="shop.orders.placed",
+        kind="counter",
+        unit="{order}",
+        source="row_count",
+        model="shop.Order",
+        group_by="status",
+    )
+    define(
+        name="shop.queue.depth",
+        kind="updowncounter",
+        source="callback",
+        callback="test.queues",
+    )
+    # Upper case: the exported name is lower case, and so is the query.
+    define(name="Shop.Wait", unit="s", source="constant", value=2)
+    define(name="shop.retired", source="constant", value=1, enabled=False)
+
+
+def panels_by_title(board: dict) -> dict[str, dict]:
+    titles = [panel["title"] for panel in board["panels"]]
+    assert len(titles) == len(set(titles)), titles
+    return {panel["title"]: panel for panel in board["panels"]}
+
+
+def test_a_panel_per_enabled_definition_then_the_self_metrics(definitions):
+    board = dashboard()
+    assert [panel["title"] for panel in board["panels"]] == [
+        "Shop.Wait",
+        "shop.orders.placed",
+        "shop.queue.depth",
+        "shop.target",
+        "metricdemo evaluations",
+    ]
+    panels = panels_by_title(board)
+    assert all(panel["type"] == "timeseries" for panel in board["panels"])
+    assert sorted(panel["id"] for panel in board["panels"]) == [1, 2, 3, 4, 5]
+    positions = {(p["gridPos"]["x"], p["gridPos"]["y"]) for p in board["panels"]}
+    assert len(positions) == 5
+
+    (placed,) = panels["shop.orders.placed"]["targets"]
+    assert placed["expr"] == (
+        "max by (status) (rate(shop_orders_placed_total[$__rate_interval]))"
+    )
+    assert placed["legendFormat"] == "{{status}}"
+    (depth,) = panels["shop.queue.depth"]["targets"]
+    assert depth["expr"] == "shop_queue_depth"
+    (target,) = panels["shop.target"]["targets"]
+    assert target["expr"] == "shop_target"
+    assert panels["shop.target"]["description"].startswith("Orders we aim for")
+    (wait,) = panels["Shop.Wait"]["targets"]
+    assert wait["expr"] == "shop_wait_seconds"
+    assert panels["Shop.Wait"]["fieldConfig"]["defaults"] == {"unit": "s"}
+
+    self_targets = panels["metricdemo evaluations"]["targets"]
+    for name, target in zip(SELF_METRICS, self_targets, strict=True):
+        selected = metric_names(target["expr"])
+        assert selected and all(n.startswith(name) for n in selected), target
+
+
+def test_every_query_names_a_metric_that_metrics_exports(client, definitions):
+    """Every query, the self-metrics' included, names an exported sample."""
+    families = scrape(client)
+    samples = {s.name for family in families.values() for s in family.samples}
+    board = dashboard()
+    *definition_panels, self_panel = board["panels"]
+    for panel in definition_panels:
+        for target in panel["targets"]:
+            assert metric_names(target["expr"]) <= samples, target["expr"]
+    for target in self_panel["targets"]:
+        assert metric_names(target["expr"]), target["expr"]
+        assert metric_names(target["expr"]) <= samples, target["expr"]
+
+
+def test_datasource__an_import_input_by_default(definitions):
+    board = dashboard()
+    (source,) = board["__inputs"]
+    assert (source["name"], source["pluginId"]) == ("DS_PROMETHEUS", "prometheus")
+    wanted = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+    for panel in board["panels"]:
+        assert panel["datasource"] == wanted
+        assert all(target["datasource"] == wanted for target in panel["targets"])
+
+
+def test_datasource__named_on_the_command_line(definitions):
+    board = dashboard("--datasource", "prom-main")
+    assert "__inputs" not in board
+    wanted = {"type": "prometheus", "uid": "prom-main"}
+    for panel in board["panels"]:
+        assert panel["datasource"] == wanted
+        assert all(target["datasource"] == wanted for target in panel["targets"])
+
+
+def test_output_is_stable(definitions):
+    out = [io.StringIO(), io.StringIO()]
+    for stream in out:
+        call_command("metrics", "grafana", stdout=stream)
+    assert out[0].getvalue() == out[1].getvalue()
+
+
+def test_no_definitions_still_gives_the_self_metrics_panel():
+    board = dashboard()
+    assert [panel["title"] for panel in board["panels"]] == ["metricdemo evaluations"]
