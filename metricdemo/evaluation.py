@@ -104,7 +104,7 @@ class Evaluator:
         for i, definition in enumerate(definitions):
             source = sources.SOURCES.get(definition.source)
             if source is None or not source.blocking:
-                results[i] = _evaluate_here(definition)
+                results[i] = evaluate_here(definition)
                 continue
             seconds = timeout if timeout is not None else timeout_of(definition)
             future = self._start(definition, seconds)
@@ -178,7 +178,8 @@ def _forget_evaluator_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_evaluator_after_fork)
 
 
-def _evaluate_here(definition: Any) -> Evaluation:
+def evaluate_here(definition: Any) -> Evaluation:
+    """Evaluate one definition in this thread, with no timeout; never raise."""
     started = time.perf_counter()
     source = sources.SOURCES.get(definition.source)
     try:
@@ -201,18 +202,18 @@ def _evaluate_on_worker(definition: Any, seconds: float) -> Evaluation:
     started = time.perf_counter()
     try:
         if not source.uses_database:
-            return _evaluate_here(definition)
+            return evaluate_here(definition)
         connection = connections[router.db_for_read(type(definition))]
         connection.close_if_unusable_or_obsolete()
         with statement_timeout(connection, seconds):
-            result = _evaluate_here(definition)
+            result = evaluate_here(definition)
         if result.outcome == ERROR and connection.errors_occurred:
             if connection.connection is not None and not connection.is_usable():
                 # A kept connection died with its server (a restart): try once
                 # more on a new one rather than fail until CONN_MAX_AGE ends.
                 connection.close()
                 with statement_timeout(connection, seconds):
-                    result = _evaluate_here(definition)
+                    result = evaluate_here(definition)
         return result
     except Exception as exc:  # noqa: BLE001 - e.g. the database refused to connect
         return Evaluation(

@@ -43,6 +43,9 @@ class Source(ABC):
     uses_database: ClassVar[bool] = False
     #: Whether observing may block, so it runs on a worker thread with a timeout.
     blocking: ClassVar[bool] = False
+    #: Whether the value depends on the definition alone, so it is observed once
+    #: when definitions load rather than on every scrape.
+    static: ClassVar[bool] = False
 
     @abstractmethod
     def validate(self, definition: MetricDefinition) -> None:
@@ -62,6 +65,7 @@ class ConstantSource(Source):
     """Export a fixed number."""
 
     fields: ClassVar[tuple[str, ...]] = ("value",)
+    static: ClassVar[bool] = True
 
     def validate(self, definition: MetricDefinition) -> None:
         if definition.value is None:

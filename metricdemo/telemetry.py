@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.registry import Collector
 
 import metricdemo
-from metricdemo import evaluation
+from metricdemo import evaluation, sources
 from metricdemo.conf import app_settings
 
 logger = logging.getLogger("metricdemo")
@@ -74,6 +74,9 @@ class DefinitionInstruments:
         self._instruments: dict[InstrumentKey, object] = {}
         self._active: dict[InstrumentKey, ActiveDefinition] = {}
         self._observations: dict[InstrumentKey, list[Observation]] = {}
+        # Observations of static definitions (constants), made once per load.
+        self._static: dict[InstrumentKey, list[Observation]] = {}
+        self._dynamic: list[ActiveDefinition] = []
         self._token: str | None = None
         self._failures: dict[str, str] = {}
         self._load_failure: str | None = None
@@ -91,9 +94,9 @@ class DefinitionInstruments:
         """Reload definitions if they changed, then evaluate them for one collection."""
         with self._lock:
             self.refresh()
-            items = list(self._active.values())
+            items = self._dynamic
             results = evaluation.get_evaluator().collect([i.definition for i in items])
-            observations = {}
+            observations = dict(self._static)
             for item, result in zip(items, results, strict=True):
                 self._record(item.name, result)
                 if result.ok and result.observations:
@@ -144,16 +147,29 @@ class DefinitionInstruments:
 
     def _apply(self, rows: Iterable) -> None:
         active = {}
+        static: dict[InstrumentKey, list[Observation]] = {}
+        dynamic = []
         for row in rows:
             key: InstrumentKey = (row.name, row.kind, row.unit, row.description)
-            active[key] = ActiveDefinition(key, row)
+            item = ActiveDefinition(key, row)
+            active[key] = item
             if key not in self._instruments:
                 self._instruments[key] = self._create_instrument(key)
-        self._active = active
-        names = {item.name for item in active.values()}
-        for name in set(self._failures) - names:
+            source = sources.SOURCES.get(row.source)
+            if source is None or not source.static:
+                dynamic.append(item)
+                continue
+            result = evaluation.evaluate_here(row)
+            if result.ok:
+                static[key] = [Observation(v, a) for v, a in result.observations]
+                self._clear_failure(item.name)
+            else:
+                self._log_failure(item.name, result.error)
+        self._active, self._static, self._dynamic = active, static, dynamic
+        for name in set(self._failures) - {item.name for item in active.values()}:
             self._failures.pop(name, None)
-        for name in set(self._stats) - names:
+        # Self-metrics describe the definitions evaluated on every scrape.
+        for name in set(self._stats) - {item.name for item in dynamic}:
             del self._stats[name]
 
     def _create_instrument(self, key: InstrumentKey):

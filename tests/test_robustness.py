@@ -77,8 +77,10 @@ def test_a_callback_that_recovers_is_exported_again(client, define, callback):
 def test_self_metrics_describe_each_definition(client, define, callback):
     started = time.time()
     callback("test.boom", lambda: 1 / 0)
-    define(name="good", source="constant", value=1)
+    callback("test.one", lambda: 1)
+    define(name="good", source="callback", callback="test.one")
     define(name="bad", source="callback", callback="test.boom")
+    define(name="fixed", source="constant", value=1)
     scrape(client)
     families = scrape(client)
 
@@ -101,12 +103,16 @@ def test_self_metrics_describe_each_definition(client, define, callback):
         value(families, "metricdemo_last_success_timestamp_seconds", definition="bad")
         is None
     )
-    assert value(families, "metricdemo_definitions_active") == 2.0
+    assert value(families, "metricdemo_definitions_active") == 3.0
     assert families["metricdemo_evaluations"].type == "counter"
+    # A constant is observed once per load, not per scrape: no self-metrics.
+    assert evaluations(families, "fixed") == {}
+    assert value(families, "fixed") == 1.0
 
 
-def test_self_metric_series_leave_with_their_definition(client, define):
-    definition = define(name="short.lived", source="constant", value=1)
+def test_self_metric_series_leave_with_their_definition(client, define, callback):
+    callback("test.one", lambda: 1)
+    definition = define(name="short.lived", source="callback", callback="test.one")
     assert evaluations(scrape(client), "short.lived")["success"] == 1
     definition.delete()
     assert evaluations(scrape(client), "short.lived") == {}
