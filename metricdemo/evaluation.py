@@ -29,6 +29,8 @@ ERROR = "error"
 TIMEOUT = "timeout"
 CACHED = "cached"
 OUTCOMES = (SUCCESS, ERROR, TIMEOUT, CACHED)
+# A batch statement failed; its definitions are evaluated again one by one.
+_BATCH_FAILED = "batch_failed"
 
 Observations = list[tuple[float, dict[str, Any]]]
 
@@ -78,6 +80,9 @@ class Evaluator:
     def __init__(self, threads: int) -> None:
         self._pool = _WorkerPool(threads)
         self._running: dict[Any, Future] = {}
+        # Row counts whose batch failed or timed out; they run on their own
+        # until they succeed, so one bad definition cannot sink the batch.
+        self._alone: set[Any] = set()
         self._lock = threading.Lock()
 
     def collect(self, definitions: Sequence[Any]) -> list[Evaluation]:
@@ -98,55 +103,101 @@ class Evaluator:
     def evaluate_many(
         self, definitions: Sequence[Any], *, timeout: float | None = None
     ) -> list[Evaluation]:
-        """Evaluate each definition once, waiting for none beyond its timeout."""
+        """Evaluate each definition once, waiting for none beyond its timeout.
+
+        Row counts that share a database and a timeout run as one statement on
+        one worker; a definition whose batch failed runs alone until it works.
+        """
         results: list[Evaluation | None] = [None] * len(definitions)
-        waiting: list[tuple[float, int, Future, float]] = []
+        batches: dict[tuple[str, float], list[int]] = {}
+        tasks: list[tuple[list[int], float]] = []
         for i, definition in enumerate(definitions):
             source = sources.SOURCES.get(definition.source)
             if source is None or not source.blocking:
                 results[i] = evaluate_here(definition)
                 continue
-            seconds = timeout if timeout is not None else timeout_of(definition)
-            future = self._start(definition, seconds)
-            if future is None:
+            if self._is_running(definition):
                 results[i] = Evaluation(
                     definition.name,
                     TIMEOUT,
                     error="The previous evaluation is still running.",
                 )
                 continue
-            waiting.append((time.monotonic() + seconds, i, future, seconds))
-        for deadline, i, future, seconds in sorted(waiting, key=lambda w: w[0]):
+            seconds = timeout if timeout is not None else timeout_of(definition)
+            if source.batchable and _key(definition) not in self._alone:
+                alias = router.db_for_read(type(definition))
+                batches.setdefault((alias, seconds), []).append(i)
+            else:
+                tasks.append(([i], seconds))
+        tasks.extend((indices, seconds) for (_, seconds), indices in batches.items())
+        retry = self._run(definitions, tasks, results)
+        if retry:
+            # A batch failed for one of its definitions: find which, alone.
+            self._run(definitions, [([i], s) for i, s in retry], results)
+        return results  # type: ignore[return-value]
+
+    def _run(
+        self,
+        definitions: Sequence[Any],
+        tasks: list[tuple[list[int], float]],
+        results: list[Evaluation | None],
+    ) -> list[tuple[int, float]]:
+        """Start the tasks, wait for each until its deadline, and fill `results`."""
+        waiting = []
+        for indices, seconds in tasks:
+            future = self._start([definitions[i] for i in indices], seconds)
+            waiting.append((time.monotonic() + seconds, indices, future, seconds))
+        retry: list[tuple[int, float]] = []
+        for deadline, indices, future, seconds in sorted(waiting, key=lambda w: w[0]):
             try:
-                results[i] = future.result(max(0.0, deadline - time.monotonic()))
+                outcomes = future.result(max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
                 if not future.cancel():
                     self._pool.replace_stuck_worker(future)
-                results[i] = Evaluation(
-                    definitions[i].name,
-                    TIMEOUT,
-                    error=f"No result within the timeout of {seconds:g} s.",
-                    seconds=seconds,
-                )
-        return results  # type: ignore[return-value]
+                outcomes = [
+                    Evaluation(
+                        definitions[i].name,
+                        TIMEOUT,
+                        error=f"No result within the timeout of {seconds:g} s.",
+                        seconds=seconds,
+                    )
+                    for i in indices
+                ]
+                if len(indices) > 1:
+                    # Find the slow one: each runs alone from the next scrape.
+                    self._alone.update(_key(definitions[i]) for i in indices)
+            for i, outcome in zip(indices, outcomes, strict=True):
+                definition = definitions[i]
+                if outcome.outcome == _BATCH_FAILED:
+                    self._alone.add(_key(definition))
+                    retry.append((i, seconds))
+                    continue
+                if len(indices) == 1 and outcome.outcome == SUCCESS:
+                    self._alone.discard(_key(definition))
+                results[i] = outcome
+        return retry
 
-    def _start(self, definition: Any, seconds: float) -> Future | None:
-        key = (definition.pk, definition.name) if definition.pk else None
+    def _is_running(self, definition: Any) -> bool:
         with self._lock:
-            if key is not None and key in self._running:
-                return None
-            future = self._pool.submit(lambda: _evaluate_on_worker(definition, seconds))
-            if key is not None:
+            return definition.pk is not None and _key(definition) in self._running
+
+    def _start(self, definitions: list[Any], seconds: float) -> Future:
+        keys = [_key(d) for d in definitions if d.pk is not None]
+        with self._lock:
+            future = self._pool.submit(
+                lambda: _evaluate_on_worker(definitions, seconds)
+            )
+            for key in keys:
                 self._running[key] = future
-        if key is not None:
-            # Outside the lock: a future that is already done runs this at once.
-            future.add_done_callback(lambda f: self._finished(key, f))
+        # Outside the lock: a future that is already done runs this at once.
+        future.add_done_callback(lambda f: self._finished(keys, f))
         return future
 
-    def _finished(self, key: Any, future: Future) -> None:
+    def _finished(self, keys: list[Any], future: Future) -> None:
         with self._lock:
-            if self._running.get(key) is future:
-                del self._running[key]
+            for key in keys:
+                if self._running.get(key) is future:
+                    del self._running[key]
 
     def close_connections(self) -> None:
         """Close the database connections the worker threads hold."""
@@ -197,33 +248,70 @@ def evaluate_here(definition: Any) -> Evaluation:
     return Evaluation(definition.name, SUCCESS, pairs, seconds=_since(started))
 
 
-def _evaluate_on_worker(definition: Any, seconds: float) -> Evaluation:
-    source = sources.SOURCES[definition.source]
+def _evaluate_on_worker(definitions: list[Any], seconds: float) -> list[Evaluation]:
+    source = sources.SOURCES[definitions[0].source]
     started = time.perf_counter()
     try:
         if not source.uses_database:
-            return evaluate_here(definition)
-        connection = connections[router.db_for_read(type(definition))]
+            return [evaluate_here(definitions[0])]
+        connection = connections[router.db_for_read(type(definitions[0]))]
         connection.close_if_unusable_or_obsolete()
-        with statement_timeout(connection, seconds):
-            result = evaluate_here(definition)
-        if result.outcome == ERROR and connection.errors_occurred:
-            if connection.connection is not None and not connection.is_usable():
+        results = _observe_with_timeout(connection, source, definitions, seconds)
+        failed = any(r.outcome in (ERROR, _BATCH_FAILED) for r in results)
+        if failed and connection.errors_occurred and connection.connection is not None:
+            if not connection.is_usable():
                 # A kept connection died with its server (a restart): try once
                 # more on a new one rather than fail until CONN_MAX_AGE ends.
                 connection.close()
-                with statement_timeout(connection, seconds):
-                    result = evaluate_here(definition)
-        return result
+                results = _observe_with_timeout(
+                    connection, source, definitions, seconds
+                )
+        return results
     except Exception as exc:  # noqa: BLE001 - e.g. the database refused to connect
-        return Evaluation(
-            definition.name, ERROR, error=describe(exc), seconds=_since(started)
-        )
+        return [
+            Evaluation(d.name, ERROR, error=describe(exc), seconds=_since(started))
+            for d in definitions
+        ]
     finally:
         # Honour CONN_MAX_AGE as a request does, for every connection the
         # evaluation (or a callback's own queries) opened on this thread.
         for connection in connections.all(initialized_only=True):
             connection.close_if_unusable_or_obsolete()
+
+
+def _observe_with_timeout(
+    connection: Any, source: sources.Source, definitions: list[Any], seconds: float
+) -> list[Evaluation]:
+    with statement_timeout(connection, seconds):
+        if source.batchable:
+            return _count(definitions)
+        return [evaluate_here(definitions[0])]
+
+
+def _count(definitions: list[Any]) -> list[Evaluation]:
+    started = time.perf_counter()
+    try:
+        found = sources.count_rows(definitions)
+    except Exception as exc:  # noqa: BLE001 - the statement failed as a whole
+        outcome = _BATCH_FAILED if len(definitions) > 1 else ERROR
+        error, seconds = describe(exc), _since(started)
+        return [
+            Evaluation(d.name, outcome, error=error, seconds=seconds)
+            for d in definitions
+        ]
+    seconds = _since(started)
+    return [
+        Evaluation(d.name, ERROR, error=str(item), seconds=seconds)
+        if isinstance(item, sources.EvaluationError)
+        else Evaluation(
+            d.name, SUCCESS, sources.with_constant_attributes(d, item), seconds=seconds
+        )
+        for d, item in zip(definitions, found, strict=True)
+    ]
+
+
+def _key(definition: Any) -> Any:
+    return (definition.pk, definition.name)
 
 
 @contextmanager

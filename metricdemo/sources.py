@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import fnmatch
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, FieldError, ValidationError
-from django.db.models import Count
+from django.db.models import BooleanField, CharField, Count, F, QuerySet, Value
 from django.db.models.constants import LOOKUP_SEP
+from django.db.models.functions import Cast
 from django.utils.translation import gettext_lazy as _
 
 from metricdemo import callbacks, validators
@@ -46,6 +47,8 @@ class Source(ABC):
     #: Whether the value depends on the definition alone, so it is observed once
     #: when definitions load rather than on every scrape.
     static: ClassVar[bool] = False
+    #: Whether many definitions are observed together in one query.
+    batchable: ClassVar[bool] = False
 
     @abstractmethod
     def validate(self, definition: MetricDefinition) -> None:
@@ -84,6 +87,8 @@ class RowCountSource(Source):
     fields: ClassVar[tuple[str, ...]] = ("model", "filters", "group_by")
     uses_database: ClassVar[bool] = True
     blocking: ClassVar[bool] = True
+    #: Whether many definitions are observed together by count_rows().
+    batchable: ClassVar[bool] = True
 
     def validate(self, definition: MetricDefinition) -> None:
         if not definition.model:
@@ -163,6 +168,21 @@ class RowCountSource(Source):
                 )
 
     def observe(self, definition: MetricDefinition) -> Observations:
+        (observations,) = count_rows([definition])
+        if isinstance(observations, EvaluationError):
+            raise observations
+        return observations
+
+    def count_query(self, definition: MetricDefinition, index: int) -> QuerySet:
+        """Return a query of (index, group as text, count) rows for `definition`.
+
+        Every definition's query has the same three columns, so many of them
+        run as one statement joined with UNION ALL; the group value is cast to
+        text so that groups of different field types fit one column.
+
+        Raises:
+            EvaluationError: the model is unknown or a safe-source rule refuses it.
+        """
         try:
             model = resolve_model(definition.model)
         except LookupError as exc:
@@ -170,15 +190,20 @@ class RowCountSource(Source):
         filters = definition.filters or {}
         for refusal in row_count_refusals(model, filters, definition.group_by).values():
             raise EvaluationError(refusal)
-        rows = model._default_manager.filter(**filters)
-        if not definition.group_by:
-            return [(float(rows.count()), {})]
-        key = definition.group_by
-        grouped = rows.order_by().values(key).annotate(_metricdemo_n=Count("*"))
-        return [
-            (float(row["_metricdemo_n"]), {key: group_value(row[key])})
-            for row in grouped
-        ]
+        if definition.group_by:
+            group = Cast(F(definition.group_by), CharField())
+        else:
+            # A constant is not grouped by, so this counts the whole selection
+            # and gives one row, 0 for an empty table.
+            group = Value(None, output_field=CharField())
+        return (
+            model._default_manager.filter(**filters)
+            .order_by()
+            .annotate(_metricdemo_i=Value(index), _metricdemo_g=group)
+            .values("_metricdemo_i", "_metricdemo_g")
+            .annotate(_metricdemo_n=Count("*"))
+            .values_list("_metricdemo_i", "_metricdemo_g", "_metricdemo_n")
+        )
 
 
 @dataclass(frozen=True)
@@ -262,11 +287,78 @@ def observe(definition: MetricDefinition) -> Observations:
     Raises:
         EvaluationError: the source could not produce a value.
     """
-    observations = SOURCES[definition.source].observe(definition)
+    return with_constant_attributes(
+        definition, SOURCES[definition.source].observe(definition)
+    )
+
+
+def with_constant_attributes(
+    definition: MetricDefinition, observations: Observations
+) -> Observations:
+    """Add the definition's constant attributes to each observation."""
     constant = definition.attributes or {}
     if not constant:
         return observations
     return [(value, {**constant, **attrs}) for value, attrs in observations]
+
+
+# SQLite allows at most 500 SELECTs in one compound statement.
+COUNTS_PER_STATEMENT = 250
+
+
+def count_rows(
+    definitions: Sequence[MetricDefinition],
+) -> list[Observations | EvaluationError]:
+    """Count the rows of many row-count definitions in one statement per 250.
+
+    The definitions must use one database. A definition whose model is unknown
+    or refused gets its EvaluationError in its place; constant attributes are
+    not added.
+
+    Raises:
+        DatabaseError: a statement failed; any of its definitions may be the cause.
+    """
+    source = SOURCES["row_count"]
+    found: list[Observations | EvaluationError] = [[] for _ in definitions]
+    queries = []
+    for index, definition in enumerate(definitions):
+        try:
+            queries.append(source.count_query(definition, index))
+        except EvaluationError as exc:
+            found[index] = exc
+    for start in range(0, len(queries), COUNTS_PER_STATEMENT):
+        chunk = queries[start : start + COUNTS_PER_STATEMENT]
+        union = chunk[0].union(*chunk[1:], all=True) if len(chunk) > 1 else chunk[0]
+        for index, group, count in union:
+            definition = definitions[index]
+            if definition.group_by:
+                label = _group_label(definition, group)
+                found[index].append((float(count), {definition.group_by: label}))
+            else:
+                found[index].append((float(count), {}))
+    return found
+
+
+def _group_label(definition: MetricDefinition, text: str | None) -> str:
+    # Booleans cast to text differ by database ("1", "true", "t"); name them
+    # the same everywhere. Other values keep the database's text.
+    if text is None:
+        return ""
+    field = _path_field(resolve_model(definition.model), definition.group_by)
+    if isinstance(field, BooleanField):
+        return "true" if text.lower() in {"1", "true", "t"} else "false"
+    return text
+
+
+def _path_field(model, path: str):
+    field = None
+    for name in path.split(LOOKUP_SEP):
+        try:
+            field = model._meta.get_field("pk" if name == "pk" else name)
+        except FieldDoesNotExist:
+            return None
+        model = field.related_model or model
+    return field
 
 
 def resolve_model(label: str):
