@@ -22,6 +22,19 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"Skipped, but METRICDEMO_NO_SKIP is set: {reason}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_evaluation_connections(django_db_setup, django_db_blocker):
+    """Close the evaluation threads' connections before the test database goes.
+
+    PostgreSQL refuses to drop a database that sessions are still using.
+    """
+    yield
+    from metricdemo.evaluation import get_evaluator
+
+    with django_db_blocker.unblock():
+        get_evaluator().close_connections()
+
+
 @pytest.fixture
 def define(db):
     """Create a definition through full_clean() and save(), as the admin would."""

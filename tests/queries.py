@@ -17,29 +17,35 @@ def all_queries() -> Iterator[list[str]]:
 
     Evaluations run on worker threads with their own connections, which
     CaptureQueriesContext (one connection) cannot see; this wraps the
-    connections the workers open while the block runs as well.
+    connections of this thread and of every evaluation thread, as they are,
+    so that what is counted is what a steady scrape runs.
     """
     statements: list[str] = []
+    wrapped: list = []
 
     def record(execute, sql, params, many, context):
         statements.append(sql)
         return execute(sql, params, many, context)
 
-    wrapped = list(connections.all())
-
-    def wrap(sender, connection, **kwargs):
+    def wrap(connection) -> None:
         if record not in connection.execute_wrappers:
             connection.execute_wrappers.append(record)
             wrapped.append(connection)
 
+    def wrap_this_thread() -> None:
+        for connection in connections.all():
+            wrap(connection)
+
+    def wrap_new(sender, connection, **kwargs) -> None:
+        wrap(connection)
+
     evaluator = get_evaluator()
-    evaluator.close_connections()
-    for connection in wrapped:
-        connection.execute_wrappers.append(record)
-    connection_created.connect(wrap)
+    wrap_this_thread()
+    evaluator._pool.broadcast(wrap_this_thread)
+    connection_created.connect(wrap_new)
     try:
         yield statements
     finally:
-        connection_created.disconnect(wrap)
+        connection_created.disconnect(wrap_new)
         for connection in wrapped:
             connection.execute_wrappers.remove(record)
