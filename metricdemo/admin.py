@@ -196,6 +196,16 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             },
         ),
         (
+            _("Scraping"),
+            {
+                "fields": ("timeout", "cache_seconds"),
+                "description": _(
+                    "How long one evaluation may take, and how long its value may "
+                    "be served from the cache."
+                ),
+            },
+        ),
+        (
             _("History"),
             {"fields": ("created_at", "updated_at"), "classes": ("collapse",)},
         ),

@@ -371,24 +371,12 @@ def _savepoint_if_in_transaction(using: str):
 
 # Caching -------------------------------------------------------------------
 
-_CACHE_FIELDS = (
-    "name",
-    "kind",
-    "unit",
-    "attributes",
-    "source",
-    "value",
-    "model",
-    "filters",
-    "group_by",
-    "setting",
-    "callback",
-)
-
 
 def cache_key(definition: Any) -> str:
     """Return the cache key of a definition's value; any edit changes it."""
-    params = {name: getattr(definition, name, None) for name in _CACHE_FIELDS}
+    from metricdemo.models import EDITABLE_FIELDS
+
+    params = {name: getattr(definition, name, None) for name in EDITABLE_FIELDS}
     digest = hashlib.sha256(
         json.dumps(params, sort_keys=True, default=str).encode()
     ).hexdigest()[:32]

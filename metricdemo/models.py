@@ -27,6 +27,8 @@ EDITABLE_FIELDS = (
     "group_by",
     "setting",
     "callback",
+    "timeout",
+    "cache_seconds",
 )
 COPY_SUFFIX_RE = re.compile(r"\.copy\d*$")
 MAX_COPIES = 100

@@ -42,15 +42,21 @@ def to_data(definition: MetricDefinition) -> dict[str, Any]:
     """Return a definition's editable fields as plain data, without ids or times.
 
     Fields of other sources are left out when empty, which they always are
-    for a definition that validates.
+    for a definition that validates, and so are a timeout and cache seconds
+    left at their defaults.
     """
     source = SOURCES.get(definition.source)
     own = (*COMMON_FIELDS, "source", *(source.fields if source else ()))
     return {
         name: getattr(definition, name)
         for name in EDITABLE_FIELDS
-        if name in own or getattr(definition, name) not in (None, "", {}, [])
+        if name in own or not _is_default(name, getattr(definition, name))
     }
+
+
+def _is_default(name: str, value: Any) -> bool:
+    default = MetricDefinition._meta.get_field(name).get_default()
+    return value in (None, "", {}, []) or value == default
 
 
 def dumps(definitions: Iterable[MetricDefinition]) -> str:

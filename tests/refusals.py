@@ -171,6 +171,8 @@ def form_data(**fields: Any) -> dict[str, str]:
         "group_by": "",
         "setting": "",
         "callback": "",
+        "timeout": "",
+        "cache_seconds": "0",
     }
     for key, value in fields.items():
         if key in ("attributes", "filters") and not isinstance(value, str):

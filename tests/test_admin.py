@@ -91,6 +91,20 @@ def test_add_through_the_admin_then_scrape(admin_client, client):
     assert value(families, "shop_orders_open", region="eu") == 12.0
 
 
+def test_timeout_and_cache_seconds_are_edited_in_the_admin(admin_client):
+    response = admin_client.post(
+        ADD_URL,
+        form_data(name="slow.one", value="1", timeout="2.5", cache_seconds="30"),
+    )
+    assert response.status_code == 302
+    stored = MetricDefinition.objects.get(name="slow.one")
+    assert (stored.timeout, stored.cache_seconds) == (2.5, 30)
+    response = admin_client.post(
+        ADD_URL, form_data(name="slow.two", value="1", timeout="0")
+    )
+    assert "0.0" in response.context["adminform"].form.errors["timeout"][0]
+
+
 def test_change_through_the_admin_shows_on_next_scrape(admin_client, client, define):
     definition = define(name="shop.orders.open", source="constant", value=1)
     assert value(scrape(client), "shop_orders_open") == 1.0

@@ -157,6 +157,20 @@ def test_round_trip_into_an_empty_database_is_identical(define, callback, tmp_pa
     assert metrics("export") == first
 
 
+def test_timeout_and_cache_seconds_travel_when_set(define, tmp_path):
+    define(name="slow", source="constant", value=1, timeout=2.5, cache_seconds=60)
+    define(name="plain", source="constant", value=1)
+    first = metrics("export")
+    entries = {e["name"]: e for e in json.loads(first)["definitions"]}
+    assert (entries["slow"]["timeout"], entries["slow"]["cache_seconds"]) == (2.5, 60)
+    assert "timeout" not in entries["plain"] and "cache_seconds" not in entries["plain"]
+    MetricDefinition.objects.all().delete()
+    metrics("import", write(tmp_path, first))
+    slow = MetricDefinition.objects.get(name="slow")
+    assert (slow.timeout, slow.cache_seconds) == (2.5, 60)
+    assert metrics("export") == first
+
+
 def test_import_reports_created_changed_unchanged_and_deleted(define, tmp_path):
     define(name="keep", source="constant", value=1)
     define(name="edit", source="constant", value=1, description="old")
