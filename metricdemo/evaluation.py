@@ -199,9 +199,13 @@ class Evaluator:
                 if self._running.get(key) is future:
                     del self._running[key]
 
+    def on_each_worker(self, fn: Callable[[], Any]) -> None:
+        """Run `fn` once on every idle worker thread."""
+        self._pool.broadcast(fn)
+
     def close_connections(self) -> None:
         """Close the database connections the worker threads hold."""
-        self._pool.broadcast(connections.close_all)
+        self.on_each_worker(connections.close_all)
 
 
 _evaluator: Evaluator | None = None
@@ -237,7 +241,7 @@ def evaluate_here(definition: Any) -> Evaluation:
         if source is None:
             raise sources.EvaluationError(f"Unknown source {definition.source!r}.")
         if source.uses_database:
-            with _savepoint_if_in_transaction(router.db_for_read(type(definition))):
+            with savepoint_if_in_transaction(router.db_for_read(type(definition))):
                 pairs = sources.observe(definition)
         else:
             pairs = sources.observe(definition)
@@ -360,7 +364,8 @@ def _since(started: float) -> float:
     return time.perf_counter() - started
 
 
-def _savepoint_if_in_transaction(using: str):
+def savepoint_if_in_transaction(using: str):
+    """Return a savepoint inside a transaction, and a no-op context outside one."""
     # On PostgreSQL a failed query aborts the surrounding transaction; a
     # savepoint keeps the caller's transaction usable. Outside a transaction
     # (the usual scrape) no savepoint, and no extra query, is needed.

@@ -116,7 +116,7 @@ class DefinitionInstruments:
 
         using = router.db_for_read(MetricDefinition)
         try:
-            with evaluation._savepoint_if_in_transaction(using):
+            with evaluation.savepoint_if_in_transaction(using):
                 token = ChangeStamp.current(using)
                 if token == self._token:
                     self._loads["unchanged"] += 1

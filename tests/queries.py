@@ -41,7 +41,7 @@ def all_queries() -> Iterator[list[str]]:
 
     evaluator = get_evaluator()
     wrap_this_thread()
-    evaluator._pool.broadcast(wrap_this_thread)
+    evaluator.on_each_worker(wrap_this_thread)
     connection_created.connect(wrap_new)
     try:
         yield statements
