@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,9 @@ from metricdemo import evaluation
 from metricdemo.conf import app_settings
 
 logger = logging.getLogger("metricdemo")
+
+# Seconds fork() waits for a collection in progress to finish.
+FORK_WAIT = 30.0
 
 # (name, kind, unit, description): what makes two instruments the same to the SDK.
 InstrumentKey = tuple[str, str, str, str]
@@ -270,20 +275,46 @@ class DefinitionsCollector(Collector):
         self._private = private
         self._instruments = instruments
         self._lock = threading.Lock()
+        self._held_for_fork = False
 
     def describe(self) -> list:
         """Describe nothing, so registering runs no collection (and no query)."""
         return []
 
     def collect(self):
+        with self.prepared():
+            families = list(self._private.collect())
+        yield from families
+
+    @contextmanager
+    def prepared(self) -> Iterator[None]:
+        """Hold the collection lock, with the definitions evaluated for one collection.
+
+        Collections happen inside this block, one at a time.
+        """
         with self._lock:
             try:
                 self._instruments.prepare()
-            except Exception:  # noqa: BLE001 - never turn a scrape into a 500
+            except Exception:  # noqa: BLE001 - never fail a scrape or a push
                 logger.exception("Preparing the metric definitions failed.")
                 self._instruments.forget_observations()
-            families = list(self._private.collect())
-        yield from families
+            yield
+
+    def before_fork(self) -> None:
+        """Wait, for a while, for a collection in progress to finish before fork()."""
+        # A child forked mid-collection (e.g. while a thread of a preloaded
+        # gunicorn master collects) would start with this lock, and the SDK's own
+        # collection state, held by a thread that does not exist there.
+        self._held_for_fork = self._lock.acquire(timeout=FORK_WAIT)
+
+    def after_fork_in_parent(self) -> None:
+        """Let collections run again after fork()."""
+        if self._held_for_fork:
+            self._lock.release()
+
+    def after_fork_in_child(self) -> None:
+        """Start the child with a free collection lock."""
+        self._lock = threading.Lock()
 
 
 @dataclass
@@ -318,6 +349,11 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
         instruments = DefinitionInstruments(meter)
         collector = DefinitionsCollector(private, instruments)
         registry.register(collector)
+        os.register_at_fork(
+            before=collector.before_fork,
+            after_in_parent=collector.after_fork_in_parent,
+            after_in_child=collector.after_fork_in_child,
+        )
         _telemetry = Telemetry(
             provider, reader, instruments, collector, registry, is_global
         )
