@@ -1,4 +1,4 @@
-"""Own the MeterProvider, the Prometheus reader and the definitions' instruments."""
+"""Own the MeterProvider, its readers and the definitions' instruments."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.registry import Collector
 
 import metricdemo
-from metricdemo import evaluation
+from metricdemo import evaluation, otlp
 from metricdemo.conf import app_settings
 
 logger = logging.getLogger("metricdemo")
@@ -290,7 +290,7 @@ class DefinitionsCollector(Collector):
     def prepared(self) -> Iterator[None]:
         """Hold the collection lock, with the definitions evaluated for one collection.
 
-        Collections happen inside this block, one at a time.
+        Scrapes and OTLP pushes collect inside this block, one at a time.
         """
         with self._lock:
             try:
@@ -327,6 +327,7 @@ class Telemetry:
     collector: DefinitionsCollector
     registry: CollectorRegistry
     is_global: bool
+    pusher: otlp.OTLPPusher | None = None
 
 
 _telemetry: Telemetry | None = None
@@ -341,7 +342,10 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
             return _telemetry
         private = CollectorRegistry(auto_describe=False)
         reader = PrometheusMetricReader(registry=private)
-        provider = MeterProvider(metric_readers=[reader])
+        pusher = otlp.create_pusher()
+        # Readers can only be given to a MeterProvider when it is made.
+        readers = [reader] if pusher is None else [reader, pusher]
+        provider = MeterProvider(metric_readers=readers)
         is_global = False
         if app_settings.SET_GLOBAL_METER_PROVIDER:
             is_global = _set_global_meter_provider(provider)
@@ -354,8 +358,10 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
             after_in_parent=collector.after_fork_in_parent,
             after_in_child=collector.after_fork_in_child,
         )
+        if pusher is not None:
+            pusher.start(collector.prepared)
         _telemetry = Telemetry(
-            provider, reader, instruments, collector, registry, is_global
+            provider, reader, instruments, collector, registry, is_global, pusher
         )
         return _telemetry
 
