@@ -6,6 +6,7 @@ import ipaddress
 import math
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.conf import settings
@@ -237,6 +238,28 @@ def _allowed_ips_problem(value: Any) -> str | None:
     return None
 
 
+def _otlp_endpoint_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        url = urlsplit(value)
+        if url.scheme in ("http", "https") and url.netloc:
+            return None
+    return (
+        "it must be None or the http(s) base URL of an OTLP receiver, "
+        "e.g. 'http://collector:4318'."
+    )
+
+
+def _otlp_interval_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if 0 < value < math.inf:
+            return None
+    return "it must be None or a number of seconds above 0, e.g. 60."
+
+
 _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "SET_GLOBAL_METER_PROVIDER": ("metricdemo.E003", _bool_problem),
     "METER_NAME": ("metricdemo.E004", _meter_name_problem),
@@ -245,4 +268,6 @@ _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "CACHE": ("metricdemo.E007", _cache_problem),
     "AUTH_TOKEN": ("metricdemo.E008", _token_problem),
     "ALLOWED_IPS": ("metricdemo.E009", _allowed_ips_problem),
+    "OTLP_ENDPOINT": ("metricdemo.E016", _otlp_endpoint_problem),
+    "OTLP_INTERVAL": ("metricdemo.E017", _otlp_interval_problem),
 }

@@ -1,12 +1,14 @@
-"""Own the MeterProvider, the Prometheus reader and the definitions' instruments."""
+"""Own the MeterProvider, its readers and the definitions' instruments."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +21,13 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.registry import Collector
 
 import metricdemo
-from metricdemo import evaluation, sources
+from metricdemo import evaluation, otlp, sources
 from metricdemo.conf import app_settings
 
 logger = logging.getLogger("metricdemo")
+
+# Seconds fork() waits for a collection in progress to finish.
+FORK_WAIT = 30.0
 
 # (name, kind, unit, description): what makes two instruments the same to the SDK.
 InstrumentKey = tuple[str, str, str, str]
@@ -286,20 +291,46 @@ class DefinitionsCollector(Collector):
         self._private = private
         self._instruments = instruments
         self._lock = threading.Lock()
+        self._held_for_fork = False
 
     def describe(self) -> list:
         """Describe nothing, so registering runs no collection (and no query)."""
         return []
 
     def collect(self):
+        with self.prepared():
+            families = list(self._private.collect())
+        yield from families
+
+    @contextmanager
+    def prepared(self) -> Iterator[None]:
+        """Hold the collection lock, with the definitions evaluated for one collection.
+
+        Scrapes and OTLP pushes collect inside this block, one at a time.
+        """
         with self._lock:
             try:
                 self._instruments.prepare()
-            except Exception:  # noqa: BLE001 - never turn a scrape into a 500
+            except Exception:  # noqa: BLE001 - never fail a scrape or a push
                 logger.exception("Preparing the metric definitions failed.")
                 self._instruments.forget_observations()
-            families = list(self._private.collect())
-        yield from families
+            yield
+
+    def before_fork(self) -> None:
+        """Wait, for a while, for a collection in progress to finish before fork()."""
+        # A child forked mid-collection (e.g. while a thread of a preloaded
+        # gunicorn master collects) would start with this lock, and the SDK's own
+        # collection state, held by a thread that does not exist there.
+        self._held_for_fork = self._lock.acquire(timeout=FORK_WAIT)
+
+    def after_fork_in_parent(self) -> None:
+        """Let collections run again after fork()."""
+        if self._held_for_fork:
+            self._lock.release()
+
+    def after_fork_in_child(self) -> None:
+        """Start the child with a free collection lock."""
+        self._lock = threading.Lock()
 
 
 @dataclass
@@ -312,6 +343,7 @@ class Telemetry:
     collector: DefinitionsCollector
     registry: CollectorRegistry
     is_global: bool
+    pusher: otlp.OTLPPusher | None = None
 
 
 _telemetry: Telemetry | None = None
@@ -326,7 +358,10 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
             return _telemetry
         private = CollectorRegistry(auto_describe=False)
         reader = PrometheusMetricReader(registry=private)
-        provider = MeterProvider(metric_readers=[reader])
+        pusher = otlp.create_pusher()
+        # Readers can only be given to a MeterProvider when it is made.
+        readers = [reader] if pusher is None else [reader, pusher]
+        provider = MeterProvider(metric_readers=readers)
         is_global = False
         if app_settings.SET_GLOBAL_METER_PROVIDER:
             is_global = _set_global_meter_provider(provider)
@@ -334,8 +369,15 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
         instruments = DefinitionInstruments(meter)
         collector = DefinitionsCollector(private, instruments)
         registry.register(collector)
+        os.register_at_fork(
+            before=collector.before_fork,
+            after_in_parent=collector.after_fork_in_parent,
+            after_in_child=collector.after_fork_in_child,
+        )
+        if pusher is not None:
+            pusher.start(collector.prepared)
         _telemetry = Telemetry(
-            provider, reader, instruments, collector, registry, is_global
+            provider, reader, instruments, collector, registry, is_global, pusher
         )
         return _telemetry
 

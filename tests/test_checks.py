@@ -37,6 +37,12 @@ def metricdemo_ids(**metricdemo) -> list[str]:
         ({"ADMIN_EVALUATION_TIMEOUT": "2"}, "metricdemo.E015"),
         ({"ADMIN_EVALUATION_TIMEOUT": True}, "metricdemo.E015"),
         ({"ADMIN_EVALUATION_TIMEOUT": float("inf")}, "metricdemo.E015"),
+        ({"OTLP_ENDPOINT": "collector:4318"}, "metricdemo.E016"),
+        ({"OTLP_ENDPOINT": "grpc://collector:4317"}, "metricdemo.E016"),
+        ({"OTLP_ENDPOINT": ""}, "metricdemo.E016"),
+        ({"OTLP_INTERVAL": 0}, "metricdemo.E017"),
+        ({"OTLP_INTERVAL": "60"}, "metricdemo.E017"),
+        ({"OTLP_INTERVAL": float("nan")}, "metricdemo.E017"),
     ],
 )
 def test_a_bad_value_is_an_error(metricdemo, check_id):
@@ -51,6 +57,8 @@ def test_good_values_pass():
             SENSITIVE_FIELDS=["iban", "*_pin"],
             ALLOWED_SETTINGS=["SESSION_COOKIE_AGE", "CACHES.default"],
             ADMIN_EVALUATION_TIMEOUT=0.5,
+            OTLP_ENDPOINT="https://collector.example:4318",
+            OTLP_INTERVAL=15,
         )
         == []
     )
