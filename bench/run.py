@@ -200,7 +200,8 @@ class Benchmark:
                 f"{platform.machine()}, {cpus or os.cpu_count()} CPUs; "
                 f"{' and '.join(databases)}",
                 "Times are medians in milliseconds of runs interleaved with their "
-                "references; ratios compare medians from the same runs.",
+                "references, with the garbage collector paused during each round; "
+                "a ratio is the median of the ratios within each round.",
             ]
         )
 
@@ -354,14 +355,19 @@ class Benchmark:
 
         steady, changed = [], []
         for round_number in range(config.warmup + config.change_rounds):
+            # The collector is paused, as in every interleaved measurement.
             gc.collect()
-            started = time.perf_counter()
-            self.endpoint()
-            steady_seconds = time.perf_counter() - started
-            edit()
-            started = time.perf_counter()
-            self.endpoint()
-            changed_seconds = time.perf_counter() - started
+            gc.disable()
+            try:
+                started = time.perf_counter()
+                self.endpoint()
+                steady_seconds = time.perf_counter() - started
+                edit()
+                started = time.perf_counter()
+                self.endpoint()
+                changed_seconds = time.perf_counter() - started
+            finally:
+                gc.enable()
             if round_number >= config.warmup:
                 steady.append(steady_seconds)
                 changed.append(changed_seconds)
@@ -627,6 +633,16 @@ class Benchmark:
                 f"({parts.ratio('prepare', 'app'):.0%}); the rest is the SDK running "
                 f"the callbacks, the exporter and generate_latest."
             )
+        in_a_row = 2 * scrapes
+        app_on, app_off = timing.with_collector(self.app_collector, in_a_row)
+        copy_on, copy_off = timing.with_collector(copy.scrape, in_a_row)
+        lines.append(
+            f"Garbage collection, paused in the tables, over {in_a_row} scrapes "
+            f"in a row: the app takes {ms(app_on)} ms per scrape with it and "
+            f"{ms(app_off)} ms without ({app_on / app_off - 1:+.0%}); bare "
+            f"OpenTelemetry with the app's series {ms(copy_on)} and "
+            f"{ms(copy_off)} ms ({copy_on / copy_off - 1:+.0%})."
+        )
         lines += self._profile_lines(profiling.profile(self.app_collector, scrapes))
         if prepare is not None:
             lines.append("\nDefinitionInstruments.prepare() alone:")

@@ -38,18 +38,48 @@ def interleaved(
     """Run every case once per round and return the timings.
 
     The cases take turns (A B C, B C A, C A B, ...) so that drift in the
-    machine's speed and the garbage collector's rhythm fall on all of them
-    alike; warm-up rounds are not counted.
+    machine's speed falls on all of them alike; warm-up rounds are not counted.
+    The garbage collector is paused while a round runs, as timeit does: a full
+    collection would otherwise land on whichever case happens to cross its
+    threshold, which with a fixed rotation is mostly the same one.
+    `with_collector` measures what the collector adds.
     """
     names = list(cases)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_number in range(warmup + rounds):
         gc.collect()
-        shift = round_number % len(names)
-        for name in names[shift:] + names[:shift]:
-            started = time.perf_counter()
-            cases[name]()
-            elapsed = time.perf_counter() - started
-            if round_number >= warmup:
-                samples[name].append(elapsed)
+        gc.disable()
+        try:
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                started = time.perf_counter()
+                cases[name]()
+                elapsed = time.perf_counter() - started
+                if round_number >= warmup:
+                    samples[name].append(elapsed)
+        finally:
+            gc.enable()
     return Samples(samples)
+
+
+def with_collector(work: Callable[[], Any], times: int) -> tuple[float, float]:
+    """Return the mean seconds of `times` runs in a row, collector on and paused.
+
+    Runs in a row let the collector work at its natural pace, so the
+    difference is what its collections cost per run in a steady state.
+    """
+
+    def mean(enabled: bool) -> float:
+        gc.collect()
+        if not enabled:
+            gc.disable()
+        try:
+            started = time.perf_counter()
+            for _ in range(times):
+                work()
+            return (time.perf_counter() - started) / times
+        finally:
+            gc.enable()
+
+    work()
+    return mean(True), mean(False)
