@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = QUICK if args.quick else Config()
     if args.profile:
-        config = Config(**{**config.__dict__, "top_functions": 30})
+        config = replace(config, top_functions=30)
     with tempfile.TemporaryDirectory(prefix="metricdemo-bench-") as directory:
         os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
         os.environ["METRICDEMO_BENCH_SQLITE"] = str(Path(directory) / "bench.sqlite3")
@@ -128,7 +128,6 @@ class Benchmark:
         self._app_registry = CollectorRegistry(auto_describe=False)
         self._app_registry.register(telemetry.get_telemetry().collector)
         self._generate_latest = generate_latest
-        self.sections: list[str] = []
         self.profiles: list[str] = []
 
     def endpoint(self) -> bytes:
@@ -453,8 +452,7 @@ class Benchmark:
                 rounds=config.row_count_rounds,
                 warmup=config.warmup,
             )
-            if alias == "default":
-                self.profile_row_counts(stored)
+            self.profile_row_counts(stored, alias)
         finally:
             floor.close()
         models = len({d.model for d in stored})
@@ -649,18 +647,20 @@ class Benchmark:
             lines += self._profile_lines(profiling.profile(prepare, scrapes))
         self.profiles.append("\n".join(lines))
 
-    def profile_row_counts(self, stored: list) -> None:
-        """Break the row-count scrape down by wall clock, then profile it."""
-        from django.db import connection
+    def profile_row_counts(self, stored: list, alias: str) -> None:
+        """Break the row-count scrape down by wall clock; profile it on SQLite."""
+        from django.db import connections
 
         from bench import profiling, references, timing
         from bench.table import ms, render
         from metricdemo import evaluation, sources
 
-        progress("profiling row counts")
+        progress(f"profiling row counts on {_vendor(alias)}")
+        connection = connections[alias]
         scrapes = self.config.profile_scrapes
         observe = getattr(sources, "observe", None)
         refusals = getattr(sources, "row_count_refusals", None)
+        resolve_model = getattr(sources, "resolve_model", None)
         evaluate_many = getattr(evaluation, "evaluate_many", None)
 
         def observe_all() -> None:
@@ -670,25 +670,28 @@ class Benchmark:
         def check_all() -> None:
             for definition in stored:
                 refusals(
-                    sources.resolve_model(definition.model),
+                    resolve_model(definition.model),
                     definition.filters,
                     definition.group_by,
                 )
 
         union = references.one_statement(stored)
-        counts_sql = _captured(lambda: [references.count_rows(d) for d in stored])
-        union_sql = _captured(lambda: list(union.all()))
+        counts_sql = _captured(
+            connection, lambda: [references.count_rows(d) for d in stored]
+        )
+        union_sql = _captured(connection, lambda: list(union.all()))
         cases = {
             "app": self.app_collector,
             "counts": lambda: [references.count_rows(d) for d in stored],
             "sql": lambda: _execute(connection, counts_sql),
+            "union": lambda: list(union.all()),
             "union sql": lambda: _execute(connection, union_sql),
         }
         if evaluate_many is not None:
             cases["evaluate_many"] = lambda: evaluate_many(stored)
         if observe is not None:
             cases["observe"] = observe_all
-        if refusals is not None:
+        if refusals is not None and resolve_model is not None:
             cases["checks"] = check_all
         parts = timing.interleaved(
             cases, rounds=self.config.row_count_rounds, warmup=self.config.warmup
@@ -700,7 +703,8 @@ class Benchmark:
             ("checks", "  of which the safe-source checks (row_count_refusals)"),
             ("counts", "the same counts with plain ORM calls, this thread"),
             ("sql", f"  their {len(counts_sql)} statements' SQL alone, precompiled"),
-            ("union sql", "one UNION ALL statement's SQL alone, precompiled"),
+            ("union", "one UNION ALL statement through the ORM"),
+            ("union sql", "  its SQL alone, precompiled"),
         ]
         rows = [
             [text, ms(parts[key]), f"{parts.ratio(key, 'app'):.0%}"]
@@ -709,12 +713,17 @@ class Benchmark:
         ]
         lines = [
             f"Where the row-count scrape's time goes, {len(stored)} definitions on "
-            f"SQLite (wall clock, medians of {self.config.row_count_rounds} "
-            "interleaved runs)",
+            f"{connection.display_name} (wall clock, medians of "
+            f"{self.config.row_count_rounds} interleaved runs)",
             render(["work", "ms", "of app"], rows),
-            "\nThe scraping thread under cProfile (the counts run on worker "
-            "threads, so it mostly waits):",
         ]
+        if alias != "default":
+            self.profiles.append("\n".join(lines))
+            return
+        lines.append(
+            "\nThe scraping thread under cProfile (the counts run on worker "
+            "threads, so it mostly waits):"
+        )
         lines += self._profile_lines(profiling.profile(self.app_collector, scrapes))
         if observe is not None:
             lines.append(
@@ -875,10 +884,8 @@ def _family_sizes(body: bytes) -> dict[str, tuple[int, bool]]:
     }
 
 
-def _captured(work: Callable[[], Any]) -> list[tuple[str, Any]]:
-    """Return the (sql, params) of the statements `work` runs on this thread."""
-    from django.db import connection
-
+def _captured(connection: Any, work: Callable[[], Any]) -> list[tuple[str, Any]]:
+    """Return the (sql, params) of the statements `work` runs on `connection`."""
     statements = []
 
     def record(execute, sql, params, many, context):
