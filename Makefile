@@ -10,7 +10,7 @@ REDIS_URL ?= redis://127.0.0.1:6379/0
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 
-.PHONY: run serve test test-all venv browser lint format clean system-packages services
+.PHONY: run serve test test-all bench venv browser lint format clean system-packages services
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,12 @@ test-all: system-packages services browser $(VENV)/.installed-db
 	DATABASE_URL= $(SUITE)
 	DATABASE_URL=$(POSTGRES_URL) $(SUITE)
 	DATABASE_URL=$(MARIADB_URL) $(SUITE)
+
+# Scrape cost against bare OpenTelemetry, SQL per scrape, memory; prints a table
+# with each target marked PASS or MISS (see "Performance" in the README). With
+# DATABASE_URL set, the row counts are measured on that database too.
+bench: venv
+	$(BIN)/python -m bench
 
 lint: venv
 	$(BIN)/ruff check .

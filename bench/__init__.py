@@ -1,0 +1,1 @@
+"""Benchmarks of the /metrics scrape against a bare OpenTelemetry exporter."""

@@ -1,0 +1,38 @@
+"""Settings of the benchmark: the demo project, the bench's shop and its own databases.
+
+The runner names the SQLite file in METRICDEMO_BENCH_SQLITE and creates it; a
+database named by DATABASE_URL becomes a second alias, ``url``, in which the
+runner creates and drops a throwaway database for the row-count measurements.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from metricsite.settings import *  # noqa: F403
+from metricsite.settings import INSTALLED_APPS, database_settings
+
+# DEBUG would keep every statement in memory and slow each query down.
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+INSTALLED_APPS = [*INSTALLED_APPS, "bench.shop.apps.BenchShopConfig"]
+
+_SQLITE = os.environ.get("METRICDEMO_BENCH_SQLITE") or str(
+    Path(tempfile.gettempdir()) / f"metricdemo-bench-{os.getpid()}.sqlite3"
+)
+DATABASES = {"default": database_settings(None)}
+DATABASES["default"]["NAME"] = _SQLITE
+DATABASES["default"]["TEST"] = {"NAME": _SQLITE}
+if os.environ.get("DATABASE_URL", "").strip():
+    DATABASES["url"] = database_settings(os.environ["DATABASE_URL"])
+    DATABASES["url"]["TEST"] = {"NAME": f"metricdemo_bench_{os.getpid()}"}
+
+# Every model reads and writes the database the runner is measuring.
+DATABASE_ROUTERS = ["bench.routers.ActiveDatabaseRouter"]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"metricdemo": {"handlers": ["console"], "level": "WARNING"}},
+}
