@@ -215,6 +215,12 @@ def _threads_problem(value: Any) -> str | None:
     return "it must be a whole number from 1 to 64."
 
 
+def _cardinality_problem(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return None
+    return "it must be a whole number of series, at least 1."
+
+
 def _cache_problem(value: Any) -> str | None:
     if isinstance(value, str) and value in settings.CACHES:
         return None
@@ -270,4 +276,5 @@ _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "ALLOWED_IPS": ("metricdemo.E009", _allowed_ips_problem),
     "OTLP_ENDPOINT": ("metricdemo.E016", _otlp_endpoint_problem),
     "OTLP_INTERVAL": ("metricdemo.E017", _otlp_interval_problem),
+    "CARDINALITY_LIMIT": ("metricdemo.E018", _cardinality_problem),
 }

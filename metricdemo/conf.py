@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     # The Django cache (an alias of CACHES) that keeps values of definitions
     # with cache_seconds > 0; a shared cache shares them between processes.
     "CACHE": "default",
+    # Series one observable instrument may export per collection (a grouped
+    # row count's groups, a self-metric's definitions); more are folded into
+    # one otel_metric_overflow="true" series.
+    "CARDINALITY_LIMIT": 20000,
     # When set, /metrics requires "Authorization: Bearer <AUTH_TOKEN>".
     "AUTH_TOKEN": None,
     # When non-empty, only these addresses or networks may read /metrics.

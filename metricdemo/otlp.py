@@ -81,12 +81,12 @@ def interval() -> float:
     return millis / 1000
 
 
-def create_pusher() -> OTLPPusher | None:
+def create_pusher(cardinality_limits: dict | None = None) -> OTLPPusher | None:
     """Return a pusher if an endpoint is configured, else None."""
     url = endpoint()
     if url is None:
         return None
-    pusher = OTLPPusher(url, interval())
+    pusher = OTLPPusher(url, interval(), cardinality_limits=cardinality_limits)
     logger.info("Pushing metrics over OTLP to %s every %g s.", url, pusher.interval)
     return pusher
 
@@ -101,8 +101,10 @@ class OTLPPusher(MetricReader):
     /metrics.
     """
 
-    def __init__(self, url: str, seconds: float) -> None:
-        super().__init__()
+    def __init__(
+        self, url: str, seconds: float, *, cardinality_limits: dict | None = None
+    ) -> None:
+        super().__init__(cardinality_limits=cardinality_limits)
         self.url = url
         self.interval = seconds
         self._exporter = _new_exporter(url)

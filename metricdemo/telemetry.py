@@ -16,6 +16,7 @@ from django.db import DatabaseError, router
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk import metrics as sdk_metrics
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.registry import Collector
@@ -200,7 +201,9 @@ class DefinitionInstruments:
         return callback
 
     def _record(self, name: str, result: evaluation.Evaluation) -> None:
-        stats = self._stats.setdefault(name, DefinitionStats())
+        stats = self._stats.get(name)
+        if stats is None:
+            stats = self._stats[name] = DefinitionStats()
         stats.outcomes[result.outcome] += 1
         if result.outcome != evaluation.CACHED:
             stats.seconds = result.seconds
@@ -224,12 +227,11 @@ class DefinitionInstruments:
             return callback
 
         def evaluations(options: CallbackOptions) -> Iterable[Observation]:
+            # Only outcomes that happened: four series per definition, most of
+            # them zero, would cost more than the definitions themselves.
             for name, stats in list(self._stats.items()):
-                for outcome in evaluation.OUTCOMES:
-                    yield Observation(
-                        stats.outcomes[outcome],
-                        {"definition": name, "outcome": outcome},
-                    )
+                for outcome, count in list(stats.outcomes.items()):
+                    yield Observation(count, {"definition": name, "outcome": outcome})
 
         meter.create_observable_counter(
             SELF_METRICS["evaluations"][0],
@@ -357,8 +359,9 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
         if _telemetry is not None:
             return _telemetry
         private = CollectorRegistry(auto_describe=False)
-        reader = PrometheusMetricReader(registry=private)
-        pusher = otlp.create_pusher()
+        limits = cardinality_limits()
+        reader = PrometheusMetricReader(registry=private, cardinality_limits=limits)
+        pusher = otlp.create_pusher(cardinality_limits=limits)
         # Readers can only be given to a MeterProvider when it is made.
         readers = [reader] if pusher is None else [reader, pusher]
         provider = MeterProvider(metric_readers=readers)
@@ -380,6 +383,21 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
             provider, reader, instruments, collector, registry, is_global, pusher
         )
         return _telemetry
+
+
+def cardinality_limits() -> dict[type, int]:
+    """Return the series each observable instrument may export per collection.
+
+    The SDK's default of 2000 would fold a grouped row count with more groups,
+    or the per-definition self-metrics of a site with thousands of
+    definitions, into one overflow series.
+    """
+    limit = int(app_settings.CARDINALITY_LIMIT)
+    return {
+        sdk_metrics.ObservableCounter: limit,
+        sdk_metrics.ObservableUpDownCounter: limit,
+        sdk_metrics.ObservableGauge: limit,
+    }
 
 
 def get_telemetry() -> Telemetry:

@@ -69,6 +69,7 @@ def test_login_required_middleware_does_not_block_the_endpoint(client):
         ("ALLOWED_IPS", ["10.0.0.300"]),
         ("SET_GLOBAL_METER_PROVIDER", "yes"),
         ("METER_NAME", ""),
+        ("CARDINALITY_LIMIT", 0),
     ],
 )
 def test_bad_settings_are_system_check_errors(key, bad):
