@@ -256,8 +256,8 @@ class DefinitionInstruments:
             SELF_METRICS["loads"][0],
             callbacks=[
                 lambda options: [
-                    Observation(self._loads[outcome], {"outcome": outcome})
-                    for outcome in ("unchanged", "reloaded", "error")
+                    Observation(count, {"outcome": outcome})
+                    for outcome, count in list(self._loads.items())
                 ]
             ],
             unit="{check}",
