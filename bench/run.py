@@ -509,25 +509,10 @@ class Benchmark:
     # SQL statements ----------------------------------------------------------
 
     def steady_statements(self, scrape: Callable[[], Any]) -> list[str]:
-        """Return the statements of the median steady scrape.
+        """Return the statements of the median steady scrape."""
+        from tests.queries import steady_statements
 
-        Each evaluation thread sets its own connection's statement timeout the
-        first time it runs a count (one SET per connection, not per scrape);
-        which thread takes a scrape's batch is not fixed, so warm every thread
-        up first and take the median of several scrapes.
-        """
-        from metricdemo.conf import app_settings
-        from tests.queries import all_queries
-
-        for _ in range(4 * int(app_settings.EVALUATION_THREADS)):
-            scrape()
-        scrapes = []
-        with all_queries() as statements:
-            for _ in range(9):
-                statements.clear()
-                scrape()
-                scrapes.append(list(statements))
-        return sorted(scrapes, key=len)[len(scrapes) // 2]
+        return steady_statements(scrape)
 
     def statements_of(self, scrape: Callable[[], Any]) -> list[str]:
         """Return the statements of one scrape."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import connections
 from django.db.backends.signals import connection_created
@@ -49,3 +50,24 @@ def all_queries() -> Iterator[list[str]]:
         connection_created.disconnect(wrap_new)
         for connection in wrapped:
             connection.execute_wrappers.remove(record)
+
+
+def steady_statements(scrape: Callable[[], Any], rounds: int = 9) -> list[str]:
+    """Return the statements of the median steady scrape.
+
+    Each evaluation thread sets up its own connection the first time it runs
+    a count (PostgreSQL's SET statement_timeout, MariaDB's version query):
+    once per connection, not per scrape. Which thread takes a scrape's batch
+    is not fixed, so every thread is warmed up first.
+    """
+    from metricdemo.conf import app_settings
+
+    for _ in range(4 * int(app_settings.EVALUATION_THREADS)):
+        scrape()
+    scrapes = []
+    with all_queries() as statements:
+        for _ in range(rounds):
+            statements.clear()
+            scrape()
+            scrapes.append(list(statements))
+    return sorted(scrapes, key=len)[len(scrapes) // 2]

@@ -3,7 +3,7 @@
 import pytest
 
 from metricdemo.models import MetricDefinition
-from tests.queries import all_queries
+from tests.queries import steady_statements
 from tests.scraping import scrape, series, value
 
 # Row counts run on worker threads with their own connections: commit the rows.
@@ -20,15 +20,6 @@ MODELS = [
     ("contenttypes.ContentType", {}, "app_label"),
     ("metricdemo.MetricDefinition", {"enabled": True}, "kind"),
 ]
-
-
-def per_scrape(statements: list[str]) -> list[str]:
-    """Leave out session set-up (SET statement_timeout), made once per connection.
-
-    Each evaluation thread sets its connection's timeout the first time it
-    uses it; which thread runs a scrape's batch is not fixed.
-    """
-    return [sql for sql in statements if not sql.startswith("SET ")]
 
 
 def create_counts(count: int) -> None:
@@ -50,10 +41,8 @@ def create_counts(count: int) -> None:
 def test_a_hundred_row_counts_cost_two_statements_per_scrape(client, orders):
     """The change check, and every count in one UNION ALL statement."""
     create_counts(100)
-    scrape(client)  # loads the definitions
-    with all_queries() as statements:
-        families = scrape(client)
-    statements = per_scrape(statements)
+    statements = steady_statements(lambda: scrape(client))
+    families = scrape(client)
     assert len(statements) == 2, statements
     assert "metricdemo_changestamp" in statements[0]
     assert statements[1].count("UNION ALL") == 99
@@ -113,7 +102,7 @@ def test_a_failing_count_is_found_and_the_batch_still_exports(client, orders, de
     )
 
     # From then on the broken one runs alone and the others stay batched.
-    with all_queries() as statements:
-        families = scrape(client)
-    assert len(per_scrape(statements)) == 3, statements
+    statements = steady_statements(lambda: scrape(client))
+    families = scrape(client)
+    assert len(statements) == 3, statements
     assert value(families, "counts_n0") == 3.0
