@@ -611,21 +611,19 @@ class Benchmark:
             f"floor's {ms(medians['floor'])} ms; the app takes {ms(medians['app'])} "
             f"ms, {medians.ratio('app', 'copy'):.2f}x that."
         )
-        instruments = telemetry.get_telemetry().instruments
-        prepare = getattr(instruments, "prepare", None)
-        if prepare is not None:
-            parts = timing.interleaved(
-                {"app": self.app_collector, "prepare": prepare},
-                rounds=max(scrapes, 3),
-                warmup=1,
-            )
-            lines.append(
-                f"Wall clock, no profiler: DefinitionInstruments.prepare() (change "
-                f"check, evaluation, observations) takes {ms(parts['prepare'])} ms "
-                f"of the app's {ms(parts['app'])} ms "
-                f"({parts.ratio('prepare', 'app'):.0%}); the rest is the SDK running "
-                f"the callbacks, the exporter and generate_latest."
-            )
+        prepare = telemetry.get_telemetry().instruments.prepare
+        parts = timing.interleaved(
+            {"app": self.app_collector, "prepare": prepare},
+            rounds=max(scrapes, 3),
+            warmup=1,
+        )
+        lines.append(
+            f"Wall clock, no profiler: DefinitionInstruments.prepare() (change "
+            f"check, evaluation, observations) takes {ms(parts['prepare'])} ms "
+            f"of the app's {ms(parts['app'])} ms "
+            f"({parts.ratio('prepare', 'app'):.0%}); the rest is the SDK running "
+            f"the callbacks, the exporter and generate_latest."
+        )
         in_a_row = 2 * scrapes
         app_on, app_off = timing.with_collector(self.app_collector, in_a_row)
         copy_on, copy_off = timing.with_collector(copy.scrape, in_a_row)
@@ -637,9 +635,8 @@ class Benchmark:
             f"{ms(copy_off)} ms ({copy_on / copy_off - 1:+.0%})."
         )
         lines += self._profile_lines(profiling.profile(self.app_collector, scrapes))
-        if prepare is not None:
-            lines.append("\nDefinitionInstruments.prepare() alone:")
-            lines += self._profile_lines(profiling.profile(prepare, scrapes))
+        lines.append("\nDefinitionInstruments.prepare() alone:")
+        lines += self._profile_lines(profiling.profile(prepare, scrapes))
         self.profiles.append("\n".join(lines))
 
     def profile_row_counts(self, stored: list, alias: str) -> None:
@@ -653,19 +650,15 @@ class Benchmark:
         progress(f"profiling row counts on {_vendor(alias)}")
         connection = connections[alias]
         scrapes = self.config.profile_scrapes
-        observe = getattr(sources, "observe", None)
-        refusals = getattr(sources, "row_count_refusals", None)
-        resolve_model = getattr(sources, "resolve_model", None)
-        evaluate_many = getattr(evaluation, "evaluate_many", None)
 
         def observe_all() -> None:
             for definition in stored:
-                observe(definition)
+                sources.observe(definition)
 
         def check_all() -> None:
             for definition in stored:
-                refusals(
-                    resolve_model(definition.model),
+                sources.row_count_refusals(
+                    sources.resolve_model(definition.model),
                     definition.filters,
                     definition.group_by,
                 )
@@ -681,13 +674,10 @@ class Benchmark:
             "sql": lambda: _execute(connection, counts_sql),
             "union": lambda: list(union.all()),
             "union sql": lambda: _execute(connection, union_sql),
+            "evaluate_many": lambda: evaluation.evaluate_many(stored),
+            "observe": observe_all,
+            "checks": check_all,
         }
-        if evaluate_many is not None:
-            cases["evaluate_many"] = lambda: evaluate_many(stored)
-        if observe is not None:
-            cases["observe"] = observe_all
-        if refusals is not None and resolve_model is not None:
-            cases["checks"] = check_all
         parts = timing.interleaved(
             cases, rounds=self.config.row_count_rounds, warmup=self.config.warmup
         )
@@ -704,7 +694,6 @@ class Benchmark:
         rows = [
             [text, ms(parts[key]), f"{parts.ratio(key, 'app'):.0%}"]
             for key, text in described
-            if key in parts.seconds
         ]
         lines = [
             f"Where the row-count scrape's time goes, {len(stored)} definitions on "
@@ -720,12 +709,11 @@ class Benchmark:
             "threads, so it mostly waits):"
         )
         lines += self._profile_lines(profiling.profile(self.app_collector, scrapes))
-        if observe is not None:
-            lines.append(
-                "\nWhat the worker threads run, profiled in this thread: "
-                "sources.observe() of every definition:"
-            )
-            lines += self._profile_lines(profiling.profile(observe_all, scrapes))
+        lines.append(
+            "\nWhat the worker threads run, profiled in this thread: "
+            "sources.observe() of every definition:"
+        )
+        lines += self._profile_lines(profiling.profile(observe_all, scrapes))
         self.profiles.append("\n".join(lines))
 
     def _profile_lines(self, stats: Any) -> list[str]:
@@ -803,10 +791,7 @@ def _close_worker_connections() -> None:
     # dropped while they do.
     from metricdemo import evaluation
 
-    get_evaluator = getattr(evaluation, "get_evaluator", None)
-    evaluator = get_evaluator() if get_evaluator else None
-    if evaluator is not None and hasattr(evaluator, "close_connections"):
-        evaluator.close_connections()
+    evaluation.get_evaluator().close_connections()
 
 
 def _series(body: bytes, prefix: str = "bench_series") -> Counter:
