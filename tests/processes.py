@@ -117,15 +117,20 @@ def serving(
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
     timeout: float = 60,
+    any_status: bool = False,
 ) -> Iterator[subprocess.Popen]:
-    """Start a server, wait until `ready_url` answers 200, and stop it on leaving."""
+    """Start a server, wait until `ready_url` answers 200, and stop it on leaving.
+
+    With `any_status`, any HTTP answer will do (a server that wants a token
+    answers 401 when it is ready).
+    """
     with open(log, "wb") as output:
         process = subprocess.Popen(
             argv, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT
         )
         try:
             wait_until(
-                lambda: _answers(process, ready_url, log),
+                lambda: _answers(process, ready_url, log, any_status),
                 timeout=timeout,
                 what=f"{ready_url} to answer",
             )
@@ -139,7 +144,9 @@ def serving(
                 process.wait(timeout=10)
 
 
-def _answers(process: subprocess.Popen, url: str, log: Path) -> bool | None:
+def _answers(
+    process: subprocess.Popen, url: str, log: Path, any_status: bool = False
+) -> bool | None:
     # A server that exits while starting fails the wait at once, with its log.
     if process.poll() is not None:
         raise AssertionError(
@@ -147,6 +154,7 @@ def _answers(process: subprocess.Popen, url: str, log: Path) -> bool | None:
             + log.read_text(errors="replace")[-3000:]
         )
     try:
-        return http_get(url, timeout=2)[0] == 200 or None
+        status = http_get(url, timeout=2)[0]
     except OSError:
         return None
+    return any_status or status == 200 or None

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.processes import ROOT, http_get, run_django
+from tests.processes import ROOT, django_env, http_get, run_django, serving
 
 
 def get(url: str, timeout: float = 30) -> tuple[int, str]:
@@ -34,49 +31,21 @@ def demo_database(directory: Path) -> str:
 
 
 def server_env(db_url: str, **extra: str) -> dict[str, str]:
-    """Return the environment of a demo server process."""
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "metricsite.settings",
-        "DATABASE_URL": db_url,
-        "PYTHONPATH": str(ROOT),
-        **extra,
-    }
+    """Return the environment of a demo server process on `db_url`."""
+    return django_env(settings="metricsite.settings", db_url=db_url, env=extra)
 
 
 @contextmanager
 def running(args: list[str], env: dict[str, str], url: str) -> Iterator[str]:
-    """Run a server until the block ends; wait (at most 60 s) until `url` answers."""
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                output = log.read().decode()
-                raise AssertionError(f"{args[0]} exited early:\n{output}")
-            try:
-                get(url, timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{url} did not answer within 60 s") from None
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
+    """Run a server until the block ends, once `url` answers (at most 60 s)."""
+    with tempfile.TemporaryDirectory() as directory:
+        log = Path(directory) / "server.log"
         try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        log.seek(0)
-        # Shown by pytest when the test fails.
-        print(log.read().decode(errors="replace")[-20000:])
-        log.close()
+            with serving(args, ready_url=url, log=log, env=env, any_status=True):
+                yield url
+        finally:
+            # Shown by pytest when the test fails.
+            print(log.read_text(errors="replace")[-20000:])
 
 
 def gunicorn_args() -> list[str]:

@@ -2,7 +2,6 @@
 
 import io
 import json
-import os
 import re
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from metricdemo.models import ChangeStamp, MetricDefinition
-from tests.processes import ROOT, database_url
+from tests.processes import ROOT, django_env
 from tests.refusals import EXISTING, REFUSALS, Refusal
 
 pytestmark = pytest.mark.django_db
@@ -97,12 +96,10 @@ def test_check_prints_a_table_and_passes(define, callback, orders):
 def test_check_fails_when_a_definition_fails(define):
     define(name="fine", source="constant", value=1)
     MetricDefinition.objects.create(name="gone", source="setting", setting="NOT_THERE")
-    env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONPATH": str(ROOT)}
-    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     result = subprocess.run(
         [sys.executable, "manage.py", "metrics", "check"],
         cwd=ROOT,
-        env=env,
+        env=django_env(),
         capture_output=True,
         text=True,
         timeout=120,
