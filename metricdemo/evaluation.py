@@ -28,7 +28,6 @@ SUCCESS = "success"
 ERROR = "error"
 TIMEOUT = "timeout"
 CACHED = "cached"
-OUTCOMES = (SUCCESS, ERROR, TIMEOUT, CACHED)
 # A batch statement failed; its definitions are evaluated again one by one.
 _BATCH_FAILED = "batch_failed"
 

@@ -91,11 +91,6 @@ class DefinitionInstruments:
         self._lock = threading.RLock()
         self._create_self_metrics()
 
-    @property
-    def active(self) -> list[ActiveDefinition]:
-        """Return the definitions currently turned into instruments."""
-        return list(self._active.values())
-
     def prepare(self) -> None:
         """Reload definitions if they changed, then evaluate them for one collection."""
         with self._lock:

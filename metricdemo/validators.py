@@ -23,7 +23,7 @@ INSTRUMENT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]{0,254}$")
 UNIT_MAX_LENGTH = 63
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Labels the exporter adds itself; an attribute with these names would clash.
-RESERVED_LABEL_PREFIXES = ("__", "otel_scope_")
+RESERVED_LABEL_PREFIXES = ("otel_scope_",)
 SETTING_PATH_RE = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_\-]+)*$")
 MODEL_LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -87,8 +87,8 @@ def validate_label_key(key: Any, *, what: str = "Attribute") -> None:
         raise ValidationError(
             _(
                 "%(what)s key %(key)r becomes the label %(label)r, which is not "
-                "allowed: use letters, digits and '_', not starting with '__' or "
-                "'otel_scope_' (for example region)."
+                "allowed: use letters, digits and '_', not starting with "
+                "'otel_scope_', which the exporter adds itself (for example region)."
             ),
             code="invalid_attributes",
             params={"what": what, "key": key, "label": label},
