@@ -321,31 +321,36 @@ def count_rows(
     source = SOURCES["row_count"]
     found: list[Observations | EvaluationError] = [[] for _ in definitions]
     queries = []
+    # Which grouped counts group by a boolean field, worked out once a call.
+    boolean: dict[int, bool] = {}
     for index, definition in enumerate(definitions):
         try:
             queries.append(source.count_query(definition, index))
         except EvaluationError as exc:
             found[index] = exc
+            continue
+        if definition.group_by:
+            field = _path_field(resolve_model(definition.model), definition.group_by)
+            boolean[index] = isinstance(field, BooleanField)
     for start in range(0, len(queries), COUNTS_PER_STATEMENT):
         chunk = queries[start : start + COUNTS_PER_STATEMENT]
         union = chunk[0].union(*chunk[1:], all=True) if len(chunk) > 1 else chunk[0]
         for index, group, count in union:
             definition = definitions[index]
             if definition.group_by:
-                label = _group_label(definition, group)
+                label = _group_label(group, boolean[index])
                 found[index].append((float(count), {definition.group_by: label}))
             else:
                 found[index].append((float(count), {}))
     return found
 
 
-def _group_label(definition: MetricDefinition, text: str | None) -> str:
+def _group_label(text: str | None, boolean: bool) -> str:
     # Booleans cast to text differ by database ("1", "true", "t"); name them
     # the same everywhere. Other values keep the database's text.
     if text is None:
         return ""
-    field = _path_field(resolve_model(definition.model), definition.group_by)
-    if isinstance(field, BooleanField):
+    if boolean:
         return "true" if text.lower() in {"1", "true", "t"} else "false"
     return text
 
