@@ -17,7 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.progress import progress
+from bench.table import render, verdict
+
 ROOT = Path(__file__).resolve().parent.parent
+MB_PER_1000 = 15.0  # target: resident memory per 1000 definitions
 
 
 def resident_bytes() -> int:
@@ -28,6 +32,43 @@ def resident_bytes() -> int:
     except OSError:
         # Without /proc, the peak is the best available (kilobytes on Linux).
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def section(sizes: list[int], directory: Path) -> str | None:
+    """Measure resident memory in child processes against one with none."""
+    if not sizes:
+        return None
+    progress(f"memory: child processes for N = 0, {', '.join(map(str, sizes))}")
+    reports = measure([0, *sizes], directory)
+    base = reports[0]["rss"]
+    mb = 1024 * 1024
+    rows = [["0", f"{base / mb:.1f}", "", "", ""]]
+    for size in sizes:
+        report = reports[size]
+        if report["series"] != size:
+            raise RuntimeError(
+                f"The child with {size} definitions exported {report['series']}."
+            )
+        extra = report["rss"] - base
+        per_1000 = extra / mb / (size / 1000)
+        rows.append(
+            [
+                str(size),
+                f"{report['rss'] / mb:.1f}",
+                f"{extra / mb:.1f}",
+                f"{per_1000:.1f}",
+                verdict(per_1000 <= MB_PER_1000),
+            ]
+        )
+    return (
+        "4. Resident memory of a process holding N constant definitions (MB)\n"
+        + render(
+            ["N", "RSS", "over none", "per 1000", f"per 1000 <= {MB_PER_1000:g} MB"],
+            rows,
+        )
+        + "\n\nEach N in a fresh process on SQLite, after two scrapes of "
+        "/metrics; the definitions were written by another process."
+    )
 
 
 def measure(sizes: list[int], directory: Path) -> dict[int, dict]:

@@ -10,6 +10,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from bench.config import Config
+from bench.table import render
+
 # (substring of a file path, area), first match wins.
 AREAS = [
     ("metricdemo/telemetry.py", "metricdemo.telemetry"),
@@ -46,6 +49,44 @@ def profile(work: Callable[[], Any], times: int) -> pstats.Stats:
         profiler.disable()
         gc.enable()
     return pstats.Stats(profiler)
+
+
+def report(work: Callable[[], Any], config: Config) -> list[str]:
+    """Profile `work` and return the lines that say where its time went.
+
+    The areas come first, then the top functions by self time and, for a long
+    profile, by cumulative time.
+    """
+    runs = config.profile_scrapes
+    stats = profile(work, runs)
+    area_rows = [
+        [area, f"{share:.0%}", f"{seconds / runs * 1000:.2f}"]
+        for area, seconds, share in areas(stats)
+        if share >= 0.005
+    ]
+    lines = [
+        f"cProfile, {runs} runs; self time by area, builtins counted with "
+        "their callers (the profiler inflates code that makes many small "
+        "calls):",
+        render(["area", "share", "ms/run, profiled"], area_rows),
+    ]
+    orders = ["tottime", "cumtime"] if config.long_profile else ["tottime"]
+    for order in orders:
+        what = "self" if order == "tottime" else "cumulative"
+        rows = [
+            [
+                name,
+                calls // runs,
+                f"{own / runs * 1000:.2f}",
+                f"{cumulative / runs * 1000:.2f}",
+            ]
+            for name, calls, own, cumulative in top(stats, config.top_functions, order)
+        ]
+        lines += [
+            f"Top functions by {what} time:",
+            render(["function", "calls/run", "self ms", "cumulative ms"], rows),
+        ]
+    return lines
 
 
 def area_of(function: tuple[str, int, str]) -> str | None:

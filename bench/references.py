@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 import metricdemo
+from metricdemo.display import group_value
 
 # The same scope as the app's instruments, so each series carries the same
 # otel_scope_* labels and the exposition has the same size.
@@ -150,7 +151,7 @@ def count_rows(definition: Any) -> list[tuple[float, dict[str, Any]]]:
         return [(float(rows.count()), constant)]
     key = definition.group_by
     grouped = rows.order_by().values_list(key).annotate(n=Count("*"))
-    return [(float(n), {**constant, key: _label(value)}) for value, n in grouped]
+    return [(float(n), {**constant, key: group_value(value)}) for value, n in grouped]
 
 
 def otel_row_counts(definitions: Sequence[Any]) -> OtelExporter:
@@ -188,11 +189,3 @@ def one_statement(definitions: Sequence[Any]):
             .values_list("bench_i", "bench_g", "bench_n")
         )
     return parts[0].union(*parts[1:], all=True)
-
-
-def _label(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)

@@ -7,10 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from bench import routers
 from bench.shop import models as shop
+from metricdemo import evaluation
 from metricdemo.models import MetricDefinition
 
 #: The models row counts spread over, in the order definitions are made.
@@ -54,6 +56,17 @@ def series_attributes(i: int) -> dict[str, str]:
     return {"region": REGIONS[i % len(REGIONS)], "shard": str(i % 8)}
 
 
+def require_driver(alias: str) -> None:
+    """Exit with how to install the drivers unless `alias`'s driver is there."""
+    try:
+        connections[alias]
+    except ImproperlyConfigured as exc:
+        raise SystemExit(
+            f"DATABASE_URL names a database whose driver is missing ({exc}). "
+            "Install the drivers with: .venv/bin/pip install -e '.[db]'"
+        ) from None
+
+
 @contextmanager
 def throwaway_databases(aliases: list[str]) -> Iterator[None]:
     """Create and migrate a fresh database for each alias; drop them afterwards."""
@@ -72,6 +85,12 @@ def throwaway_databases(aliases: list[str]) -> Iterator[None]:
         for connection, old_name in reversed(created):
             connections.close_all()
             connection.creation.destroy_test_db(old_name, verbosity=0)
+
+
+def close_worker_connections() -> None:
+    """Close the connections the app's evaluation threads keep open."""
+    # A database cannot be dropped while they do.
+    evaluation.get_evaluator().close_connections()
 
 
 def fill_shop(rows_per_model: int) -> None:

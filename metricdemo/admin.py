@@ -15,11 +15,12 @@ from django.http import Http404, HttpRequest, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
-from metricdemo import callbacks, display, sources
+from metricdemo import callbacks, display, policy, sources
 from metricdemo.conf import app_settings
 from metricdemo.evaluation import evaluate, evaluate_many
 from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
@@ -64,10 +65,18 @@ class SuggestingTextInput(forms.TextInput):
         return html + format_html('<datalist id="{}">{}</datalist>', list_id, options)
 
 
-#: Every source's own fields, in the order of SOURCES.
-SOURCE_FIELDS = tuple(
-    dict.fromkeys(field for src in sources.SOURCES.values() for field in src.fields)
-)
+SOURCE_FIELDS = sources.SOURCE_FIELDS
+
+
+def _source_guidance() -> str:
+    fields = "; ".join(str(source.help_text) for source in sources.SOURCES.values())
+    return gettext("Pick a source, then fill in only its fields: %(fields)s.") % {
+        "fields": fields
+    }
+
+
+#: The Source fieldset's description, built from each source's own help text.
+SOURCE_GUIDANCE = lazy(_source_guidance, str)()
 JSON_INVALID = _(
     "%(value)s is not valid JSON; write an object such as "
     '{"region": "eu"}, or leave it empty.'
@@ -117,8 +126,8 @@ class MetricDefinitionForm(forms.ModelForm):
             {key: list(source.fields) for key, source in sources.SOURCES.items()}
         )
         for name, suggestions in (
-            ("model", sources.allowed_models),
-            ("setting", sources.suggested_settings),
+            ("model", policy.allowed_models),
+            ("setting", policy.suggested_settings),
         ):
             attrs = self.fields[name].widget.attrs
             self.fields[name].widget = SuggestingTextInput(suggestions, attrs)
@@ -188,11 +197,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             _("Source"),
             {
                 "fields": ("source", *SOURCE_FIELDS),
-                "description": _(
-                    "Pick a source, then fill in only its fields: value for a "
-                    "constant; model, filters and group by for a row count; setting "
-                    "for a setting; callback for a registered callback."
-                ),
+                "description": SOURCE_GUIDANCE,
             },
         ),
         (

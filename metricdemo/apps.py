@@ -14,6 +14,7 @@ class MetricDemoConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # These modules import the models, which only exist once apps load.
         from metricdemo import checks as metricdemo_checks
         from metricdemo import signals, telemetry
 

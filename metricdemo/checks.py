@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 
 from metricdemo.conf import ALL, DEFAULTS, SETTING_NAME
+from metricdemo.models import MetricDefinition
 from metricdemo.validators import MODEL_LABEL_RE, SETTING_PATH_RE, TIMEOUT_MAX
 
 
@@ -133,8 +134,6 @@ def check_definitions(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """Warn about stored definitions that no longer validate (--database only)."""
-    from metricdemo.models import MetricDefinition
-
     warnings: list[checks.CheckMessage] = []
     for alias in databases or ():
         try:
@@ -235,7 +234,7 @@ def _token_problem(value: Any) -> str | None:
 
 def _allowed_ips_problem(value: Any) -> str | None:
     if not isinstance(value, list | tuple):
-        return "it must be a list of addresses or networks, e.g. ['10.0.0.0/8']."
+        return "it must be a list of addresses or networks, for example ['10.0.0.0/8']."
     for entry in value:
         try:
             ipaddress.ip_network(entry, strict=False)
@@ -253,7 +252,7 @@ def _otlp_endpoint_problem(value: Any) -> str | None:
             return None
     return (
         "it must be None or the http(s) base URL of an OTLP receiver, "
-        "e.g. 'http://collector:4318'."
+        "for example 'http://collector:4318'."
     )
 
 
@@ -263,7 +262,7 @@ def _otlp_interval_problem(value: Any) -> str | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if 0 < value < math.inf:
             return None
-    return "it must be None or a number of seconds above 0, e.g. 60."
+    return "it must be None or a number of seconds above 0, for example 60."
 
 
 _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {

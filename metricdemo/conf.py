@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     # check`, give each definition's evaluation.
     "ADMIN_EVALUATION_TIMEOUT": 2.0,
     # The base URL of an OTLP/HTTP receiver (a Collector) to push the metrics
-    # to, e.g. "http://collector:4318"; None reads OTEL_EXPORTER_OTLP_ENDPOINT.
+    # to, for example "http://collector:4318"; None reads OTEL_EXPORTER_OTLP_ENDPOINT.
     "OTLP_ENDPOINT": None,
     # Seconds between pushes; None reads OTEL_METRIC_EXPORT_INTERVAL (ms), 60 s.
     "OTLP_INTERVAL": None,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from metricdemo import sources, validators
+from metricdemo import validators
 from metricdemo.evaluation import Evaluation
+from metricdemo.models import MetricDefinition
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def format_number(value: float) -> str:
     return f"{value:.6g}"
 
 
-def series(definition: Any, evaluation: Evaluation) -> list[Series]:
+def series(definition: MetricDefinition, evaluation: Evaluation) -> list[Series]:
     """Return the series `evaluation` would export for `definition`, sorted."""
     name = validators.exported_names(definition.name, definition.kind, definition.unit)[
         1
@@ -49,7 +50,7 @@ def series(definition: Any, evaluation: Evaluation) -> list[Series]:
             name,
             tuple(
                 sorted(
-                    (validators.label_name(key), sources.group_value(item))
+                    (validators.label_name(key), group_value(item))
                     for key, item in attributes.items()
                 )
             ),
@@ -60,7 +61,9 @@ def series(definition: Any, evaluation: Evaluation) -> list[Series]:
     return sorted(found, key=lambda item: item.labels)
 
 
-def summary(definition: Any, evaluation: Evaluation, limit: int = 3) -> str:
+def summary(
+    definition: MetricDefinition, evaluation: Evaluation, limit: int = 3
+) -> str:
     """Return a one-line account of an evaluation: a value, some series or why not."""
     if not evaluation.ok:
         return f"{evaluation.outcome}: {evaluation.error}"
@@ -76,7 +79,7 @@ def summary(definition: Any, evaluation: Evaluation, limit: int = 3) -> str:
     return f"{len(found)} series: {shown}{more}"
 
 
-def brief(definition: Any, evaluation: Evaluation) -> str:
+def brief(definition: MetricDefinition, evaluation: Evaluation) -> str:
     """Return the value of a single series, else the series count or the outcome."""
     if not evaluation.ok:
         return evaluation.outcome
@@ -84,3 +87,12 @@ def brief(definition: Any, evaluation: Evaluation) -> str:
     if len(found) == 1:
         return found[0].value_text
     return f"{len(found)} series"
+
+
+def group_value(value: Any) -> str:
+    """Return the label text for an attribute value (empty for NULL)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

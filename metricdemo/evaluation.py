@@ -1,26 +1,36 @@
-"""Evaluate definitions into observations, with timeouts, caching and isolation."""
+"""Evaluate definitions into observations, with timeouts, caching and isolation.
+
+Cheap sources run inline; row counts and callbacks run on the threads of
+`workers`, bounded by their timeouts; values of definitions that cache come
+from `cache`.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.cache import caches
 from django.db import connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils.translation import gettext as _
 
-from metricdemo import sources
+from metricdemo import cache, rowquery, sources
 from metricdemo.conf import app_settings
+from metricdemo.models import MetricDefinition
+from metricdemo.observations import (
+    EvaluationError,
+    Observations,
+    with_constant_attributes,
+)
+from metricdemo.workers import WorkerPool
 
 logger = logging.getLogger("metricdemo")
 
@@ -30,8 +40,6 @@ TIMEOUT = "timeout"
 CACHED = "cached"
 # A batch statement failed; its definitions are evaluated again one by one.
 _BATCH_FAILED = "batch_failed"
-
-Observations = list[tuple[float, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -50,20 +58,22 @@ class Evaluation:
         return self.outcome in (SUCCESS, CACHED)
 
 
-def evaluate(definition: Any, *, timeout: float | None = None) -> Evaluation:
+def evaluate(
+    definition: MetricDefinition, *, timeout: float | None = None
+) -> Evaluation:
     """Evaluate one definition (saved or not) without the cache; never raise."""
     (result,) = evaluate_many([definition], timeout=timeout)
     return result
 
 
 def evaluate_many(
-    definitions: Sequence[Any], *, timeout: float | None = None
+    definitions: Sequence[MetricDefinition], *, timeout: float | None = None
 ) -> list[Evaluation]:
     """Evaluate definitions without the cache, each bounded by its timeout."""
     return get_evaluator().evaluate_many(definitions, timeout=timeout)
 
 
-def timeout_of(definition: Any) -> float:
+def timeout_of(definition: MetricDefinition) -> float:
     """Return the seconds `definition` may take: its own timeout or the default."""
     return float(getattr(definition, "timeout", None) or app_settings.TIMEOUT)
 
@@ -77,30 +87,31 @@ class Evaluator:
     """
 
     def __init__(self, threads: int) -> None:
-        self._pool = _WorkerPool(threads)
+        self._pool = WorkerPool(threads)
         self._running: dict[Any, Future] = {}
         # Row counts whose batch failed or timed out; they run on their own
         # until they succeed, so one bad definition cannot sink the batch.
         self._alone: set[Any] = set()
         self._lock = threading.Lock()
 
-    def collect(self, definitions: Sequence[Any]) -> list[Evaluation]:
+    def collect(self, definitions: Sequence[MetricDefinition]) -> list[Evaluation]:
         """Serve cached values, then evaluate and cache the rest."""
-        cached = _read_cache(definitions)
-        results: list[Evaluation | None] = [
-            cached.get(i) for i in range(len(definitions))
-        ]
+        results: list[Evaluation | None] = [None] * len(definitions)
+        for i, observations in cache.read(definitions).items():
+            results[i] = Evaluation(definitions[i].name, CACHED, observations)
         todo = [i for i, result in enumerate(results) if result is None]
         fresh = self.evaluate_many([definitions[i] for i in todo])
         for i, result in zip(todo, fresh, strict=True):
             results[i] = result
-        _write_cache(
-            [(definitions[i], result) for i, result in zip(todo, fresh, strict=True)]
+        cache.write(
+            (definitions[i], result.observations)
+            for i, result in zip(todo, fresh, strict=True)
+            if result.outcome == SUCCESS
         )
         return results  # type: ignore[return-value]
 
     def evaluate_many(
-        self, definitions: Sequence[Any], *, timeout: float | None = None
+        self, definitions: Sequence[MetricDefinition], *, timeout: float | None = None
     ) -> list[Evaluation]:
         """Evaluate each definition once, waiting for none beyond its timeout.
 
@@ -119,7 +130,7 @@ class Evaluator:
                 results[i] = Evaluation(
                     definition.name,
                     TIMEOUT,
-                    error="The previous evaluation is still running.",
+                    error=_("The previous evaluation is still running."),
                 )
                 continue
             seconds = timeout if timeout is not None else timeout_of(definition)
@@ -137,7 +148,7 @@ class Evaluator:
 
     def _run(
         self,
-        definitions: Sequence[Any],
+        definitions: Sequence[MetricDefinition],
         tasks: list[tuple[list[int], float]],
         results: list[Evaluation | None],
     ) -> list[tuple[int, float]]:
@@ -157,7 +168,8 @@ class Evaluator:
                     Evaluation(
                         definitions[i].name,
                         TIMEOUT,
-                        error=f"No result within the timeout of {seconds:g} s.",
+                        error=_("No result within the timeout of %(seconds)g s.")
+                        % {"seconds": seconds},
                         seconds=seconds,
                     )
                     for i in indices
@@ -176,11 +188,11 @@ class Evaluator:
                 results[i] = outcome
         return retry
 
-    def _is_running(self, definition: Any) -> bool:
+    def _is_running(self, definition: MetricDefinition) -> bool:
         with self._lock:
             return definition.pk is not None and _key(definition) in self._running
 
-    def _start(self, definitions: list[Any], seconds: float) -> Future:
+    def _start(self, definitions: list[MetricDefinition], seconds: float) -> Future:
         keys = [_key(d) for d in definitions if d.pk is not None]
         with self._lock:
             future = self._pool.submit(
@@ -232,13 +244,15 @@ def _forget_evaluator_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_evaluator_after_fork)
 
 
-def evaluate_here(definition: Any) -> Evaluation:
+def evaluate_here(definition: MetricDefinition) -> Evaluation:
     """Evaluate one definition in this thread, with no timeout; never raise."""
     started = time.perf_counter()
     source = sources.SOURCES.get(definition.source)
     try:
         if source is None:
-            raise sources.EvaluationError(f"Unknown source {definition.source!r}.")
+            raise EvaluationError(
+                _("Unknown source %(source)r.") % {"source": definition.source}
+            )
         if source.uses_database:
             with savepoint_if_in_transaction(router.db_for_read(type(definition))):
                 pairs = sources.observe(definition)
@@ -251,7 +265,9 @@ def evaluate_here(definition: Any) -> Evaluation:
     return Evaluation(definition.name, SUCCESS, pairs, seconds=_since(started))
 
 
-def _evaluate_on_worker(definitions: list[Any], seconds: float) -> list[Evaluation]:
+def _evaluate_on_worker(
+    definitions: list[MetricDefinition], seconds: float
+) -> list[Evaluation]:
     source = sources.SOURCES[definitions[0].source]
     started = time.perf_counter()
     try:
@@ -270,7 +286,7 @@ def _evaluate_on_worker(definitions: list[Any], seconds: float) -> list[Evaluati
                     connection, source, definitions, seconds
                 )
         return results
-    except Exception as exc:  # noqa: BLE001 - e.g. the database refused to connect
+    except Exception as exc:  # noqa: BLE001 - for example the database refused to connect
         return [
             Evaluation(d.name, ERROR, error=describe(exc), seconds=_since(started))
             for d in definitions
@@ -283,7 +299,10 @@ def _evaluate_on_worker(definitions: list[Any], seconds: float) -> list[Evaluati
 
 
 def _observe_with_timeout(
-    connection: Any, source: sources.Source, definitions: list[Any], seconds: float
+    connection: BaseDatabaseWrapper,
+    source: sources.Source,
+    definitions: list[MetricDefinition],
+    seconds: float,
 ) -> list[Evaluation]:
     with statement_timeout(connection, seconds):
         if source.batchable:
@@ -291,10 +310,10 @@ def _observe_with_timeout(
         return [evaluate_here(definitions[0])]
 
 
-def _count(definitions: list[Any]) -> list[Evaluation]:
+def _count(definitions: list[MetricDefinition]) -> list[Evaluation]:
     started = time.perf_counter()
     try:
-        found = sources.count_rows(definitions)
+        found = rowquery.count_rows(definitions)
     except Exception as exc:  # noqa: BLE001 - the statement failed as a whole
         outcome = _BATCH_FAILED if len(definitions) > 1 else ERROR
         error, seconds = describe(exc), _since(started)
@@ -305,20 +324,22 @@ def _count(definitions: list[Any]) -> list[Evaluation]:
     seconds = _since(started)
     return [
         Evaluation(d.name, ERROR, error=str(item), seconds=seconds)
-        if isinstance(item, sources.EvaluationError)
+        if isinstance(item, EvaluationError)
         else Evaluation(
-            d.name, SUCCESS, sources.with_constant_attributes(d, item), seconds=seconds
+            d.name, SUCCESS, with_constant_attributes(d, item), seconds=seconds
         )
         for d, item in zip(definitions, found, strict=True)
     ]
 
 
-def _key(definition: Any) -> Any:
+def _key(definition: MetricDefinition) -> tuple[Any, str]:
     return (definition.pk, definition.name)
 
 
 @contextmanager
-def statement_timeout(connection: Any, seconds: float) -> Iterator[None]:
+def statement_timeout(
+    connection: BaseDatabaseWrapper, seconds: float
+) -> Iterator[None]:
     """Bound the queries run in this block in the database itself, where it can.
 
     PostgreSQL and MariaDB/MySQL get a session timeout, set again only when it
@@ -354,7 +375,7 @@ def statement_timeout(connection: Any, seconds: float) -> Iterator[None]:
 
 def describe(exc: BaseException) -> str:
     """Return a one-line description of why an evaluation failed."""
-    if isinstance(exc, sources.EvaluationError):
+    if isinstance(exc, EvaluationError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -363,7 +384,7 @@ def _since(started: float) -> float:
     return time.perf_counter() - started
 
 
-def savepoint_if_in_transaction(using: str):
+def savepoint_if_in_transaction(using: str) -> AbstractContextManager:
     """Return a savepoint inside a transaction, and a no-op context outside one."""
     # On PostgreSQL a failed query aborts the surrounding transaction; a
     # savepoint keeps the caller's transaction usable. Outside a transaction
@@ -371,156 +392,3 @@ def savepoint_if_in_transaction(using: str):
     if connections[using].in_atomic_block:
         return transaction.atomic(using=using)
     return nullcontext()
-
-
-# Caching -------------------------------------------------------------------
-
-
-def cache_key(definition: Any) -> str:
-    """Return the cache key of a definition's value; any edit changes it."""
-    from metricdemo.models import EDITABLE_FIELDS
-
-    params = {name: getattr(definition, name, None) for name in EDITABLE_FIELDS}
-    digest = hashlib.sha256(
-        json.dumps(params, sort_keys=True, default=str).encode()
-    ).hexdigest()[:32]
-    return f"metricdemo:value:{digest}"
-
-
-def _cached_definitions(definitions: Sequence[Any]) -> dict[int, str]:
-    return {
-        i: cache_key(d)
-        for i, d in enumerate(definitions)
-        if getattr(d, "cache_seconds", 0)
-    }
-
-
-def _read_cache(definitions: Sequence[Any]) -> dict[int, Evaluation]:
-    keys = _cached_definitions(definitions)
-    if not keys:
-        return {}
-    found = _cache_call(lambda cache: cache.get_many(list(keys.values())), {})
-    hits = {}
-    for i, key in keys.items():
-        if key in found:
-            observations = [(value, dict(attrs)) for value, attrs in found[key]]
-            hits[i] = Evaluation(definitions[i].name, CACHED, observations)
-    return hits
-
-
-def _write_cache(results: Sequence[tuple[Any, Evaluation]]) -> None:
-    by_lifetime: dict[int, dict[str, Observations]] = {}
-    for definition, result in results:
-        seconds = getattr(definition, "cache_seconds", 0)
-        if seconds and result.outcome == SUCCESS:
-            by_lifetime.setdefault(seconds, {})[cache_key(definition)] = (
-                result.observations
-            )
-    for seconds, values in by_lifetime.items():
-        _cache_call(
-            lambda cache, v=values, s=seconds: cache.set_many(v, timeout=s), None
-        )
-
-
-_cache_failed = False
-
-
-def _cache_call(call: Callable[[Any], Any], fallback: Any) -> Any:
-    # An unreachable cache must not fail the scrape: evaluate instead.
-    global _cache_failed
-    try:
-        result = call(caches[app_settings.CACHE])
-    except Exception as exc:  # noqa: BLE001
-        if not _cache_failed:
-            logger.warning("The metricdemo cache cannot be used: %s", describe(exc))
-        _cache_failed = True
-        return fallback
-    if _cache_failed:
-        logger.info("The metricdemo cache works again.")
-    _cache_failed = False
-    return result
-
-
-# Worker threads --------------------------------------------------------------
-
-
-class _WorkerPool:
-    """Daemon worker threads, so a hung callback never blocks interpreter exit.
-
-    ThreadPoolExecutor joins its threads at exit, which a callback that never
-    returns would turn into a hang; these threads are daemons instead, and a
-    worker stuck past its timeout is replaced so the pool keeps its capacity.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = max(1, size)
-        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._stuck: set[Future] = set()
-
-    def submit(self, fn: Callable[[], Any]) -> Future:
-        """Queue `fn` and return its future."""
-        future: Future = Future()
-        self._tasks.put((future, fn))
-        self._grow()
-        return future
-
-    def replace_stuck_worker(self, future: Future) -> None:
-        """Add a thread for the one running `future` past its timeout."""
-        with self._lock:
-            if future.done():
-                return
-            self._stuck.add(future)
-        self._grow()
-
-    def broadcast(self, fn: Callable[[], Any], timeout: float = 5.0) -> None:
-        """Run `fn` once on every idle worker thread (e.g. to close connections)."""
-        with self._lock:
-            count = sum(t.is_alive() for t in self._threads)
-        barrier = threading.Barrier(count + 1) if count else None
-        for _ in range(count):
-            self.submit(lambda: _run_then_wait(fn, barrier, timeout))
-        if barrier is not None:
-            try:
-                barrier.wait(timeout)
-            except threading.BrokenBarrierError:
-                pass
-
-    def _grow(self) -> None:
-        with self._lock:
-            self._threads = [t for t in self._threads if t.is_alive()]
-            while len(self._threads) < self._size + len(self._stuck):
-                thread = threading.Thread(
-                    target=self._work, name="metricdemo-evaluation", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
-
-    def _work(self) -> None:
-        while True:
-            future, fn = self._tasks.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiter
-                future.set_exception(exc)
-            with self._lock:
-                if future in self._stuck:
-                    # This thread was replaced while stuck; leave now.
-                    self._stuck.discard(future)
-                    self._threads.remove(threading.current_thread())
-                    return
-
-
-def _run_then_wait(fn: Callable[[], Any], barrier: Any, timeout: float) -> None:
-    try:
-        fn()
-    finally:
-        # Hold this thread until every worker has taken one task, so each
-        # worker runs `fn` exactly once.
-        try:
-            barrier.wait(timeout)
-        except threading.BrokenBarrierError:
-            pass

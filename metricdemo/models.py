@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import validators
+from metricdemo import sources, validators
+from metricdemo.reserved import SELF_METRICS
 
 #: The fields an operator edits, in form order: what export writes and import reads.
 EDITABLE_FIELDS = (
@@ -40,15 +41,6 @@ class Kind(models.TextChoices):
     COUNTER = "counter", _("Counter (a total that only goes up)")
     UPDOWNCOUNTER = "updowncounter", _("Up-down counter (a total that can go down)")
     GAUGE = "gauge", _("Gauge (a value measured now)")
-
-
-class Source(models.TextChoices):
-    """Where a definition's value comes from."""
-
-    CONSTANT = "constant", _("Constant")
-    ROW_COUNT = "row_count", _("Row count of a model")
-    SETTING = "setting", _("Django setting")
-    CALLBACK = "callback", _("Registered Python callback")
 
 
 class ChangeStamp(models.Model):
@@ -179,8 +171,8 @@ class MetricDefinition(models.Model):
     source = models.CharField(
         _("source"),
         max_length=16,
-        choices=Source.choices,
-        default=Source.CONSTANT,
+        choices=sources.CHOICES,
+        default=sources.ConstantSource.key,
         help_text=_("Where the value comes from; each source uses its own fields."),
     )
     value = models.FloatField(
@@ -276,7 +268,7 @@ class MetricDefinition(models.Model):
 
     @property
     def exported_name(self) -> str:
-        """Return the sample name Prometheus sees, e.g. shop_orders_total."""
+        """Return the sample name Prometheus sees, for example shop_orders_total."""
         return validators.exported_names(self.name, self.kind, self.unit)[1]
 
     def unique_error_message(self, model_class, unique_check):
@@ -325,12 +317,10 @@ class MetricDefinition(models.Model):
 
     def clean(self) -> None:
         """Check the source's parameters and that the exported name is free."""
-        from metricdemo.sources import SOURCES, validate_source
-
         errors: dict[str, list] = {}
-        source = SOURCES.get(self.source)
+        source = sources.SOURCES.get(self.source)
         if source is not None:
-            for other_key, other in SOURCES.items():
+            for other_key, other in sources.SOURCES.items():
                 if other_key == self.source:
                     continue
                 for field in other.fields:
@@ -351,7 +341,7 @@ class MetricDefinition(models.Model):
                             )
                         )
             try:
-                validate_source(self)
+                sources.validate_source(self)
             except ValidationError as exc:
                 for field, messages in exc.update_error_dict({}).items():
                     errors.setdefault(field, []).extend(messages)
@@ -363,8 +353,6 @@ class MetricDefinition(models.Model):
             raise ValidationError(errors)
 
     def _exported_name_collision(self) -> ValidationError | None:
-        from metricdemo.telemetry import SELF_METRICS
-
         mine = set(validators.exported_names(self.name, self.kind, self.unit))
         for name, kind, unit in SELF_METRICS.values():
             if mine & set(validators.exported_names(name, kind, unit)):

@@ -44,7 +44,7 @@ def endpoint() -> str | None:
         return metrics_url(base)
     exporters = os.environ.get(EXPORTERS_VAR, "").strip().lower()
     if exporters and "otlp" not in {name.strip() for name in exporters.split(",")}:
-        # e.g. OTEL_METRICS_EXPORTER=none while the endpoint is set for traces.
+        # for example OTEL_METRICS_EXPORTER=none while the endpoint is set for traces.
         return None
     url = os.environ.get(METRICS_ENDPOINT_VAR, "").strip()
     if url:

@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.db import DatabaseError, router
 from opentelemetry import metrics as otel_metrics
@@ -24,6 +23,8 @@ from prometheus_client.registry import Collector
 import metricdemo
 from metricdemo import evaluation, otlp, sources
 from metricdemo.conf import app_settings
+from metricdemo.models import ChangeStamp, MetricDefinition
+from metricdemo.reserved import SELF_METRICS
 
 logger = logging.getLogger("metricdemo")
 
@@ -39,7 +40,7 @@ class ActiveDefinition:
     """An enabled definition as loaded, with the key of its instrument."""
 
     key: InstrumentKey
-    definition: Any  # a detached MetricDefinition row
+    definition: MetricDefinition  # a detached row
 
     @property
     def name(self) -> str:
@@ -53,17 +54,6 @@ class DefinitionStats:
     outcomes: Counter = field(default_factory=Counter)
     seconds: float | None = None
     last_success: float | None = None
-
-
-# The app's own metrics, exported next to the definitions, as
-# (instrument name, kind, unit); their exported names are reserved.
-SELF_METRICS = {
-    "evaluations": ("metricdemo.evaluations", "counter", "{evaluation}"),
-    "duration": ("metricdemo.evaluation.duration", "gauge", "s"),
-    "last_success": ("metricdemo.last_success.timestamp", "gauge", "s"),
-    "loads": ("metricdemo.definitions.loads", "counter", "{check}"),
-    "active": ("metricdemo.definitions.active", "gauge", "{definition}"),
-}
 
 
 class DefinitionInstruments:
@@ -113,8 +103,6 @@ class DefinitionInstruments:
 
     def refresh(self) -> None:
         """Reload the enabled definitions when the change stamp moved."""
-        from metricdemo.models import ChangeStamp, MetricDefinition
-
         using = router.db_for_read(MetricDefinition)
         try:
             with evaluation.savepoint_if_in_transaction(using):
@@ -146,7 +134,7 @@ class DefinitionInstruments:
         self._apply(rows)
         self._token = token
 
-    def _apply(self, rows: Iterable) -> None:
+    def _apply(self, rows: Iterable[MetricDefinition]) -> None:
         active = {}
         static: dict[InstrumentKey, list[Observation]] = {}
         dynamic = []
@@ -315,7 +303,7 @@ class DefinitionsCollector(Collector):
 
     def before_fork(self) -> None:
         """Wait, for a while, for a collection in progress to finish before fork()."""
-        # A child forked mid-collection (e.g. while a thread of a preloaded
+        # A child forked mid-collection (for example while a thread of a preloaded
         # gunicorn master collects) would start with this lock, and the SDK's own
         # collection state, held by a thread that does not exist there.
         self._held_for_fork = self._lock.acquire(timeout=FORK_WAIT)

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 # The exporter's own name translation, so that collisions are judged exactly as
@@ -191,10 +192,15 @@ def as_number(value: Any) -> float:
     if isinstance(value, bool):
         return float(value)
     if not isinstance(value, int | float | Decimal):
-        raise TypeError(f"expected a number, got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            gettext("expected a number, got %(value)r (%(type)s)")
+            % {"value": value, "type": type(value).__name__}
+        )
     number = float(value)
     if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {value!r}")
+        raise ValueError(
+            gettext("expected a finite number, got %(value)r") % {"value": value}
+        )
     return number
 
 

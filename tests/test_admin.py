@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from metricdemo import admin as metricdemo_admin
-from metricdemo import sources
+from metricdemo import policy
 from metricdemo.display import Series
 from metricdemo.models import ChangeStamp, MetricDefinition
 from tests.processes import run_django
@@ -561,4 +561,4 @@ def test_editors_cannot_export_secret_settings(staff):
         assert "looks secret" in errors_of(client.post(ADD_URL, data))["setting"][0]
         assert "looks secret" in client.post(PREVIEW_URL, data).content.decode()
     assert not MetricDefinition.objects.exists()
-    assert "SECRET_KEY" not in sources.suggested_settings()
+    assert "SECRET_KEY" not in policy.suggested_settings()

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import override_settings
 
-from metricdemo import sources
+from metricdemo import policy
 from metricdemo.conf import DEFAULTS
 from metricdemo.evaluation import evaluate
 from metricdemo.models import MetricDefinition
@@ -53,11 +53,11 @@ def row_count(**fields) -> MetricDefinition:
     ],
 )
 def test_sensitive_names(name, pattern):
-    assert sources.sensitive_match(name) == pattern
+    assert policy.sensitive_match(name) == pattern
 
 
 def test_every_model_but_the_excluded_may_be_counted_by_default():
-    allowed = sources.allowed_models()
+    allowed = policy.allowed_models()
     assert {"auth.User", "auth.Group", "shop.Order", "shop.Voucher"} <= set(allowed)
     assert "sessions.Session" not in allowed
     assert "admin.LogEntry" not in allowed
@@ -129,7 +129,7 @@ def test_allowed_settings__narrows_to_listed_paths():
     ).full_clean()
     messages = refusal(source="setting", setting="DEBUG")["setting"]
     assert "DEBUG" in messages[0] and "SESSION_COOKIE_AGE, CACHES" in messages[0]
-    assert sources.suggested_settings() == ["SESSION_COOKIE_AGE"]
+    assert policy.suggested_settings() == ["SESSION_COOKIE_AGE"]
 
 
 @override_settings(
@@ -156,7 +156,7 @@ def test_a_secret_looking_setting_is_refused_even_when_listed():
 
 
 def test_suggested_settings_are_numeric_and_not_secret():
-    suggested = sources.suggested_settings()
+    suggested = policy.suggested_settings()
     assert "SESSION_COOKIE_AGE" in suggested and "DEBUG" in suggested
     assert "SECRET_KEY" not in suggested and "TIME_ZONE" not in suggested
     assert "PASSWORD_RESET_TIMEOUT" not in suggested

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from metricdemo import telemetry, validators
+from metricdemo import reserved, validators
 from metricdemo.models import Kind, MetricDefinition
 
 help = "Print a Grafana dashboard (JSON) with a panel per enabled metric definition."
@@ -19,7 +19,7 @@ help = "Print a Grafana dashboard (JSON) with a panel per enabled metric definit
 # _total is a counter, one ending in _timestamp_seconds a point in time, and
 # any other _seconds a histogram of durations.
 def _self_metric(key: str) -> str:
-    return validators.exported_names(*telemetry.SELF_METRICS[key])[1]
+    return validators.exported_names(*reserved.SELF_METRICS[key])[1]
 
 
 #: The app's own metrics charted in the last panel, as exported sample names.
@@ -46,7 +46,8 @@ def add_arguments(parser) -> None:
         "--datasource",
         metavar="NAME",
         help=(
-            "Name or uid of the Prometheus data source to query, e.g. prometheus. "
+            "Name or uid of the Prometheus data source to query, for example "
+            "prometheus. "
             f"By default the dashboard refers to ${{{DATASOURCE_INPUT}}} and Grafana "
             "asks for the data source when it is imported."
         ),

@@ -14,7 +14,7 @@ from django.db import close_old_connections
 
 from metricdemo import views
 
-help = "Serve /metrics from this process only, e.g. --addr 127.0.0.1:9464."
+help = "Serve /metrics from this process only, for example --addr 127.0.0.1:9464."
 
 logger = logging.getLogger("metricdemo")
 

@@ -1,0 +1,42 @@
+"""How much the benchmark measures: the full run and the quick one the tests use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    """How much to measure; the defaults are the full run."""
+
+    sizes: tuple[int, ...] = (100, 1000, 10000)
+    rounds: tuple[int, ...] = (30, 20, 12)
+    warmup: int = 3
+    row_counts: int = 100
+    rows_per_model: int = 1000
+    row_count_rounds: int = 20
+    change_size: int = 1000
+    change_rounds: int = 20
+    memory_sizes: tuple[int, ...] = (1000, 10000)
+    profile_size: int = 1000
+    profile_scrapes: int = 10
+    top_functions: int = 12
+    # --profile: rank the top functions by cumulative time as well as self time.
+    long_profile: bool = False
+
+
+#: A run small enough for the test suite: it proves the harness still works.
+QUICK = Config(
+    sizes=(5, 50),
+    rounds=(2, 2),
+    warmup=1,
+    row_counts=20,
+    rows_per_model=20,
+    row_count_rounds=2,
+    change_size=5,
+    change_rounds=2,
+    memory_sizes=(5,),
+    profile_size=5,
+    profile_scrapes=1,
+    top_functions=5,
+)

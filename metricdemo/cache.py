@@ -1,0 +1,77 @@
+"""Keep the last good values of definitions with cache_seconds in a Django cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from django.core.cache import caches
+
+from metricdemo.conf import app_settings
+from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
+from metricdemo.observations import Observations
+
+logger = logging.getLogger("metricdemo")
+
+
+def cache_key(definition: MetricDefinition) -> str:
+    """Return the cache key of a definition's value; any edit changes it."""
+    params = {name: getattr(definition, name, None) for name in EDITABLE_FIELDS}
+    digest = hashlib.sha256(
+        json.dumps(params, sort_keys=True, default=str).encode()
+    ).hexdigest()[:32]
+    return f"metricdemo:value:{digest}"
+
+
+def read(definitions: Sequence[MetricDefinition]) -> dict[int, Observations]:
+    """Return the cached observations of the definitions that cache, by index."""
+    keys = {
+        i: cache_key(d)
+        for i, d in enumerate(definitions)
+        if getattr(d, "cache_seconds", 0)
+    }
+    if not keys:
+        return {}
+    found = _cache_call(lambda cache: cache.get_many(list(keys.values())), {})
+    return {
+        i: [(value, dict(attrs)) for value, attrs in found[key]]
+        for i, key in keys.items()
+        if key in found
+    }
+
+
+def write(values: Iterable[tuple[MetricDefinition, Observations]]) -> None:
+    """Store fresh observations of the definitions that cache, each for its time."""
+    by_lifetime: dict[int, dict[str, Observations]] = {}
+    for definition, observations in values:
+        seconds = getattr(definition, "cache_seconds", 0)
+        if seconds:
+            by_lifetime.setdefault(seconds, {})[cache_key(definition)] = observations
+    for seconds, entries in by_lifetime.items():
+        _cache_call(
+            lambda cache, v=entries, s=seconds: cache.set_many(v, timeout=s), None
+        )
+
+
+_cache_failed = False
+
+
+def _cache_call(call: Callable[[Any], Any], fallback: Any) -> Any:
+    # An unreachable cache must not fail the scrape: evaluate instead.
+    global _cache_failed
+    try:
+        result = call(caches[app_settings.CACHE])
+    except Exception as exc:  # noqa: BLE001
+        if not _cache_failed:
+            logger.warning(
+                "The metricdemo cache cannot be used: %s: %s", type(exc).__name__, exc
+            )
+        _cache_failed = True
+        return fallback
+    if _cache_failed:
+        logger.info("The metricdemo cache works again.")
+    _cache_failed = False
+    return result

@@ -1,0 +1,75 @@
+"""Define what evaluating a definition yields: observations, or an EvaluationError."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from metricdemo import validators
+
+if TYPE_CHECKING:
+    from metricdemo.models import MetricDefinition
+
+#: One `(value, attributes)` pair per exported series.
+Observations = list[tuple[float, dict[str, Any]]]
+
+
+class EvaluationError(Exception):
+    """A definition could not produce a value; the message says why."""
+
+
+def normalize_result(result: Any) -> Observations:
+    """Turn a callback's result into `(value, attributes)` pairs.
+
+    Raises:
+        EvaluationError: the result is neither a number nor pairs of a number and
+            a mapping of scalar attributes.
+    """
+    try:
+        return [(validators.as_number(result), {})]
+    except TypeError:
+        pass
+    except ValueError as exc:
+        raise EvaluationError(
+            _("The callback returned an unusable value: %(error)s.") % {"error": exc}
+        ) from None
+    if isinstance(result, str | bytes | Mapping) or not isinstance(result, Iterable):
+        raise EvaluationError(
+            _(
+                "The callback returned %(result)r; return a number or an iterable "
+                "of (value, attributes) pairs."
+            )
+            % {"result": result}
+        )
+    observations: Observations = []
+    for item in result:
+        try:
+            value, attributes = item
+            number = validators.as_number(value)
+            validators.validate_attributes(attributes)
+        except (TypeError, ValueError, ValidationError) as exc:
+            detail = (
+                "; ".join(exc.messages) if isinstance(exc, ValidationError) else exc
+            )
+            raise EvaluationError(
+                _(
+                    "The callback returned the item %(item)r, which is not a "
+                    "(number, attributes) pair: %(detail)s."
+                )
+                % {"item": item, "detail": detail}
+            ) from None
+        observations.append((number, dict(attributes)))
+    return observations
+
+
+def with_constant_attributes(
+    definition: MetricDefinition, observations: Observations
+) -> Observations:
+    """Add the definition's constant attributes to each observation."""
+    constant = definition.attributes or {}
+    if not constant:
+        return observations
+    return [(value, {**constant, **attrs}) for value, attrs in observations]

@@ -1,0 +1,190 @@
+"""Decide what a definition may read: allowed models, sensitive fields, settings.
+
+The same rules refuse a definition when it is validated and again each time it
+is observed, so a definition stored before a rule tightened stops exporting.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist, FieldError
+from django.db.models import Model
+from django.db.models.constants import LOOKUP_SEP
+from django.utils.translation import gettext as _
+
+from metricdemo.conf import ALL, SENSITIVE_NAMES, app_settings
+
+
+def resolve_model(label: str) -> type[Model]:
+    """Return the installed model named `app_label.ModelName`.
+
+    Raises:
+        LookupError: with a message naming the label and what to use instead.
+    """
+    try:
+        return apps.get_model(label)
+    except (LookupError, ValueError):
+        raise LookupError(
+            _(
+                "No installed model is called %(label)r; use app_label.ModelName of "
+                "an installed app, for example auth.User."
+            )
+            % {"label": label}
+        ) from None
+
+
+def sensitive_match(name: str, patterns: Iterable[str] = SENSITIVE_NAMES) -> str | None:
+    """Return the first pattern that `name` matches, case-insensitively, or None."""
+    lowered = name.lower()
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(lowered, pattern.lower()):
+            return pattern
+    return None
+
+
+def model_refusal(model: type[Model]) -> str | None:
+    """Return why row counts may not read `model`, or None if they may."""
+    allowed = app_settings.ROW_COUNT_MODELS
+    if allowed != ALL and not _listed(model, allowed):
+        return _(
+            "Row counts may not read %(model)s: METRICDEMO['ROW_COUNT_MODELS'] "
+            "allows only %(allowed)s."
+        ) % {"model": model._meta.label, "allowed": ", ".join(allowed) or "none"}
+    # A proxy or a subclass reads its parent's table, so it shares its fate.
+    meta = model._meta
+    for candidate in (model, meta.concrete_model, *meta.get_parent_list()):
+        if _listed(candidate, app_settings.ROW_COUNT_EXCLUDED_MODELS):
+            return _(
+                "Row counts may not read %(model)s: %(excluded)s holds sessions, "
+                "credentials or audit records and is in METRICDEMO"
+                "['ROW_COUNT_EXCLUDED_MODELS']. Count another model, such as "
+                "auth.User."
+            ) % {"model": meta.label, "excluded": candidate._meta.label}
+    return None
+
+
+def lookup_refusal(model: type[Model], path: str) -> str | None:
+    """Return why the lookup or field path `path` may not be used on `model`.
+
+    Every part of the path is checked: the fields it names (with `pk` resolved),
+    the models it passes through, the field a relation is compared by when the
+    path stops at it, and the transforms or JSON keys after the last field.
+    """
+    patterns = (*SENSITIVE_NAMES, *app_settings.SENSITIVE_FIELDS)
+    meta, owner = model._meta, model._meta.label
+    relation = None  # the relation the previous part followed, if any
+    for part in [*path.split(LOOKUP_SEP), None]:
+        names = [] if part is None else [part]
+        field = None
+        if meta is not None and part is not None:
+            owner = meta.label
+            try:
+                field = meta.get_field(meta.pk.name if part == "pk" else part)
+            except FieldDoesNotExist:
+                pass
+        if field is None and relation is not None:
+            # `customer=3` or `customer__gt=3` compare the related model's
+            # target field (usually its primary key).
+            names.append(_target_name(relation))
+        meta, relation = None, None
+        if field is not None:
+            names.append(field.name)
+            related = field.related_model if field.is_relation else None
+            if isinstance(related, type):
+                refusal = model_refusal(related)
+                if refusal:
+                    return _("%(path)r goes through %(model)s. %(reason)s") % {
+                        "path": path,
+                        "model": related._meta.label,
+                        "reason": refusal,
+                    }
+                meta, relation = related._meta, field
+        for name in names:
+            pattern = sensitive_match(name, patterns)
+            if pattern:
+                return _(
+                    "%(path)r touches %(name)r of %(model)s, which is sensitive "
+                    "(it matches %(pattern)r): filters and group by may not use "
+                    "passwords, tokens, secrets, keys or session data. Use another "
+                    "field."
+                ) % {"path": path, "name": name, "model": owner, "pattern": pattern}
+    return None
+
+
+def row_count_refusals(
+    model: type[Model], filters: Any, group_by: str
+) -> dict[str, str]:
+    """Return {field: why} for the parts of a row count that may not be read."""
+    refusal = model_refusal(model)
+    if refusal:
+        return {"model": refusal}
+    refusals = {}
+    for lookup in filters if isinstance(filters, Mapping) else ():
+        refusal = lookup_refusal(model, str(lookup))
+        if refusal:
+            refusals["filters"] = refusal
+            break
+    if group_by:
+        refusal = lookup_refusal(model, group_by)
+        if refusal:
+            refusals["group_by"] = refusal
+    return refusals
+
+
+def setting_refusal(path: str) -> str | None:
+    """Return why setting sources may not read `path`, or None if they may."""
+    for part in path.split("."):
+        pattern = sensitive_match(part)
+        if pattern:
+            return _(
+                "Setting %(path)s looks secret (%(part)r matches %(pattern)r); "
+                "settings whose names mention passwords, tokens, secrets or keys "
+                "are never exported. Choose another setting, such as "
+                "SESSION_COOKIE_AGE."
+            ) % {"path": path, "part": part, "pattern": pattern}
+    allowed = app_settings.ALLOWED_SETTINGS
+    if allowed != ALL and not any(
+        path == entry or path.startswith(entry + ".") for entry in allowed
+    ):
+        return _(
+            "Setting %(path)s is not allowed: METRICDEMO['ALLOWED_SETTINGS'] "
+            "allows only %(allowed)s."
+        ) % {"path": path, "allowed": ", ".join(allowed) or "none"}
+    return None
+
+
+def allowed_models() -> list[str]:
+    """Return the labels of the installed models that row counts may read."""
+    return sorted(m._meta.label for m in apps.get_models() if not model_refusal(m))
+
+
+def suggested_settings() -> list[str]:
+    """Return the top-level settings a setting source may export, by name."""
+    names = []
+    for name in dir(settings):
+        if not name.isupper() or setting_refusal(name):
+            continue
+        value = getattr(settings, name, None)
+        if isinstance(value, bool | int | float):
+            names.append(name)
+    return sorted(names)
+
+
+def _listed(model: type[Model], entries: Iterable[str]) -> bool:
+    meta = model._meta
+    names = (meta.label_lower, meta.app_label.lower())
+    return any(entry.lower() in names for entry in entries)
+
+
+def _target_name(field: Any) -> str:
+    # The field that a comparison with the relation itself (`customer=3`,
+    # `customer__gt=3`) is made against on the related model.
+    try:
+        return field.target_field.name
+    except (AttributeError, FieldError):
+        return field.related_model._meta.pk.name

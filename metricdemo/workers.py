@@ -1,0 +1,91 @@
+"""Run evaluations on daemon threads that a hung callback cannot keep alive."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+
+class WorkerPool:
+    """Daemon worker threads, so a hung callback never blocks interpreter exit.
+
+    ThreadPoolExecutor joins its threads at exit, which a callback that never
+    returns would turn into a hang; these threads are daemons instead, and a
+    worker stuck past its timeout is replaced so the pool keeps its capacity.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = max(1, size)
+        self._tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._stuck: set[Future] = set()
+
+    def submit(self, fn: Callable[[], Any]) -> Future:
+        """Queue `fn` and return its future."""
+        future: Future = Future()
+        self._tasks.put((future, fn))
+        self._grow()
+        return future
+
+    def replace_stuck_worker(self, future: Future) -> None:
+        """Add a thread for the one running `future` past its timeout."""
+        with self._lock:
+            if future.done():
+                return
+            self._stuck.add(future)
+        self._grow()
+
+    def broadcast(self, fn: Callable[[], Any], timeout: float = 5.0) -> None:
+        """Run `fn` once on every idle worker thread."""
+        with self._lock:
+            count = sum(t.is_alive() for t in self._threads)
+        barrier = threading.Barrier(count + 1) if count else None
+        for _ in range(count):
+            self.submit(lambda: _run_then_wait(fn, barrier, timeout))
+        if barrier is not None:
+            try:
+                barrier.wait(timeout)
+            except threading.BrokenBarrierError:
+                pass
+
+    def _grow(self) -> None:
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < self._size + len(self._stuck):
+                thread = threading.Thread(
+                    target=self._work, name="metricdemo-evaluation", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            future, fn = self._tasks.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiter
+                future.set_exception(exc)
+            with self._lock:
+                if future in self._stuck:
+                    # This thread was replaced while stuck; leave now.
+                    self._stuck.discard(future)
+                    self._threads.remove(threading.current_thread())
+                    return
+
+
+def _run_then_wait(fn: Callable[[], Any], barrier: Any, timeout: float) -> None:
+    try:
+        fn()
+    finally:
+        # Hold this thread until every worker has taken one task, so each
+        # worker runs `fn` exactly once.
+        try:
+            barrier.wait(timeout)
+        except threading.BrokenBarrierError:
+            pass
