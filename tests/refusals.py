@@ -70,6 +70,14 @@ REFUSALS = {
         "group_by",
         "colour",
     ),
+    "group by the primary key": Refusal(
+        {**ROW_COUNT, "model": "shop.Order", "group_by": "pk"}, "group_by", "'pk'"
+    ),
+    "group by a unique field through a relation": Refusal(
+        {**ROW_COUNT, "model": "shop.Order", "group_by": "customer__id"},
+        "group_by",
+        "'customer__id'",
+    ),
     "unknown setting": Refusal(
         {"source": "setting", "value": None, "setting": "NO_SUCH_SETTING"},
         "setting",
