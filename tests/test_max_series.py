@@ -33,11 +33,25 @@ LIST_URL = reverse("admin:metricdemo_metricdefinition_changelist")
 LIMIT_RE = re.compile(r"\bLIMIT\s+(\d+)", re.IGNORECASE)
 
 
-def by_status(name: str = "orders.by_status", **fields) -> MetricDefinition:
+#: A count of the orders fixture grouped by its 3 statuses.
+BY_STATUS = {
+    "name": "orders.by_status",
+    "source": "row_count",
+    "model": "shop.Order",
+    "group_by": "status",
+}
+#: A count of the customers fixture grouped by its 30 countries.
+BY_COUNTRY = {
+    "name": "customers.by_country",
+    "source": "row_count",
+    "model": "shop.Customer",
+    "group_by": "country",
+}
+
+
+def by_status(**fields) -> MetricDefinition:
     """Return an unsaved grouped count of the orders fixture's 3 statuses."""
-    return MetricDefinition(
-        name=name, source="row_count", model="shop.Order", group_by="status", **fields
-    )
+    return MetricDefinition(**{**BY_STATUS, **fields})
 
 
 def outcomes(families, name: str) -> dict[str, float]:
@@ -65,20 +79,9 @@ def customers(db):
 def test_count_rows__over_the_bound_is_left_out_and_reads_one_group_more(
     client, customers, orders, define
 ):
-    define(
-        name="customers.by_country",
-        source="row_count",
-        model="shop.Customer",
-        group_by="country",
-        max_series=5,
-    )
+    define(**BY_COUNTRY, max_series=5)
     define(name="orders.all", source="row_count", model="shop.Order")
-    define(
-        name="orders.by_status",
-        source="row_count",
-        model="shop.Order",
-        group_by="status",
-    )
+    define(**BY_STATUS)
     with all_queries() as statements:
         families = scrape(client)
     assert "customers_by_country" not in families
@@ -94,15 +97,7 @@ def test_count_rows__over_the_bound_is_left_out_and_reads_one_group_more(
 
 
 def test_count_rows__the_error_names_the_model_field_and_bound(customers):
-    result = evaluate(
-        MetricDefinition(
-            name="customers.by_country",
-            source="row_count",
-            model="shop.Customer",
-            group_by="country",
-            max_series=29,
-        )
-    )
+    result = evaluate(MetricDefinition(**BY_COUNTRY, max_series=29))
     assert result.outcome == "error"
     assert result.observations == []
     assert result.error == (
@@ -113,27 +108,13 @@ def test_count_rows__the_error_names_the_model_field_and_bound(customers):
 
 def test_count_rows__a_lone_grouped_count_is_bounded_too(customers):
     with all_queries() as statements:
-        result = evaluate(
-            MetricDefinition(
-                name="customers.by_country",
-                source="row_count",
-                model="shop.Customer",
-                group_by="country",
-                max_series=3,
-            )
-        )
+        result = evaluate(MetricDefinition(**BY_COUNTRY, max_series=3))
     assert result.outcome == "error"
     assert [int(n) for s in statements for n in LIMIT_RE.findall(s)] == [4]
 
 
 def test_count_rows__exactly_the_bound_exports_every_group(client, customers, define):
-    define(
-        name="customers.by_country",
-        source="row_count",
-        model="shop.Customer",
-        group_by="country",
-        max_series=30,
-    )
+    define(**BY_COUNTRY, max_series=30)
     families = scrape(client)
     found = series(families, "customers_by_country")
     assert len(found) == 30
@@ -150,13 +131,7 @@ def test_count_rows__null_is_a_group_like_the_others(client, orders, define):
         group_by="customer__country",
         max_series=2,
     )
-    define(
-        name="orders.by_status",
-        source="row_count",
-        model="shop.Order",
-        group_by="status",
-        max_series=3,
-    )
+    define(**BY_STATUS, max_series=3)
     families = scrape(client)
     assert "orders_by_country" not in families
     assert len(series(families, "orders_by_status")) == 3
@@ -166,12 +141,7 @@ def test_count_rows__a_lower_cardinality_limit_lowers_every_bound(
     client, orders, define
 ):
     """A definition saved before the limit was lowered errs rather than overflows."""
-    define(
-        name="orders.by_status",
-        source="row_count",
-        model="shop.Order",
-        group_by="status",
-    )
+    define(**BY_STATUS)
     define(name="orders.all", source="row_count", model="shop.Order")
     with override_settings(METRICDEMO={"CARDINALITY_LIMIT": 2}):
         families = scrape(client)
@@ -182,13 +152,7 @@ def test_count_rows__a_lower_cardinality_limit_lowers_every_bound(
 
 
 def test_count_rows__the_failure_is_logged_once(client, orders, define, caplog):
-    define(
-        name="orders.logged_once",
-        source="row_count",
-        model="shop.Order",
-        group_by="status",
-        max_series=2,
-    )
+    define(**{**BY_STATUS, "name": "orders.logged_once"}, max_series=2)
     with caplog.at_level(logging.WARNING, logger="metricdemo"):
         for _ in range(3):
             scrape(client)
@@ -205,23 +169,11 @@ def test_count_rows__the_failure_is_logged_once(client, orders, define, caplog):
 def test_admin__preview_and_values_column_show_the_error(admin_client, orders, define):
     response = admin_client.post(
         PREVIEW_URL,
-        form_data(
-            name="orders.by_status",
-            source="row_count",
-            model="shop.Order",
-            group_by="status",
-            max_series=2,
-        ),
+        form_data(**BY_STATUS, max_series=2),
     )
     assert response.context["evaluation"].outcome == "error"
     assert "more than 2 groups (max_series)" in response.context["evaluation"].error
-    define(
-        name="orders.by_status",
-        source="row_count",
-        model="shop.Order",
-        group_by="status",
-        max_series=2,
-    )
+    define(**BY_STATUS, max_series=2)
     response = admin_client.get(LIST_URL)
     admin = response.context["cl"].model_admin
     (shown,) = [admin.current_value(d) for d in response.context["cl"].result_list]
@@ -354,10 +306,7 @@ def test_max_series__follows_a_changed_cardinality_limit():
 
 def test_max_series__empty_means_the_default(client, orders, define):
     define(
-        name="orders.by_status",
-        source="row_count",
-        model="shop.Order",
-        group_by="status",
+        **BY_STATUS,
         max_series=None,
     )
     assert len(series(scrape(client), "orders_by_status")) == 3
@@ -419,13 +368,7 @@ def test_cache_key__changes_with_max_series():
 
 
 def test_check_command__prints_the_error_and_fails(orders, define):
-    define(
-        name="orders.by_status",
-        source="row_count",
-        model="shop.Order",
-        group_by="status",
-        max_series=2,
-    )
+    define(**BY_STATUS, max_series=2)
     out = io.StringIO()
     with pytest.raises(CommandError, match="1 of 1 enabled definitions failed"):
         call_command("metrics", "check", stdout=out, stderr=io.StringIO())
