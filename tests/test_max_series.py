@@ -16,7 +16,7 @@ from django.test import override_settings
 from django.test.utils import isolate_apps
 from django.urls import reverse
 
-from metricdemo import policy
+from metricdemo import policy, validators
 from metricdemo.cache import cache_key
 from metricdemo.evaluation import evaluate
 from metricdemo.models import MetricDefinition
@@ -391,3 +391,12 @@ def test_callback__more_series_than_max_series_is_left_out(client, define, callb
         "Callback test.shards returned 4 series, more than 3 (max_series); "
         "return fewer series or raise max series."
     )
+
+
+@pytest.mark.parametrize(
+    ("stored", "bound"), [(None, 1000), (0, 1000), (-3, 1000), (7, 7), (30000, 20000)]
+)
+def test_max_series_bound__empty_or_bad_is_the_default_and_never_above_the_limit(
+    stored, bound
+):
+    assert validators.max_series_bound(stored) == bound
