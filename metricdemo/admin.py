@@ -203,10 +203,10 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         (
             _("Scraping"),
             {
-                "fields": ("timeout", "cache_seconds"),
+                "fields": ("timeout", "cache_seconds", "max_series"),
                 "description": _(
-                    "How long one evaluation may take, and how long its value may "
-                    "be served from the cache."
+                    "How long one evaluation may take, how long its value may be "
+                    "served from the cache, and how many series it may export."
                 ),
             },
         ),

@@ -30,6 +30,7 @@ EDITABLE_FIELDS = (
     "callback",
     "timeout",
     "cache_seconds",
+    "max_series",
 )
 COPY_SUFFIX_RE = re.compile(r"\.copy\d*$")
 MAX_COPIES = 100
@@ -246,6 +247,19 @@ class MetricDefinition(models.Model):
         help_text=_(
             "Serve the last good value for this many seconds without evaluating "
             "again; 0 evaluates on every scrape. Example: 60 for a slow count."
+        ),
+    )
+    max_series = models.PositiveIntegerField(
+        _("max series"),
+        null=True,
+        blank=True,
+        default=validators.default_max_series,
+        validators=[validators.validate_max_series],
+        help_text=_(
+            "The most series this definition may export, from 1 to METRICDEMO"
+            "['CARDINALITY_LIMIT']; with more (a row count's groups, a callback's "
+            "series) it is left out of the scrape with an error. Empty means 1000. "
+            "Example: 50 for a count grouped by country."
         ),
     )
     enabled = models.BooleanField(

@@ -13,7 +13,7 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import FieldDoesNotExist, FieldError
-from django.db.models import Model
+from django.db.models import ManyToOneRel, Model
 from django.db.models.constants import LOOKUP_SEP
 from django.utils.translation import gettext as _
 
@@ -130,10 +130,52 @@ def row_count_refusals(
             refusals["filters"] = refusal
             break
     if group_by:
-        refusal = lookup_refusal(model, group_by)
+        refusal = lookup_refusal(model, group_by) or group_by_refusal(model, group_by)
         if refusal:
             refusals["group_by"] = refusal
     return refusals
+
+
+def group_by_refusal(model: type[Model], path: str) -> str | None:
+    """Return why grouping `model`'s rows by `path` would give one series per row.
+
+    A path that ends at a primary key or a unique field, here or across a
+    relation (`pk`, `customer__id`), at a one-to-one or unique foreign key, or
+    at the reverse side of a foreign key names a value that no two rows share.
+    A path that goes on with a transform (`created__year`) is left alone, and
+    so is one that names no field: other rules report those.
+    """
+    meta, field = model._meta, None
+    for part in path.split(LOOKUP_SEP):
+        if meta is None:
+            return None
+        try:
+            field = meta.get_field(meta.pk.name if part == "pk" else part)
+        except FieldDoesNotExist:
+            return None
+        related = field.related_model if field.is_relation else None
+        meta = related._meta if isinstance(related, type) else None
+    if isinstance(field, ManyToOneRel):
+        # The reverse side of a foreign key or one-to-one groups by the
+        # primary key of the rows that point here.
+        field = field.related_model._meta.pk
+    if field is None or not _is_unique(field):
+        return None
+    params = {"path": path, "field": field.name, "model": field.model._meta.label}
+    if field.primary_key:
+        message = _(
+            "Group by %(path)r is refused: %(field)r is the primary key of "
+            "%(model)s, so it gives one series per row, and one series per row is "
+            "never a metric. Group by a field whose values repeat, such as a "
+            "status or a country."
+        )
+    else:
+        message = _(
+            "Group by %(path)r is refused: %(field)r is unique in %(model)s, so it "
+            "gives one series per row, and one series per row is never a metric. "
+            "Group by a field whose values repeat, such as a status or a country."
+        )
+    return message % params
 
 
 def setting_refusal(path: str) -> str | None:
@@ -188,3 +230,16 @@ def _target_name(field: Any) -> str:
         return field.target_field.name
     except (AttributeError, FieldError):
         return field.related_model._meta.pk.name
+
+
+def _is_unique(field: Any) -> bool:
+    # unique=True covers primary keys and one-to-one fields; a single-field
+    # UniqueConstraint or unique_together makes a field just as unique.
+    if getattr(field, "unique", False):
+        return True
+    meta = getattr(field, "model", None) and field.model._meta
+    if not meta or not getattr(field, "concrete", False):
+        return False
+    single = [c.fields for c in meta.total_unique_constraints]
+    single += [tuple(fields) for fields in meta.unique_together]
+    return (field.name,) in single

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
+from django.db import connections
 from django.db.models import BooleanField, CharField, Count, F, Model, QuerySet, Value
 from django.db.models.constants import LOOKUP_SEP
 from django.db.models.functions import Cast
+from django.utils.translation import gettext as _
 
-from metricdemo import policy
+from metricdemo import policy, validators
 from metricdemo.observations import EvaluationError, Observations
 
 if TYPE_CHECKING:
@@ -60,9 +62,10 @@ def count_rows(
 ) -> list[Observations | EvaluationError]:
     """Count the rows of many row-count definitions in one statement per 250.
 
-    The definitions must use one database. A definition whose model is unknown
-    or refused gets its EvaluationError in its place; constant attributes are
-    not added.
+    A definition whose model is unknown or refused gets its EvaluationError in
+    its place, and so does a grouped count with more groups than its
+    max_series (it reads one group more, never all of them); constant
+    attributes are not added. Each database gets its own statements.
 
     Raises:
         DatabaseError: a statement failed; any of its definitions may be the cause.
@@ -71,9 +74,10 @@ def count_rows(
     queries = []
     # Which grouped counts group by a boolean field, worked out once a call.
     boolean: dict[int, bool] = {}
+    bounds: dict[int, int] = {}
     for index, definition in enumerate(definitions):
         try:
-            queries.append(count_query(definition, index))
+            query = count_query(definition, index)
         except EvaluationError as exc:
             found[index] = exc
             continue
@@ -81,17 +85,71 @@ def count_rows(
             model = policy.resolve_model(definition.model)
             field = _path_field(model, definition.group_by)
             boolean[index] = isinstance(field, BooleanField)
-    for start in range(0, len(queries), COUNTS_PER_STATEMENT):
-        chunk = queries[start : start + COUNTS_PER_STATEMENT]
-        union = chunk[0].union(*chunk[1:], all=True) if len(chunk) > 1 else chunk[0]
-        for index, group, count in union:
-            definition = definitions[index]
-            if definition.group_by:
-                label = _group_label(group, boolean[index])
-                found[index].append((float(count), {definition.group_by: label}))
-            else:
-                found[index].append((float(count), {}))
+            bounds[index] = validators.max_series_bound(
+                getattr(definition, "max_series", None)
+            )
+            # One group past the bound tells that the bound is exceeded.
+            query = query[: bounds[index] + 1]
+        queries.append(query)
+    for row_index, group, count in union_rows(queries):
+        index = int(row_index)
+        definition = definitions[index]
+        if definition.group_by:
+            label = _group_label(group, boolean[index])
+            found[index].append((float(count), {definition.group_by: label}))
+        else:
+            found[index].append((float(count), {}))
+    for index, bound in bounds.items():
+        if len(found[index]) > bound:
+            found[index] = too_many_groups(definitions[index], bound)
     return found
+
+
+def too_many_groups(definition: MetricDefinition, bound: int) -> EvaluationError:
+    """Return the error of a grouped count with more groups than `bound`."""
+    return EvaluationError(
+        _(
+            "%(model)s grouped by %(group_by)s has more than %(bound)d groups "
+            "(max_series); group by a field with fewer distinct values or raise "
+            "max series."
+        )
+        % {"model": definition.model, "group_by": definition.group_by, "bound": bound}
+    )
+
+
+def union_rows(queries: Sequence[QuerySet]) -> list[tuple[Any, ...]]:
+    """Return the rows of all `queries`, run as one UNION ALL statement per 250.
+
+    Each query runs on its own database; queries of one database share
+    statements. Django refuses sliced querysets inside a compound statement on
+    some databases, so the statement is composed here: each query's own SQL,
+    LIMIT included, as a derived table (MariaDB and older PostgreSQL need
+    its alias).
+    """
+    by_alias: dict[str, list[QuerySet]] = {}
+    for query in queries:
+        by_alias.setdefault(query.db, []).append(query)
+    rows: list[tuple[Any, ...]] = []
+    for alias, group in by_alias.items():
+        connection = connections[alias]
+        for start in range(0, len(group), COUNTS_PER_STATEMENT):
+            parts, params = [], []
+            for number, query in enumerate(group[start : start + COUNTS_PER_STATEMENT]):
+                compiler = query.query.get_compiler(using=alias)
+                try:
+                    sql, branch = compiler.as_sql(with_col_aliases=True)
+                except EmptyResultSet:
+                    # A filter that matches nothing (`status__in=[]`) has no
+                    # rows to read, as with Django's own UNION.
+                    continue
+                parts.append(f"SELECT * FROM ({sql}) AS b{number}")
+                params.extend(branch)
+            if not parts:
+                continue
+            with connection.cursor() as cursor:
+                cursor.execute(" UNION ALL ".join(parts), params)
+                rows.extend(cursor.fetchall())
+    return rows
 
 
 def _group_label(text: str | None, boolean: bool) -> str:

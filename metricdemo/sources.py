@@ -257,7 +257,7 @@ class CallbackSource(Source):
         registered = callbacks.get_callback(definition.callback)
         if registered is None:
             raise EvaluationError(_unregistered(definition.callback))
-        return normalize_result(registered.func())
+        return _within_max_series(definition, normalize_result(registered.func()))
 
 
 SOURCES: dict[str, Source] = {
@@ -332,6 +332,27 @@ def _unregistered(name: str) -> str:
         "No callback is registered as %(name)r; registered callbacks: %(known)s. "
         "Register one in code with metricdemo.register_callback()."
     ) % {"name": name, "known": known}
+
+
+def _within_max_series(
+    definition: MetricDefinition, observations: Observations
+) -> Observations:
+    # A row count stops reading at its bound; a callback's series are all in
+    # memory already, but it must not export more than its bound either.
+    bound = validators.max_series_bound(getattr(definition, "max_series", None))
+    if len(observations) > bound:
+        raise EvaluationError(
+            _(
+                "Callback %(callback)s returned %(count)d series, more than "
+                "%(bound)d (max_series); return fewer series or raise max series."
+            )
+            % {
+                "callback": definition.callback,
+                "count": len(observations),
+                "bound": bound,
+            }
+        )
+    return observations
 
 
 def _error_text(exc: Exception) -> str:

@@ -20,6 +20,8 @@ from opentelemetry.exporter.prometheus._mapping import (
     sanitize_full_name,
 )
 
+from metricdemo.conf import DEFAULTS, app_settings
+
 INSTRUMENT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]{0,254}$")
 UNIT_MAX_LENGTH = 63
 LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -158,6 +160,52 @@ def validate_timeout(value: float | None) -> None:
             code="invalid_timeout",
             params={"value": value},
         )
+
+
+#: The series a definition may export when it sets no max_series.
+DEFAULT_MAX_SERIES = 1000
+
+
+def default_max_series() -> int:
+    """Return max_series for a new definition: 1000, or a lower CARDINALITY_LIMIT."""
+    return min(DEFAULT_MAX_SERIES, _cardinality_limit())
+
+
+def max_series_bound(value: int | None) -> int:
+    """Return the series a definition with this max_series may export at most.
+
+    Empty means the default; a stored value above CARDINALITY_LIMIT (the limit
+    was lowered after the save) is held to the limit, so that the exporter
+    never folds a definition's series into an overflow series.
+    """
+    limit = _cardinality_limit()
+    if not isinstance(value, int) or value < 1:
+        return default_max_series()
+    return min(value, limit)
+
+
+def validate_max_series(value: int | None) -> None:
+    """Refuse a max_series that is not from 1 to METRICDEMO['CARDINALITY_LIMIT']."""
+    limit = _cardinality_limit()
+    if value is not None and not (1 <= value <= limit):
+        raise ValidationError(
+            _(
+                "A max series of %(value)r is not allowed: give a whole number from "
+                "1 to %(limit)d (METRICDEMO['CARDINALITY_LIMIT']), for example 100."
+            ),
+            code="invalid_max_series",
+            params={"value": value, "limit": limit},
+        )
+
+
+def _cardinality_limit() -> int:
+    # A bad setting is reported by check metricdemo.E018; here it must not
+    # break validation, so it falls back to the default.
+    try:
+        limit = int(app_settings.CARDINALITY_LIMIT)
+    except (TypeError, ValueError):
+        limit = int(DEFAULTS["CARDINALITY_LIMIT"])
+    return max(limit, 1)
 
 
 def validate_setting_path(value: str) -> None:

@@ -70,6 +70,18 @@ REFUSALS = {
         "group_by",
         "colour",
     ),
+    "group by the primary key": Refusal(
+        {**ROW_COUNT, "model": "shop.Order", "group_by": "pk"}, "group_by", "'pk'"
+    ),
+    "group by a unique field through a relation": Refusal(
+        {**ROW_COUNT, "model": "shop.Order", "group_by": "customer__id"},
+        "group_by",
+        "'customer__id'",
+    ),
+    "max series zero": Refusal({"max_series": 0}, "max_series", "max series of 0"),
+    "max series above the cardinality limit": Refusal(
+        {"max_series": 20001}, "max_series", "max series of 20001"
+    ),
     "unknown setting": Refusal(
         {"source": "setting", "value": None, "setting": "NO_SUCH_SETTING"},
         "setting",
@@ -173,6 +185,7 @@ def form_data(**fields: Any) -> dict[str, str]:
         "callback": "",
         "timeout": "",
         "cache_seconds": "0",
+        "max_series": "",
     }
     for key, value in fields.items():
         if key in ("attributes", "filters") and not isinstance(value, str):

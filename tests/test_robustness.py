@@ -116,7 +116,10 @@ def test_self_metric_series_leave_with_their_definition(client, define, callback
 
 @pytest.mark.django_db(transaction=True)
 def test_a_grouped_count_with_many_groups_does_not_overflow(client, define):
-    """More series than the SDK's default limit of 2000 still export one by one."""
+    """More series than the SDK's default limit of 2000 still export one by one.
+
+    They are more than the default max series (1000), so the definition raises it.
+    """
     from tests.shop.models import Customer
 
     Customer.objects.bulk_create(Customer(name=f"c{i}") for i in range(2100))
@@ -125,6 +128,7 @@ def test_a_grouped_count_with_many_groups_does_not_overflow(client, define):
         source="row_count",
         model="shop.Customer",
         group_by="name",
+        max_series=2100,
     )
     found = series(scrape(client), "customers_by_name")
     assert len(found) == 2100
