@@ -51,7 +51,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id=check_id,
                 )
             )
-    return errors + _check_safe_source_settings(value)
+    return errors + _check_safe_source_settings(value) + _check_personal_fields(value)
 
 
 def _check_safe_source_settings(value: dict) -> list[checks.CheckMessage]:
@@ -128,6 +128,20 @@ def _check_safe_source_settings(value: dict) -> list[checks.CheckMessage]:
             )
         )
     return errors
+
+
+def _check_personal_fields(value: dict) -> list[checks.CheckMessage]:
+    personal = value.get("PERSONAL_FIELDS", ())
+    if _is_list_of(personal, lambda item: isinstance(item, str) and item):
+        return []
+    return [
+        _bad_value(
+            "PERSONAL_FIELDS",
+            personal,
+            "a list of field names or shell-style patterns such as '*email*'",
+            "metricdemo.E019",
+        )
+    ]
 
 
 def check_definitions(
