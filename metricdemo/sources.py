@@ -64,6 +64,12 @@ class Source(ABC):
             EvaluationError: the value cannot be produced now.
         """
 
+    def permission_refusals(
+        self, definition: MetricDefinition, user: Any
+    ) -> dict[str, str]:
+        """Return {field: why} for what `user` may not publish; none by default."""
+        return {}
+
 
 @dataclass(frozen=True)
 class ConstantSource(Source):
@@ -180,6 +186,17 @@ class RowCountSource(Source):
                 }
             )
 
+    def permission_refusals(
+        self, definition: MetricDefinition, user: Any
+    ) -> dict[str, str]:
+        try:
+            model = policy.resolve_model(definition.model)
+        except LookupError:
+            return {}  # validate() names the unknown model
+        return policy.row_count_permission_refusals(
+            user, model, definition.filters, definition.group_by
+        )
+
     def observe(self, definition: MetricDefinition) -> Observations:
         (observations,) = rowquery.count_rows([definition])
         if isinstance(observations, EvaluationError):
@@ -210,6 +227,14 @@ class SettingSource(Source):
             self.observe(definition)
         except EvaluationError as exc:
             raise ValidationError({"setting": str(exc)}) from None
+
+    def permission_refusals(
+        self, definition: MetricDefinition, user: Any
+    ) -> dict[str, str]:
+        refusal = policy.source_permission_refusal(
+            user, policy.READ_SETTINGS, _("setting metrics")
+        )
+        return {"setting": refusal} if refusal else {}
 
     def observe(self, definition: MetricDefinition) -> Observations:
         refusal = policy.setting_refusal(definition.setting)
@@ -253,6 +278,14 @@ class CallbackSource(Source):
         if callbacks.get_callback(definition.callback) is None:
             raise ValidationError({"callback": _unregistered(definition.callback)})
 
+    def permission_refusals(
+        self, definition: MetricDefinition, user: Any
+    ) -> dict[str, str]:
+        refusal = policy.source_permission_refusal(
+            user, policy.USE_CALLBACKS, _("callback metrics")
+        )
+        return {"callback": refusal} if refusal else {}
+
     def observe(self, definition: MetricDefinition) -> Observations:
         registered = callbacks.get_callback(definition.callback)
         if registered is None:
@@ -284,6 +317,18 @@ SOURCE_FIELDS: tuple[str, ...] = tuple(
 def validate_source(definition: MetricDefinition) -> None:
     """Validate `definition` with its source's rules."""
     SOURCES[definition.source].validate(definition)
+
+
+def permission_refusals(definition: MetricDefinition, user: Any) -> dict[str, str]:
+    """Return {field: why} for what `definition` reads that `user` may not see.
+
+    No user (None) is refused nothing: saves outside the admin keep only the
+    settings-based rules.
+    """
+    source = SOURCES.get(definition.source)
+    if user is None or source is None:
+        return {}
+    return source.permission_refusals(definition, user)
 
 
 def observe(definition: MetricDefinition) -> Observations:
