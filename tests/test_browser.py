@@ -5,6 +5,7 @@ import re
 from urllib.request import urlopen
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from metricdemo.models import MetricDefinition
 from tests.scraping import parse, series
@@ -94,5 +95,62 @@ def drive_the_admin(base_url: str) -> None:
             page.click("input[name=_save]")
             expect(page.locator(".messagelist")).to_contain_text("added successfully")
             expect(page.locator("td.field-current_value")).to_contain_text("2 series")
+        finally:
+            browser.close()
+
+
+def test_a_restricted_editor_sees_the_permission_error(live_server, django_user_model):
+    editor = django_user_model.objects.create_user(
+        "editor", "editor@example.com", PASSWORD, is_staff=True
+    )
+    editor.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="metricdemo",
+            codename__in=["add_metricdefinition", "view_metricdefinition"],
+        )
+    )
+    errors = try_to_count_users(live_server.url, "editor")
+    assert errors == {
+        "model": "You need the view permission on auth.User (auth.view_user) to "
+        "count its rows.",
+        "preview": "",
+    }
+    assert not MetricDefinition.objects.exists()
+
+
+def try_to_count_users(base_url: str, username: str) -> dict[str, str]:
+    """Log in, try to preview and save a count of users; return the errors shown."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            add = "/admin/metricdemo/metricdefinition/add/"
+            page.goto(f"{base_url}/admin/login/?next={add}")
+            page.fill("#id_username", username)
+            page.fill("#id_password", PASSWORD)
+            page.click("input[type=submit]")
+            expect(page).to_have_url(re.compile(re.escape(add) + "$"))
+            page.fill("#id_name", "users.by_staff")
+            page.select_option("#id_source", "row_count")
+            page.fill("#id_model", "auth.User")
+            page.fill("#id_group_by", "is_staff")
+
+            page.click("input[name=_preview]")
+            result = page.locator("#metricdemo-preview-result")
+            expect(result).to_contain_text("auth.view_user")
+            preview = result.locator("tr.metricdemo-series")
+            expect(preview).to_have_count(0)
+
+            page.click("input[name=_save]")
+            error = page.locator(".form-row.field-model .errorlist")
+            expect(error).to_be_visible()
+            return {
+                "model": error.inner_text().strip(),
+                "preview": " ".join(preview.all_inner_texts()),
+            }
         finally:
             browser.close()
