@@ -263,14 +263,19 @@ def row_count_permission_refusals(
     )
 
 
-def source_permission_refusal(user: Any, permission: str, what: str) -> str | None:
-    """Return why `user` may not define `what`, lacking `permission`; None: no user."""
-    if user is None or user.has_perm(permission):
+def source_permission_refusal(
+    user: Any, permission: str | None, source: Any
+) -> str | None:
+    """Return why `user` may not use `source`, which needs `permission` (if any).
+
+    No user (None) and no permission pass.
+    """
+    if user is None or permission is None or user.has_perm(permission):
         return None
     return _(
-        "You need the %(permission)s permission to define %(what)s; a superuser "
-        "can grant it to you or to your group."
-    ) % {"permission": permission, "what": what}
+        "You need the %(permission)s permission to use the source %(source)r; a "
+        "superuser can grant it to you or to your group."
+    ) % {"permission": permission, "source": str(source)}
 
 
 def setting_refusal(path: str) -> str | None:

@@ -51,6 +51,8 @@ class Source(ABC):
     static: ClassVar[bool] = False
     #: Whether many definitions are observed together in one query.
     batchable: ClassVar[bool] = False
+    #: The permission (app_label.codename) an editor needs to use this source.
+    permission: ClassVar[str | None] = None
 
     @abstractmethod
     def validate(self, definition: MetricDefinition) -> None:
@@ -67,8 +69,9 @@ class Source(ABC):
     def permission_refusals(
         self, definition: MetricDefinition, user: Any
     ) -> dict[str, str]:
-        """Return {field: why} for what `user` may not publish; none by default."""
-        return {}
+        """Return {field: why} for what `user` may not publish with this source."""
+        refusal = policy.source_permission_refusal(user, self.permission, self.label)
+        return {self.fields[0]: refusal} if refusal else {}
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,7 @@ class SettingSource(Source):
     label: ClassVar[Promise] = gettext_lazy("Django setting")
     help_text: ClassVar[Promise] = gettext_lazy("setting for a setting")
     fields: ClassVar[tuple[str, ...]] = ("setting",)
+    permission: ClassVar[str] = policy.READ_SETTINGS
 
     def validate(self, definition: MetricDefinition) -> None:
         if not definition.setting:
@@ -227,14 +231,6 @@ class SettingSource(Source):
             self.observe(definition)
         except EvaluationError as exc:
             raise ValidationError({"setting": str(exc)}) from None
-
-    def permission_refusals(
-        self, definition: MetricDefinition, user: Any
-    ) -> dict[str, str]:
-        refusal = policy.source_permission_refusal(
-            user, policy.READ_SETTINGS, _("setting metrics")
-        )
-        return {"setting": refusal} if refusal else {}
 
     def observe(self, definition: MetricDefinition) -> Observations:
         refusal = policy.setting_refusal(definition.setting)
@@ -268,6 +264,7 @@ class CallbackSource(Source):
     label: ClassVar[Promise] = gettext_lazy("Registered Python callback")
     help_text: ClassVar[Promise] = gettext_lazy("callback for a registered callback")
     fields: ClassVar[tuple[str, ...]] = ("callback",)
+    permission: ClassVar[str] = policy.USE_CALLBACKS
     blocking: ClassVar[bool] = True
 
     def validate(self, definition: MetricDefinition) -> None:
@@ -277,14 +274,6 @@ class CallbackSource(Source):
             )
         if callbacks.get_callback(definition.callback) is None:
             raise ValidationError({"callback": _unregistered(definition.callback)})
-
-    def permission_refusals(
-        self, definition: MetricDefinition, user: Any
-    ) -> dict[str, str]:
-        refusal = policy.source_permission_refusal(
-            user, policy.USE_CALLBACKS, _("callback metrics")
-        )
-        return {"callback": refusal} if refusal else {}
 
     def observe(self, definition: MetricDefinition) -> Observations:
         registered = callbacks.get_callback(definition.callback)
