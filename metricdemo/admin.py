@@ -118,8 +118,13 @@ class MetricDefinitionForm(forms.ModelForm):
     class Media:
         js = ("metricdemo/definition_form.js",)
 
+    #: The user whose permissions the model's validation applies; the admin's
+    #: get_form() sets it to the requesting user.
+    acting_user = None
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.instance.acting_user = self.acting_user
         if "source" not in self.fields:
             return  # a view-only form: every field is read-only
         self.fields["source"].widget.attrs["data-source-fields"] = json.dumps(
@@ -176,7 +181,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
     )
     list_filter = ("enabled", "kind", "source")
     search_fields = ("name", "description", "model", "setting", "callback")
-    readonly_fields = ("exported_name", "created_at", "updated_at")
+    readonly_fields = ("exported_name", "created_at", "updated_at", "last_editor")
     actions = ("enable_definitions", "disable_definitions", "duplicate_definitions")
     fieldsets = (
         (
@@ -212,7 +217,10 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         ),
         (
             _("History"),
-            {"fields": ("created_at", "updated_at"), "classes": ("collapse",)},
+            {
+                "fields": ("created_at", "updated_at", "last_editor"),
+                "classes": ("collapse",),
+            },
         ),
     )
 
@@ -224,6 +232,9 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
     @admin.display(description=_("current value"))
     def current_value(self, obj: MetricDefinition) -> str:
         """Return what the definition exports now, as evaluated for this page."""
+        hidden = getattr(obj, "_metricdemo_hidden", None)
+        if hidden:
+            return hidden
         result = getattr(obj, "_metricdemo_evaluation", None)
         if result is None:
             return "-"
@@ -238,6 +249,16 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
     def preview_url_name(self) -> str:
         """Return the URL name of the preview view (without the admin: namespace)."""
         return f"{self.opts.app_label}_{self.opts.model_name}_preview"
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        """Return the form class, validating with the requesting user's permissions."""
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"acting_user": request.user})
+
+    def save_model(self, request: HttpRequest, obj, form, change) -> None:
+        """Record the requesting user as the definition's last editor."""
+        obj.last_editor = request.user
+        super().save_model(request, obj, form, change)
 
     def get_urls(self):
         """Add the preview view, for the add form and for each change form."""
@@ -254,10 +275,11 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         response = super().changelist_view(request, extra_context)
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
         if changelist is not None:
-            self._evaluate_for_list(list(changelist.result_list))
+            self._evaluate_for_list(list(changelist.result_list), request.user)
         return response
 
-    def _evaluate_for_list(self, definitions: list[MetricDefinition]) -> None:
+    def _evaluate_for_list(self, definitions: list[MetricDefinition], user) -> None:
+        definitions = _hide_refused(definitions, user)
         try:
             results = evaluate_many(
                 definitions, timeout=app_settings.ADMIN_EVALUATION_TIMEOUT
@@ -337,9 +359,13 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
     def _set_enabled(self, request: HttpRequest, queryset, enabled: bool) -> None:
         with transaction.atomic():
             changing = list(queryset.exclude(enabled=enabled))
+            if enabled:
+                changing = self._refuse_to_publish(request, changing)
             # update() bumps the change stamp, so every process reloads.
             rows = self.model.objects.filter(pk__in=[d.pk for d in changing])
-            count = rows.update(enabled=enabled, updated_at=timezone.now())
+            count = rows.update(
+                enabled=enabled, updated_at=timezone.now(), last_editor=request.user
+            )
             for definition in changing:
                 change = [{"changed": {"fields": ["enabled"]}}]
                 self.log_change(request, definition, change)
@@ -358,6 +384,24 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             )
         self.message_user(request, message % {"count": count}, messages.SUCCESS)
 
+    def _refuse_to_publish(
+        self, request: HttpRequest, definitions: list[MetricDefinition]
+    ) -> list[MetricDefinition]:
+        # Enabling publishes: only what the user could have saved themselves.
+        allowed = []
+        for definition in definitions:
+            refusals = definition.permission_refusals(request.user)
+            if not refusals:
+                allowed.append(definition)
+                continue
+            self.message_user(
+                request,
+                _("%(name)s was not enabled: %(reason)s")
+                % {"name": definition.name, "reason": " ".join(refusals.values())},
+                messages.WARNING,
+            )
+        return allowed
+
     @admin.action(
         description=_("Duplicate selected definitions (copies start disabled)"),
         permissions=["add"],
@@ -368,7 +412,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         for original in queryset.order_by("name"):
             try:
                 with transaction.atomic():
-                    copy = original.duplicate()
+                    copy = original.duplicate(acting_user=request.user)
             except ValidationError as exc:
                 self.message_user(
                     request,
@@ -392,3 +436,21 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
                 message % {"count": len(created), "names": ", ".join(created)},
                 messages.SUCCESS,
             )
+
+
+def _hide_refused(definitions: list[MetricDefinition], user) -> list[MetricDefinition]:
+    """Mark the definitions `user` may not see the values of; return the others.
+
+    A hidden definition is never evaluated, so its cell shows neither a value
+    nor a number of series nor an error that could describe the data.
+    """
+    visible = []
+    for definition in definitions:
+        refusals = definition.permission_refusals(user)
+        if refusals:
+            definition._metricdemo_hidden = gettext("hidden: %(reason)s") % {
+                "reason": " ".join(refusals.values())
+            }
+        else:
+            visible.append(definition)
+    return visible

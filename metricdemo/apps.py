@@ -33,4 +33,13 @@ class MetricDemoConfig(AppConfig):
         checks.register(
             metricdemo_checks.check_definitions, "metricdemo", checks.Tags.database
         )
+        checks.register(
+            metricdemo_checks.check_last_editors, "metricdemo", checks.Tags.database
+        )
+        checks.register(
+            metricdemo_checks.check_metrics_exposure,
+            "metricdemo",
+            checks.Tags.security,
+            deploy=True,
+        )
         telemetry.setup()

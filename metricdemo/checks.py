@@ -1,4 +1,4 @@
-"""Check the METRICDEMO setting at startup (manage.py check)."""
+"""Check the METRICDEMO setting, stored definitions and deployment (manage.py check)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
+from django.urls import NoReverseMatch, reverse
 
-from metricdemo.conf import ALL, DEFAULTS, SETTING_NAME
+from metricdemo.conf import ALL, DEFAULTS, SETTING_NAME, app_settings
 from metricdemo.models import MetricDefinition
 from metricdemo.validators import MODEL_LABEL_RE, SETTING_PATH_RE, TIMEOUT_MAX
 
@@ -51,7 +52,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id=check_id,
                 )
             )
-    return errors + _check_safe_source_settings(value)
+    return errors + _check_safe_source_settings(value) + _check_personal_fields(value)
 
 
 def _check_safe_source_settings(value: dict) -> list[checks.CheckMessage]:
@@ -130,6 +131,20 @@ def _check_safe_source_settings(value: dict) -> list[checks.CheckMessage]:
     return errors
 
 
+def _check_personal_fields(value: dict) -> list[checks.CheckMessage]:
+    personal = value.get("PERSONAL_FIELDS", ())
+    if _is_list_of(personal, lambda item: isinstance(item, str) and item):
+        return []
+    return [
+        _bad_value(
+            "PERSONAL_FIELDS",
+            personal,
+            "a list of field names or shell-style patterns such as '*email*'",
+            "metricdemo.E019",
+        )
+    ]
+
+
 def check_definitions(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
@@ -160,6 +175,66 @@ def check_definitions(
                     )
                 )
     return warnings
+
+
+def check_last_editors(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Warn about enabled definitions whose last editor lost a permission they need.
+
+    A definition saved in the admin keeps publishing after its editor's
+    permissions are taken away; this finds those (--database only).
+    """
+    warnings: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        try:
+            definitions = list(
+                MetricDefinition.objects.using(alias)
+                .filter(enabled=True, last_editor__isnull=False)
+                .select_related("last_editor")
+            )
+        except DatabaseError:
+            continue
+        for definition in definitions:
+            editor = definition.last_editor
+            refusals = definition.permission_refusals(editor)
+            if not refusals:
+                continue
+            reasons = "; ".join(f"{f}: {r}" for f, r in sorted(refusals.items()))
+            warnings.append(
+                checks.Warning(
+                    f"The enabled definition {definition.name!r} was last saved by "
+                    f"{editor.get_username()!r}, who no longer holds a permission "
+                    f"it needs: {reasons}",
+                    hint="Have someone who holds the permissions save it again in "
+                    "the admin, give the permissions back, or disable it.",
+                    obj=definition,
+                    id="metricdemo.W011",
+                )
+            )
+    return warnings
+
+
+def check_metrics_exposure(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Warn (--deploy) when /metrics is served to anyone who can reach it."""
+    if settings.DEBUG or app_settings.AUTH_TOKEN or app_settings.ALLOWED_IPS:
+        return []
+    try:
+        url = reverse("metricdemo:metrics")
+    except NoReverseMatch:
+        return []  # the project does not serve the view
+    return [
+        checks.Warning(
+            f"{url} is served with neither {SETTING_NAME}['AUTH_TOKEN'] nor "
+            f"{SETTING_NAME}['ALLOWED_IPS'], so anyone who can reach it reads "
+            "every business metric and its labels.",
+            hint="Set AUTH_TOKEN or ALLOWED_IPS, or keep the URL off public "
+            "networks; see 'Protecting /metrics' in the README.",
+            id="metricdemo.W012",
+        )
+    ]
 
 
 def _bad_value(key: str, value: Any, allowed: str, check_id: str) -> checks.Error:

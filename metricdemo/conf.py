@@ -50,6 +50,19 @@ DEFAULTS: dict[str, Any] = {
     # More field-name patterns that filters and group_by may not touch, added to
     # SENSITIVE_NAMES below (which always apply).
     "SENSITIVE_FIELDS": (),
+    # Field-name patterns of identity fields (besides every EmailField,
+    # GenericIPAddressField and UUIDField): never grouped by, and filtered only
+    # to test for an empty value. Setting it replaces this list.
+    "PERSONAL_FIELDS": (
+        "*email*",
+        "*phone*",
+        "*address*",
+        "ip",
+        "*_ip",
+        "first_name",
+        "last_name",
+        "username",
+    ),
     # Settings that setting definitions may read: "__all__" or a list of setting
     # paths (an entry also allows the keys below it).
     "ALLOWED_SETTINGS": "__all__",

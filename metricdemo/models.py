@@ -6,6 +6,7 @@ import copy
 import re
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.utils.translation import gettext_lazy as _
@@ -269,13 +270,35 @@ class MetricDefinition(models.Model):
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    last_editor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("last editor"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        help_text=_(
+            "Who last saved this definition in the admin or with `metrics import "
+            "--as-user`; empty when it was saved without a user. Example: alice."
+        ),
+    )
 
     objects = MetricDefinitionQuerySet.as_manager()
+
+    #: The user whose permissions clean() applies, set by the admin and by
+    #: `metrics import --as-user` before validating; None (the ORM, a shell,
+    #: a plain import) keeps only the settings-based rules. Never stored.
+    acting_user = None
 
     class Meta:
         ordering = ["name"]
         verbose_name = _("metric definition")
         verbose_name_plural = _("metric definitions")
+        permissions = [
+            ("read_settings", _("Can define metrics that export Django settings")),
+            ("use_callbacks", _("Can define metrics that run registered callbacks")),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -295,11 +318,13 @@ class MetricDefinition(models.Model):
             )
         return super().unique_error_message(model_class, unique_check)
 
-    def duplicate(self) -> MetricDefinition:
+    def duplicate(self, acting_user=None) -> MetricDefinition:
         """Save and return a disabled copy named `<name>.copy`, `.copy2`, ...
 
         The copy starts disabled so that it exports nothing (no second set of
-        the same series) until an operator has edited and enabled it.
+        the same series) until an operator has edited and enabled it. With
+        `acting_user`, the copy is validated with their permissions and records
+        them as its last editor.
 
         Raises:
             ValidationError: the copy is invalid for another reason than its name
@@ -310,6 +335,7 @@ class MetricDefinition(models.Model):
             **{field: copy.deepcopy(getattr(self, field)) for field in EDITABLE_FIELDS}
         )
         duplicate.enabled = False
+        duplicate.acting_user = duplicate.last_editor = acting_user
         base = COPY_SUFFIX_RE.sub("", self.name)
         for number in range(1, MAX_COPIES + 1):
             suffix = ".copy" if number == 1 else f".copy{number}"
@@ -363,8 +389,20 @@ class MetricDefinition(models.Model):
             collision = self._exported_name_collision()
             if collision:
                 errors.setdefault("name", []).append(collision)
+        for field, message in self.permission_refusals(self.acting_user).items():
+            errors.setdefault(field, []).append(
+                ValidationError(message, code="permission")
+            )
         if errors:
             raise ValidationError(errors)
+
+    def permission_refusals(self, user) -> dict[str, str]:
+        """Return {field: why} for what this definition reads that `user` may not.
+
+        The admin's values column and actions ask before they evaluate or enable
+        a definition, and `manage.py check --database` asks for its last editor.
+        """
+        return sources.permission_refusals(self, user)
 
     def _exported_name_collision(self) -> ValidationError | None:
         mine = set(validators.exported_names(self.name, self.kind, self.unit))

@@ -1,23 +1,40 @@
-"""Decide what a definition may read: allowed models, sensitive fields, settings.
+"""Decide what a definition may read: models, fields, settings and permissions.
 
-The same rules refuse a definition when it is validated and again each time it
-is observed, so a definition stored before a rule tightened stops exporting.
+The settings-based rules refuse a definition when it is validated and again
+each time it is observed, so a definition stored before a rule tightened stops
+exporting. The permission rules apply when a user is known (the admin, `metrics
+import --as-user`): an editor publishes only what Django lets them see.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.contrib.auth import get_permission_codename
 from django.core.exceptions import FieldDoesNotExist, FieldError
-from django.db.models import ManyToOneRel, Model
+from django.db.models import (
+    EmailField,
+    Field,
+    GenericIPAddressField,
+    ManyToOneRel,
+    Model,
+    UUIDField,
+)
 from django.db.models.constants import LOOKUP_SEP
 from django.utils.translation import gettext as _
 
 from metricdemo.conf import ALL, SENSITIVE_NAMES, app_settings
+
+#: The permission a user needs to define a setting source (superusers hold it).
+READ_SETTINGS = "metricdemo.read_settings"
+#: The permission a user needs to define a callback source.
+USE_CALLBACKS = "metricdemo.use_callbacks"
+#: Field types whose values identify a person or a device, whatever their name.
+IDENTITY_FIELD_TYPES = (EmailField, GenericIPAddressField, UUIDField)
 
 
 def resolve_model(label: str) -> type[Model]:
@@ -129,11 +146,144 @@ def row_count_refusals(
         if refusal:
             refusals["filters"] = refusal
             break
+    identity = identity_refusals(model, filters, group_by)
     if group_by:
-        refusal = lookup_refusal(model, group_by) or group_by_refusal(model, group_by)
+        # A unique identity field (username) is refused as identity: that
+        # says more about why than "one series per row".
+        refusal = (
+            lookup_refusal(model, group_by)
+            or identity.get("group_by")
+            or group_by_refusal(model, group_by)
+        )
         if refusal:
             refusals["group_by"] = refusal
-    return refusals
+    return {**identity, **refusals}
+
+
+def identity_refusals(
+    model: type[Model], filters: Any, group_by: str
+) -> dict[str, str]:
+    """Return {field: why} for a group-by or filters that expose identity fields.
+
+    A group-by on an identity field publishes one series per person. A filter on
+    one is an oracle that a count answers one guess at a time (`email__startswith`),
+    so only a test for an empty value (`isnull`, or `exact` against "") passes.
+    """
+
+    def refuse(path: str, value: Any, grouped: bool) -> str | None:
+        found = _identity_field(model, path)
+        if found is None:
+            return None
+        field, stem, lookups, reason = found
+        params = {
+            "path": path,
+            "field": f"{field.model._meta.label}.{field.name}",
+            "reason": reason,
+            "stem": stem,
+        }
+        if grouped:
+            return (
+                _(
+                    "Group by %(path)r would publish %(field)s, which identifies a "
+                    "person (%(reason)s), one series per value. Group by a field that "
+                    "many rows share, such as is_staff, or count without a group-by."
+                )
+                % params
+            )
+        if lookups == ["isnull"] or (
+            lookups in ([], ["exact"]) and value in ("", None)
+        ):
+            return None
+        return (
+            _(
+                "The filter %(path)r reads %(field)s, which identifies a person "
+                "(%(reason)s): a count would confirm guesses about it one at a time. "
+                "A filter on it may only test for an empty value, for example "
+                '%(stem)s__isnull or %(stem)s="".'
+            )
+            % params
+        )
+
+    return _path_refusals(filters, group_by, refuse)
+
+
+def identity_reason(field: Any) -> str | None:
+    """Return why `field` identifies a person (its type or its name), or None."""
+    if isinstance(field, IDENTITY_FIELD_TYPES):
+        return _("it is a %(type)s") % {"type": type(field).__name__}
+    pattern = sensitive_match(field.name, app_settings.PERSONAL_FIELDS)
+    if pattern:
+        return _("its name matches %(pattern)r of METRICDEMO['PERSONAL_FIELDS']") % {
+            "pattern": pattern
+        }
+    return None
+
+
+def may_view(user: Any, model: type[Model]) -> bool:
+    """Return whether `user` holds the view or the change permission on `model`."""
+    return any(
+        user.has_perm(_permission(action, model)) for action in ("view", "change")
+    )
+
+
+def model_permission_refusal(user: Any, model: type[Model]) -> str | None:
+    """Return why `user` may not count the rows of `model`; None for no user."""
+    if user is None or may_view(user, model):
+        return None
+    return _(
+        "You need the view permission on %(model)s (%(permission)s) to count its rows."
+    ) % {"model": model._meta.label, "permission": _permission("view", model)}
+
+
+def path_permission_refusal(user: Any, model: type[Model], path: str) -> str | None:
+    """Return why `user` may not follow `path` from `model`; None for no user."""
+    if user is None:
+        return None
+    for field in _fields_along(model, path)[0]:
+        related = field.related_model if field.is_relation else None
+        if isinstance(related, type) and not may_view(user, related):
+            return _(
+                "%(path)r goes through %(model)s: you need the view permission on "
+                "%(model)s (%(permission)s) to read it."
+            ) % {
+                "path": path,
+                "model": related._meta.label,
+                "permission": _permission("view", related),
+            }
+    return None
+
+
+def row_count_permission_refusals(
+    user: Any, model: type[Model], filters: Any, group_by: str
+) -> dict[str, str]:
+    """Return {field: why} for the models of a row count that `user` may not view.
+
+    The counted model and every model that a filter or the group-by passes
+    through need the view (or change) permission. No user (None) passes.
+    """
+    refusal = model_permission_refusal(user, model)
+    if refusal:
+        return {"model": refusal}
+    return _path_refusals(
+        filters,
+        group_by,
+        lambda path, value, grouped: path_permission_refusal(user, model, path),
+    )
+
+
+def source_permission_refusal(
+    user: Any, permission: str | None, source: Any
+) -> str | None:
+    """Return why `user` may not use `source`, which needs `permission` (if any).
+
+    No user (None) and no permission pass.
+    """
+    if user is None or permission is None or user.has_perm(permission):
+        return None
+    return _(
+        "You need the %(permission)s permission to use the source %(source)r; a "
+        "superuser can grant it to you or to your group."
+    ) % {"permission": permission, "source": str(source)}
 
 
 def group_by_refusal(model: type[Model], path: str) -> str | None:
@@ -243,3 +393,68 @@ def _is_unique(field: Any) -> bool:
     single = [c.fields for c in meta.total_unique_constraints]
     single += [tuple(fields) for fields in meta.unique_together]
     return (field.name,) in single
+
+
+def _permission(action: str, model: type[Model]) -> str:
+    meta = model._meta
+    return f"{meta.app_label}.{get_permission_codename(action, meta)}"
+
+
+def _fields_along(model: type[Model], path: str) -> tuple[list[Field], list[str]]:
+    # The fields a lookup path names, following relations, and the lookups and
+    # transforms after the last one.
+    parts = path.split(LOOKUP_SEP)
+    fields: list[Field] = []
+    meta = model._meta
+    for part in parts:
+        try:
+            field = meta.get_field(meta.pk.name if part == "pk" else part)
+        except FieldDoesNotExist:
+            break
+        fields.append(field)
+        related = field.related_model if field.is_relation else None
+        if not isinstance(related, type):
+            break
+        meta = related._meta
+    return fields, parts[len(fields) :]
+
+
+def _identity_field(
+    model: type[Model], path: str
+) -> tuple[Field, str, list[str], str] | None:
+    # The identity field that `path` compares or groups by, the path up to it,
+    # the lookups after it and why it identifies a person; None if it is none.
+    fields, lookups = _fields_along(model, path)
+    if not fields:
+        return None
+    field = fields[-1]
+    seen = set()
+    # A path that stops at a relation compares the related model's target
+    # field (`customer=3`), which may itself be a relation (a parent link).
+    while field.is_relation and isinstance(field.related_model, type):
+        if field in seen:
+            return None
+        seen.add(field)
+        field = field.related_model._meta.get_field(_target_name(field))
+    reason = identity_reason(field)
+    if reason is None:
+        return None
+    stem = LOOKUP_SEP.join(path.split(LOOKUP_SEP)[: len(fields)])
+    return field, stem, lookups, reason
+
+
+def _path_refusals(
+    filters: Any, group_by: str, refuse: Callable[[str, Any, bool], str | None]
+) -> dict[str, str]:
+    # Apply refuse(path, value, grouped) to each filter and to the group-by.
+    refusals = {}
+    for lookup, value in filters.items() if isinstance(filters, Mapping) else ():
+        refusal = refuse(str(lookup), value, False)
+        if refusal:
+            refusals["filters"] = refusal
+            break
+    if group_by:
+        refusal = refuse(group_by, None, True)
+        if refusal:
+            refusals["group_by"] = refusal
+    return refusals

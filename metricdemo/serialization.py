@@ -118,7 +118,11 @@ def loads(text: str) -> list[dict[str, Any]]:
 
 
 def import_definitions(
-    entries: list[dict[str, Any]], *, prune: bool = False, dry_run: bool = False
+    entries: list[dict[str, Any]],
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+    acting_user: Any = None,
 ) -> ImportReport:
     """Upsert definitions by name with full validation, all or nothing.
 
@@ -126,7 +130,10 @@ def import_definitions(
     whole truth about the definitions it names. With `prune`, stored
     definitions that the file does not name are deleted first (so a renamed
     definition does not collide with its old self). With `dry_run` everything
-    is done and reported, then rolled back.
+    is done and reported, then rolled back. With `acting_user`, every
+    definition is validated with that user's permissions, as the admin would,
+    the user must hold the add, change and delete permissions the import uses,
+    and is recorded as the last editor of what it creates or changes.
 
     Raises:
         ImportFailed: any definition did not validate; nothing was saved.
@@ -147,6 +154,7 @@ def import_definitions(
             for key in EDITABLE_FIELDS:
                 default = MetricDefinition._meta.get_field(key).get_default()
                 setattr(definition, key, entry.get(key, default))
+            definition.acting_user = definition.last_editor = acting_user
             try:
                 definition.full_clean()
             except ValidationError as exc:
@@ -163,11 +171,33 @@ def import_definitions(
                 report.changed[name] = changed
             else:
                 report.unchanged.append(name)
+        errors.extend(_missing_permissions(acting_user, report))
         if errors:
             raise ImportFailed(errors)
         if dry_run:
             transaction.set_rollback(True)
     return report
+
+
+def _missing_permissions(user: Any, report: ImportReport) -> list[str]:
+    # The definition permissions the admin would ask of `user` for this import.
+    if user is None:
+        return []
+    needed = (
+        ("add", report.created),
+        ("change", list(report.changed)),
+        ("delete", report.deleted),
+    )
+    errors = []
+    for action, names in needed:
+        permission = f"metricdemo.{action}_metricdefinition"
+        if names and not user.has_perm(permission):
+            errors.append(
+                f"{user.get_username()} may not {action} definitions "
+                f"({permission}), and the file would {action} "
+                f"{', '.join(sorted(names))}."
+            )
+    return errors
 
 
 def _describe(name: str, exc: ValidationError) -> list[str]:

@@ -51,6 +51,8 @@ class Source(ABC):
     static: ClassVar[bool] = False
     #: Whether many definitions are observed together in one query.
     batchable: ClassVar[bool] = False
+    #: The permission (app_label.codename) an editor needs to use this source.
+    permission: ClassVar[str | None] = None
 
     @abstractmethod
     def validate(self, definition: MetricDefinition) -> None:
@@ -63,6 +65,13 @@ class Source(ABC):
         Raises:
             EvaluationError: the value cannot be produced now.
         """
+
+    def permission_refusals(
+        self, definition: MetricDefinition, user: Any
+    ) -> dict[str, str]:
+        """Return {field: why} for what `user` may not publish with this source."""
+        refusal = policy.source_permission_refusal(user, self.permission, self.label)
+        return {self.fields[0]: refusal} if refusal else {}
 
 
 @dataclass(frozen=True)
@@ -180,6 +189,17 @@ class RowCountSource(Source):
                 }
             )
 
+    def permission_refusals(
+        self, definition: MetricDefinition, user: Any
+    ) -> dict[str, str]:
+        try:
+            model = policy.resolve_model(definition.model)
+        except LookupError:
+            return {}  # validate() names the unknown model
+        return policy.row_count_permission_refusals(
+            user, model, definition.filters, definition.group_by
+        )
+
     def observe(self, definition: MetricDefinition) -> Observations:
         (observations,) = rowquery.count_rows([definition])
         if isinstance(observations, EvaluationError):
@@ -195,6 +215,7 @@ class SettingSource(Source):
     label: ClassVar[Promise] = gettext_lazy("Django setting")
     help_text: ClassVar[Promise] = gettext_lazy("setting for a setting")
     fields: ClassVar[tuple[str, ...]] = ("setting",)
+    permission: ClassVar[str] = policy.READ_SETTINGS
 
     def validate(self, definition: MetricDefinition) -> None:
         if not definition.setting:
@@ -243,6 +264,7 @@ class CallbackSource(Source):
     label: ClassVar[Promise] = gettext_lazy("Registered Python callback")
     help_text: ClassVar[Promise] = gettext_lazy("callback for a registered callback")
     fields: ClassVar[tuple[str, ...]] = ("callback",)
+    permission: ClassVar[str] = policy.USE_CALLBACKS
     blocking: ClassVar[bool] = True
 
     def validate(self, definition: MetricDefinition) -> None:
@@ -284,6 +306,18 @@ SOURCE_FIELDS: tuple[str, ...] = tuple(
 def validate_source(definition: MetricDefinition) -> None:
     """Validate `definition` with its source's rules."""
     SOURCES[definition.source].validate(definition)
+
+
+def permission_refusals(definition: MetricDefinition, user: Any) -> dict[str, str]:
+    """Return {field: why} for what `definition` reads that `user` may not see.
+
+    No user (None) is refused nothing: saves outside the admin keep only the
+    settings-based rules.
+    """
+    source = SOURCES.get(definition.source)
+    if user is None or source is None:
+        return {}
+    return source.permission_refusals(definition, user)
 
 
 def observe(definition: MetricDefinition) -> Observations:

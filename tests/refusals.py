@@ -145,6 +145,19 @@ REFUSALS = {
         "filters",
         "vouchers__gt",
     ),
+    "identity group by": Refusal(
+        {**ROW_COUNT, "model": "auth.User", "group_by": "email"}, "group_by", "email"
+    ),
+    "identity prefix oracle": Refusal(
+        {**ROW_COUNT, "model": "auth.User", "filters": {"email__startswith": "root"}},
+        "filters",
+        "email__startswith",
+    ),
+    "identity behind a relation": Refusal(
+        {**ROW_COUNT, "model": "auth.Permission", "group_by": "user__username"},
+        "group_by",
+        "user__username",
+    ),
     "secret setting": Refusal(
         {"source": "setting", "value": None, "setting": "SECRET_KEY"},
         "setting",

@@ -1,10 +1,12 @@
-"""The admin in headless Chromium: log in, create a row count, preview, save, scrape."""
+"""The admin in headless Chromium: create, preview, save, scrape; refuse an editor."""
 
 import os
 import re
+from contextlib import contextmanager
 from urllib.request import urlopen
 
 import pytest
+from django.contrib.auth.models import Permission
 
 from metricdemo.models import MetricDefinition
 from tests.scraping import parse, series
@@ -20,6 +22,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PASSWORD = "a-long-test-password"
+ADD = "/admin/metricdemo/metricdefinition/add/"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -50,8 +53,9 @@ def test_create_preview_save_and_scrape(live_server, django_user_model, orders):
     )
 
 
-def drive_the_admin(base_url: str) -> None:
-    """Log in, fill the add form for a row count, preview it and save it."""
+@contextmanager
+def add_form(base_url: str, username: str):
+    """Yield a Chromium page logged in as `username`, on the definition add form."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -60,39 +64,89 @@ def drive_the_admin(base_url: str) -> None:
         )
         try:
             page = browser.new_page()
-            add = "/admin/metricdemo/metricdefinition/add/"
-            page.goto(f"{base_url}/admin/login/?next={add}")
-            page.fill("#id_username", "admin")
+            page.goto(f"{base_url}/admin/login/?next={ADD}")
+            page.fill("#id_username", username)
             page.fill("#id_password", PASSWORD)
             page.click("input[type=submit]")
-            expect(page).to_have_url(re.compile(re.escape(add) + "$"))
-
-            # Only the chosen source's fields show.
-            expect(page.locator(".form-row.field-value")).to_be_visible()
-            expect(page.locator(".form-row.field-model")).to_be_hidden()
-            page.fill("#id_name", "shop.orders.by_status")
-            page.fill("#id_description", "Orders by status")
-            page.fill("#id_unit", "{order}")
-            page.fill("#id_value", "5")
-            page.select_option("#id_source", "row_count")
-            expect(page.locator(".form-row.field-value")).to_be_hidden()
-            expect(page.locator(".form-row.field-model")).to_be_visible()
-            page.fill("#id_model", "shop.Order")
-            page.fill("#id_filters", '{"status__in": ["pending", "paid"]}')
-            page.fill("#id_group_by", "status")
-
-            page.click("input[name=_preview]")
-            result = page.locator("#metricdemo-preview-result")
-            expect(result).to_contain_text("It would export 2 series")
-            rows = result.locator("tr.metricdemo-series")
-            expect(rows).to_have_count(2)
-            expect(rows.nth(0)).to_contain_text('shop_orders_by_status{status="paid"}')
-            expect(rows.nth(0).locator(".metricdemo-value")).to_have_text("2")
-            expect(rows.nth(1).locator(".metricdemo-value")).to_have_text("3")
-            expect(page).to_have_url(re.compile(re.escape(add) + "$"))  # not saved
-
-            page.click("input[name=_save]")
-            expect(page.locator(".messagelist")).to_contain_text("added successfully")
-            expect(page.locator("td.field-current_value")).to_contain_text("2 series")
+            expect(page).to_have_url(re.compile(re.escape(ADD) + "$"))
+            yield page
         finally:
             browser.close()
+
+
+def drive_the_admin(base_url: str) -> None:
+    """Log in, fill the add form for a row count, preview it and save it."""
+    from playwright.sync_api import expect
+
+    with add_form(base_url, "admin") as page:
+        # Only the chosen source's fields show.
+        expect(page.locator(".form-row.field-value")).to_be_visible()
+        expect(page.locator(".form-row.field-model")).to_be_hidden()
+        page.fill("#id_name", "shop.orders.by_status")
+        page.fill("#id_description", "Orders by status")
+        page.fill("#id_unit", "{order}")
+        page.fill("#id_value", "5")
+        page.select_option("#id_source", "row_count")
+        expect(page.locator(".form-row.field-value")).to_be_hidden()
+        expect(page.locator(".form-row.field-model")).to_be_visible()
+        page.fill("#id_model", "shop.Order")
+        page.fill("#id_filters", '{"status__in": ["pending", "paid"]}')
+        page.fill("#id_group_by", "status")
+
+        page.click("input[name=_preview]")
+        result = page.locator("#metricdemo-preview-result")
+        expect(result).to_contain_text("It would export 2 series")
+        rows = result.locator("tr.metricdemo-series")
+        expect(rows).to_have_count(2)
+        expect(rows.nth(0)).to_contain_text('shop_orders_by_status{status="paid"}')
+        expect(rows.nth(0).locator(".metricdemo-value")).to_have_text("2")
+        expect(rows.nth(1).locator(".metricdemo-value")).to_have_text("3")
+        expect(page).to_have_url(re.compile(re.escape(ADD) + "$"))  # not saved
+
+        page.click("input[name=_save]")
+        expect(page.locator(".messagelist")).to_contain_text("added successfully")
+        expect(page.locator("td.field-current_value")).to_contain_text("2 series")
+
+
+def test_a_restricted_editor_sees_the_permission_error(live_server, django_user_model):
+    editor = django_user_model.objects.create_user(
+        "editor", "editor@example.com", PASSWORD, is_staff=True
+    )
+    editor.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="metricdemo",
+            codename__in=["add_metricdefinition", "view_metricdefinition"],
+        )
+    )
+    errors = try_to_count_users(live_server.url, "editor")
+    assert errors == {
+        "model": "You need the view permission on auth.User (auth.view_user) to "
+        "count its rows.",
+        "preview": "",
+    }
+    assert not MetricDefinition.objects.exists()
+
+
+def try_to_count_users(base_url: str, username: str) -> dict[str, str]:
+    """Log in, try to preview and save a count of users; return the errors shown."""
+    from playwright.sync_api import expect
+
+    with add_form(base_url, username) as page:
+        page.fill("#id_name", "users.by_staff")
+        page.select_option("#id_source", "row_count")
+        page.fill("#id_model", "auth.User")
+        page.fill("#id_group_by", "is_staff")
+
+        page.click("input[name=_preview]")
+        result = page.locator("#metricdemo-preview-result")
+        expect(result).to_contain_text("auth.view_user")
+        preview = result.locator("tr.metricdemo-series")
+        expect(preview).to_have_count(0)
+
+        page.click("input[name=_save]")
+        error = page.locator(".form-row.field-model .errorlist")
+        expect(error).to_be_visible()
+        return {
+            "model": error.inner_text().strip(),
+            "preview": " ".join(preview.all_inner_texts()),
+        }

@@ -3,6 +3,7 @@
 import io
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -43,6 +44,8 @@ def metricdemo_ids(**metricdemo) -> list[str]:
         ({"OTLP_INTERVAL": 0}, "metricdemo.E017"),
         ({"OTLP_INTERVAL": "60"}, "metricdemo.E017"),
         ({"OTLP_INTERVAL": float("nan")}, "metricdemo.E017"),
+        ({"PERSONAL_FIELDS": "email"}, "metricdemo.E019"),
+        ({"PERSONAL_FIELDS": ["email", ""]}, "metricdemo.E019"),
     ],
 )
 def test_a_bad_value_is_an_error(metricdemo, check_id):
@@ -59,6 +62,7 @@ def test_good_values_pass():
             ADMIN_EVALUATION_TIMEOUT=0.5,
             OTLP_ENDPOINT="https://collector.example:4318",
             OTLP_INTERVAL=15,
+            PERSONAL_FIELDS=["*email*", "national_id"],
         )
         == []
     )
@@ -117,3 +121,68 @@ def test_the_database_check_tolerates_missing_tables(tmp_path):
         db_url=f"sqlite:///{tmp_path / 'empty.sqlite3'}",
     )
     assert "no issues" in result.stdout
+
+
+@pytest.mark.django_db
+def test_definitions_whose_last_editor_lost_a_permission_warn(django_user_model):
+    editor = django_user_model.objects.create_user("editor", is_staff=True)
+    view_user = Permission.objects.get(
+        content_type__app_label="auth", codename="view_user"
+    )
+    editor.user_permissions.add(view_user)
+    root = django_user_model.objects.create_superuser("root")
+    for name, last_editor, enabled in [
+        ("users.by_editor", editor, True),
+        ("users.by_editor.off", editor, False),
+        ("users.by_root", root, True),
+        ("users.by_a_pipeline", None, True),
+    ]:
+        MetricDefinition.objects.create(
+            name=name,
+            source="row_count",
+            model="auth.User",
+            group_by="is_staff",
+            enabled=enabled,
+            last_editor=last_editor,
+        )
+    assert checks.run_checks(tags=["metricdemo"], databases=["default"]) == []
+
+    editor.user_permissions.remove(view_user)
+    (warning,) = checks.run_checks(tags=["metricdemo"], databases=["default"])
+    assert (warning.id, warning.obj.name) == ("metricdemo.W011", "users.by_editor")
+    assert "'editor'" in warning.msg and "auth.view_user" in warning.msg
+    assert warning.hint
+
+
+def deploy_ids(**overrides) -> list[str]:
+    """Return the ids of the metricdemo deployment checks under these settings."""
+    with override_settings(**overrides):
+        return [
+            message.id
+            for message in checks.run_checks(
+                tags=["metricdemo"], include_deployment_checks=True
+            )
+        ]
+
+
+def test_deploy_check_warns_when_metrics_are_open_to_anyone():
+    (warning_id,) = deploy_ids(DEBUG=False, METRICDEMO={})
+    assert warning_id == "metricdemo.W012"
+    with override_settings(DEBUG=False, METRICDEMO={}):
+        (warning,) = checks.run_checks(
+            tags=["metricdemo"], include_deployment_checks=True
+        )
+    assert "AUTH_TOKEN" in warning.msg and "README" in warning.hint
+    assert deploy_ids(DEBUG=False, METRICDEMO={"AUTH_TOKEN": "s3cret-token"}) == []
+    assert deploy_ids(DEBUG=False, METRICDEMO={"ALLOWED_IPS": ["10.0.0.0/8"]}) == []
+    assert deploy_ids(DEBUG=True, METRICDEMO={}) == []
+    # Without --deploy nothing is said.
+    with override_settings(DEBUG=False, METRICDEMO={}):
+        assert checks.run_checks(tags=["metricdemo"]) == []
+
+
+def test_deploy_check_runs_with_manage_py_check_deploy():
+    with override_settings(DEBUG=False, METRICDEMO={}):
+        out, err = io.StringIO(), io.StringIO()
+        call_command("check", "--deploy", "--tag", "metricdemo", stdout=out, stderr=err)
+    assert "metricdemo.W012" in out.getvalue() + err.getvalue()

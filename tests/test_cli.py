@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -310,6 +311,83 @@ def test_every_refusal__through_import(define, tmp_path, refusal: Refusal):
     assert list(MetricDefinition.objects.values_list("name", flat=True)) == [
         "shop.orders"
     ]
+
+
+# import --as-user
+
+USERS_BY_STAFF = {
+    "name": "users.by_staff",
+    "source": "row_count",
+    "model": "auth.User",
+    "group_by": "is_staff",
+}
+
+
+@pytest.fixture
+def pipeline_user(django_user_model):
+    """Return a user and a function that grants them `app_label.codename`s."""
+    user = django_user_model.objects.create_user("pipeline", is_staff=True)
+
+    def grant(*permissions: str):
+        for permission in permissions:
+            app_label, codename = permission.split(".")
+            user.user_permissions.add(
+                Permission.objects.get(
+                    content_type__app_label=app_label, codename=codename
+                )
+            )
+        return django_user_model.objects.get(pk=user.pk)
+
+    return grant
+
+
+EDITOR = ("metricdemo.add_metricdefinition", "metricdemo.change_metricdefinition")
+
+
+def test_import_as_user__refuses_what_the_user_could_not_save(tmp_path, pipeline_user):
+    pipeline_user(*EDITOR)
+    path = write(tmp_path, {"definitions": [USERS_BY_STAFF]})
+    with pytest.raises(CommandError) as info:
+        metrics("import", path, "--as-user", "pipeline")
+    errors = str(info.value).splitlines()[1:]
+    assert errors == [
+        "  users.by_staff: model: You need the view permission on auth.User "
+        "(auth.view_user) to count its rows."
+    ]
+    assert not MetricDefinition.objects.exists()
+
+
+def test_import_as_user__imports_for_a_user_who_could(tmp_path, pipeline_user):
+    user = pipeline_user(*EDITOR, "auth.view_user")
+    path = write(tmp_path, {"definitions": [USERS_BY_STAFF]})
+    assert "created users.by_staff" in metrics("import", path, "--as-user", "pipeline")
+    assert MetricDefinition.objects.get().last_editor == user
+    # Without --as-user the settings-based rules alone apply, as before, and
+    # the change is no longer the user's.
+    path = write(tmp_path, {"definitions": [{**USERS_BY_STAFF, "description": "x"}]})
+    assert "changed users.by_staff (description)" in metrics("import", path)
+    assert MetricDefinition.objects.get().last_editor is None
+
+
+def test_import_as_user__needs_the_definition_permissions(
+    define, tmp_path, pipeline_user
+):
+    pipeline_user("auth.view_user")
+    define(name="old", source="constant", value=1)
+    path = write(tmp_path, {"definitions": [USERS_BY_STAFF]})
+    with pytest.raises(CommandError) as info:
+        metrics("import", path, "--as-user", "pipeline", "--prune")
+    message = str(info.value)
+    assert "metricdemo.add_metricdefinition" in message
+    assert "metricdemo.delete_metricdefinition" in message
+    assert list(MetricDefinition.objects.values_list("name", flat=True)) == ["old"]
+
+
+def test_import_as_user__an_unknown_user_is_an_error(tmp_path):
+    path = write(tmp_path, {"definitions": [USERS_BY_STAFF]})
+    with pytest.raises(CommandError, match="'nobody'"):
+        metrics("import", path, "--as-user", "nobody")
+    assert not MetricDefinition.objects.exists()
 
 
 def test_metrics_needs_a_subcommand():

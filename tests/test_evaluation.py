@@ -508,6 +508,7 @@ CHANGES = {
     "callback": "test.other",
     "timeout": 3.0,
     "cache_seconds": 30,
+    "max_series": 10,
 }
 
 

@@ -209,6 +209,8 @@ def test_admin__max_series_is_edited_in_the_scraping_fieldset(admin_client):
         ("shop.Customer", "order", "id"),
     ],
 )
+# With no personal-field patterns, so that the unique rule speaks for username.
+@override_settings(METRICDEMO={"PERSONAL_FIELDS": []})
 def test_group_by__a_unique_field_is_refused(model, group_by, field):
     definition = MetricDefinition(
         name="per.row", source="row_count", model=model, group_by=group_by

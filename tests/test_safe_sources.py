@@ -4,7 +4,9 @@ import sys
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.test import override_settings
+from django.test.utils import isolate_apps
 
 from metricdemo import policy
 from metricdemo.conf import DEFAULTS
@@ -230,3 +232,119 @@ def test_definitions_saved_without_validation_never_leak(client, django_user_mod
     assert "password" in errors["leak.password"]
     assert "sessions.Session" in errors["leak.session"]
     assert "looks secret" in errors["leak.secret"]
+
+
+# Identity fields: never grouped, filtered only for "is it empty"
+
+
+@pytest.mark.parametrize(
+    ("name", "caught"),
+    [
+        ("email", True),
+        ("email_address", True),
+        ("ip_address", True),
+        ("billing_address", True),
+        ("phone", True),
+        ("mobile_phone_number", True),
+        ("ip", True),
+        ("client_ip", True),
+        ("first_name", True),
+        ("last_name", True),
+        ("username", True),
+        ("description", False),
+        ("shipping", False),
+        ("tip", False),
+        ("zip", False),
+        ("name", False),
+        ("status", False),
+        ("is_staff", False),
+    ],
+)
+def test_personal_fields__default_patterns(name, caught):
+    assert bool(policy.sensitive_match(name, DEFAULTS["PERSONAL_FIELDS"])) == caught
+
+
+def test_personal_fields__no_demo_or_test_field_is_caught():
+    """The defaults leave the fields of ordinary business models alone."""
+    from django.apps import apps
+
+    for app_label in ("shop", "metricdemo"):
+        for model in apps.get_app_config(app_label).get_models():
+            for field in model._meta.get_fields():
+                assert not policy.identity_refusals(model, {}, field.name), field
+
+
+@isolate_apps("tests.shop")
+def test_identity_fields__by_type_whatever_their_name():
+    class Person(models.Model):
+        contact = models.EmailField(unique=True)
+        origin = models.GenericIPAddressField()
+        reference = models.UUIDField()
+        shipping = models.CharField(max_length=10)
+
+        class Meta:
+            app_label = "shop"
+
+        def __str__(self) -> str:
+            return self.shipping
+
+    class Ticket(models.Model):
+        person = models.ForeignKey(Person, models.CASCADE, to_field="contact")
+
+        class Meta:
+            app_label = "shop"
+
+        def __str__(self) -> str:
+            return str(self.pk)
+
+    for path in ("contact", "origin", "reference", "contact__lower"):
+        assert (
+            "identifies a person"
+            in policy.identity_refusals(Person, {}, path)["group_by"]
+        )
+        assert policy.identity_refusals(Person, {f"{path}__startswith": "a"}, "")
+        assert policy.identity_refusals(Person, {path: "a"}, "")
+    for filters in ({"contact": ""}, {"contact__exact": ""}, {"origin__isnull": True}):
+        assert policy.identity_refusals(Person, filters, "shipping") == {}
+    # A relation compared by an identity field is one too.
+    assert policy.identity_refusals(Ticket, {}, "person")
+    assert policy.identity_refusals(Ticket, {"person__gt": "m"}, "")
+    assert policy.identity_refusals(Ticket, {"person__isnull": False}, "") == {}
+    assert policy.identity_refusals(Ticket, {}, "person__shipping") == {}
+
+
+@override_settings(METRICDEMO={"PERSONAL_FIELDS": ["country"]})
+def test_personal_fields__a_project_sets_its_own_patterns():
+    row_count(model="auth.User", group_by="first_name")
+    # An EmailField is an identity field whatever the patterns say.
+    messages = refusal(source="row_count", model="auth.User", group_by="email")
+    assert "EmailField" in messages["group_by"][0]
+    messages = refusal(
+        source="row_count", model="shop.Order", group_by="customer__country"
+    )
+    assert "PERSONAL_FIELDS" in messages["group_by"][0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stored_definitions_grouped_by_an_identity_field_never_export(
+    client, django_user_model
+):
+    django_user_model.objects.create_user("root-admin", "root-admin@example.com")
+    leaks = [
+        MetricDefinition(
+            name="leak.emails", source="row_count", model="auth.User", group_by="email"
+        ),
+        MetricDefinition(
+            name="leak.oracle",
+            source="row_count",
+            model="auth.User",
+            filters={"email__startswith": "root"},
+        ),
+        MetricDefinition(name="fine", source="row_count", model="auth.User"),
+    ]
+    MetricDefinition.objects.bulk_create(leaks)
+    families = scrape(client)
+    assert value(families, "fine") == 1.0
+    assert "leak_emails" not in families and "leak_oracle" not in families
+    for leak in leaks[:2]:
+        assert "identifies a person" in evaluate(leak).error

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from metricdemo.serialization import ImportFailed, import_definitions, loads
@@ -17,7 +18,7 @@ help = (
 
 
 def add_arguments(parser) -> None:
-    """Add FILE, --dry-run and --prune."""
+    """Add FILE, --dry-run, --prune and --as-user."""
     parser.add_argument(
         "file", metavar="FILE", help="an exported JSON file, or - for stdin"
     )
@@ -30,6 +31,12 @@ def add_arguments(parser) -> None:
         "--prune",
         action="store_true",
         help="also delete the stored definitions that the file does not name",
+    )
+    parser.add_argument(
+        "--as-user",
+        metavar="USERNAME",
+        help="validate with this user's permissions, as the admin would, and "
+        "record them as the last editor; without it only the METRICDEMO rules apply",
     )
 
 
@@ -45,9 +52,13 @@ def handle(command, options: dict[str, Any]) -> None:
         text = sys.stdin.read() if path == "-" else Path(path).read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise CommandError(f"Cannot read {path}: {exc}.") from None
+    acting_user = _user(options["as_user"]) if options["as_user"] else None
     try:
         report = import_definitions(
-            loads(text), prune=options["prune"], dry_run=options["dry_run"]
+            loads(text),
+            prune=options["prune"],
+            dry_run=options["dry_run"],
+            acting_user=acting_user,
         )
     except ImportFailed as exc:
         lines = "\n".join(f"  {error}" for error in exc.errors)
@@ -69,3 +80,14 @@ def handle(command, options: dict[str, Any]) -> None:
         command.stdout.write(f"Dry run, nothing was saved: {counts}.")
     else:
         command.stdout.write(command.style.SUCCESS(f"Imported {path}: {counts}."))
+
+
+def _user(username: str) -> Any:
+    model = get_user_model()
+    try:
+        return model._default_manager.get_by_natural_key(username)
+    except model.DoesNotExist:
+        raise CommandError(
+            f"--as-user: there is no user called {username!r}; give the "
+            f"{model.USERNAME_FIELD} of an existing user."
+        ) from None
