@@ -365,11 +365,13 @@ def statement_timeout(
             if connection.mysql_is_mariadb
             else f"SET SESSION max_execution_time = {int(seconds * 1000)}"
         )
-    marker = (id(connection.connection), statement)
-    if statement and getattr(connection, "_metricdemo_timeout", None) != marker:
+    # Remember the raw connection itself, not its id(): a new connection may
+    # reuse the id of a closed one, and its session has no timeout yet.
+    raw, done = connection.connection, getattr(connection, "_metricdemo_timeout", None)
+    if statement and (done is None or done[0] is not raw or done[1] != statement):
         with connection.cursor() as cursor:
             cursor.execute(statement)
-        connection._metricdemo_timeout = marker
+        connection._metricdemo_timeout = (raw, statement)
     yield
 
 

@@ -348,7 +348,10 @@ def read_setting(path: str) -> Any:
         if isinstance(value, Mapping) and key in value:
             value = value[key]
         elif (
-            isinstance(value, list | tuple) and key.isdigit() and int(key) < len(value)
+            isinstance(value, list | tuple)
+            and key.isascii()
+            and key.isdigit()
+            and int(key) < len(value)
         ):
             value = value[int(key)]
         else:

@@ -308,17 +308,8 @@ def test_statement_timeout__sets_the_session_timeout_once_per_value(db):
         assert len(sets) == 2
 
 
-def test_statement_timeout__every_new_connection_gets_the_timeout(db, request):
+def test_statement_timeout__every_new_connection_gets_the_timeout(db):
     """After CONN_MAX_AGE or a lost server closes it, the next session is bounded."""
-    if connection.vendor == "mysql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="The 'already set' marker holds id() of the raw "
-                "connection; a new MySQLdb connection often gets the id of the "
-                "closed one, so the new session runs without max_statement_time.",
-            )
-        )
 
     def work():
         seen = []

@@ -343,14 +343,6 @@ def test_read_setting__refuses_names_that_are_not_upper_case(name):
         read_setting(name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="str.isdigit() is true for digits such as '²' that int() refuses, so "
-    "read_setting raises ValueError; model validation calls it after the path "
-    "validator has refused the path, and full_clean() raises instead of "
-    "reporting the setting.",
-)
 def test_read_setting__a_non_ascii_digit_is_a_missing_key():
     with pytest.raises(EvaluationError, match="no key"):
         read_setting("ALLOWED_HOSTS.²")
