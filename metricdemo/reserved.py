@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
-from metricdemo import validators
+import metricdemo.validators as validators
 
 logger = logging.getLogger("metricdemo")
 
