@@ -21,6 +21,8 @@ class Config:
     profile_size: int = 1000
     profile_scrapes: int = 10
     top_functions: int = 12
+    import_sizes: tuple[int, ...] = (1000, 10000)
+    import_rounds: int = 3
     # --profile: rank the top functions by cumulative time as well as self time.
     long_profile: bool = False
 
@@ -39,4 +41,6 @@ QUICK = Config(
     profile_size=5,
     profile_scrapes=1,
     top_functions=5,
+    import_sizes=(20, 200),
+    import_rounds=1,
 )

@@ -56,7 +56,7 @@ def measure(config: Config, directory: Path) -> str:
     """Measure everything and return the report, its sections in order."""
     # Imported here, not at the top: these import the app's models, which
     # need the django.setup() that main() runs first.
-    from bench import row_counts, scrape_cost, workload
+    from bench import imports, row_counts, scrape_cost, workload
     from bench.scrapes import Scrapes
 
     scrapes = Scrapes()
@@ -72,6 +72,7 @@ def measure(config: Config, directory: Path) -> str:
                 with routers.using(alias):
                     databases.append(row_counts.measure(alias, config, scrapes))
             constants = scrape_cost.measure(config, scrapes)
+            imported = imports.measure(config)
         finally:
             workload.close_worker_connections()
     resident = memory.section(list(config.memory_sizes), directory)
@@ -82,6 +83,7 @@ def measure(config: Config, directory: Path) -> str:
         row_counts.section(config, databases),
         constants.after_change,
         resident,
+        imported,
         *(database.breakdown for database in databases),
         constants.profile,
     ]

@@ -11,7 +11,7 @@ Attributes = Mapping[str, AttributeValue]
 CallbackResult = float | int | Iterable[tuple[float, Attributes]]
 CallbackFunc = Callable[[], CallbackResult]
 
-CALLBACK_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,99}$")
+CALLBACK_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def register_callback(
     Raises:
         ValueError: the name is malformed, or another function already has it.
     """
-    if not isinstance(name, str) or not CALLBACK_NAME_RE.match(name):
+    if not isinstance(name, str) or not CALLBACK_NAME_RE.fullmatch(name):
         raise ValueError(
             f"Invalid callback name {name!r}: use 1 to 100 letters, digits, "
             "'_', '.' or '-', starting with a letter or '_'."

@@ -102,7 +102,7 @@ def _check_safe_source_settings(value: dict) -> list[checks.CheckMessage]:
     allowed_settings = value.get("ALLOWED_SETTINGS", ALL)
     if allowed_settings != ALL and not _is_list_of(
         allowed_settings,
-        lambda item: isinstance(item, str) and SETTING_PATH_RE.match(item),
+        lambda item: isinstance(item, str) and SETTING_PATH_RE.fullmatch(item),
     ):
         errors.append(
             _bad_value(
@@ -251,7 +251,7 @@ def _is_list_of(value: Any, accept: Callable[[Any], Any]) -> bool:
 
 def _is_model_entry(item: Any) -> bool:
     return isinstance(item, str) and bool(
-        MODEL_LABEL_RE.match(item) or item.isidentifier()
+        MODEL_LABEL_RE.fullmatch(item) or item.isidentifier()
     )
 
 

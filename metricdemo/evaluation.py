@@ -28,6 +28,7 @@ from metricdemo.models import MetricDefinition
 from metricdemo.observations import (
     EvaluationError,
     Observations,
+    encoding_problem,
     with_constant_attributes,
 )
 from metricdemo.workers import WorkerPool
@@ -262,7 +263,17 @@ def evaluate_here(definition: MetricDefinition) -> Evaluation:
         return Evaluation(
             definition.name, ERROR, error=describe(exc), seconds=_since(started)
         )
-    return Evaluation(definition.name, SUCCESS, pairs, seconds=_since(started))
+    return _exportable(
+        Evaluation(definition.name, SUCCESS, pairs, seconds=_since(started))
+    )
+
+
+def _exportable(result: Evaluation) -> Evaluation:
+    """Turn a success whose attributes cannot be encoded into an error."""
+    problem = encoding_problem(result.observations) if result.ok else None
+    if problem is None:
+        return result
+    return Evaluation(result.name, ERROR, error=problem, seconds=result.seconds)
 
 
 def _evaluate_on_worker(
@@ -325,8 +336,10 @@ def _count(definitions: list[MetricDefinition]) -> list[Evaluation]:
     return [
         Evaluation(d.name, ERROR, error=str(item), seconds=seconds)
         if isinstance(item, EvaluationError)
-        else Evaluation(
-            d.name, SUCCESS, with_constant_attributes(d, item), seconds=seconds
+        else _exportable(
+            Evaluation(
+                d.name, SUCCESS, with_constant_attributes(d, item), seconds=seconds
+            )
         )
         for d, item in zip(definitions, found, strict=True)
     ]

@@ -5,13 +5,17 @@ from __future__ import annotations
 import copy
 import re
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import sources, validators
+from metricdemo import reserved, sources, validators
 from metricdemo.reserved import SELF_METRICS
 
 #: The fields an operator edits, in form order: what export writes and import reads.
@@ -32,6 +36,18 @@ EDITABLE_FIELDS = (
     "timeout",
     "cache_seconds",
     "max_series",
+)
+#: Fields holding text (JSON included) that must encode as UTF-8 to be stored.
+TEXT_FIELDS = (
+    "name",
+    "description",
+    "unit",
+    "attributes",
+    "model",
+    "filters",
+    "group_by",
+    "setting",
+    "callback",
 )
 COPY_SUFFIX_RE = re.compile(r"\.copy\d*$")
 MAX_COPIES = 100
@@ -404,41 +420,149 @@ class MetricDefinition(models.Model):
         """
         return sources.permission_refusals(self, user)
 
+    def clean_fields(self, exclude=None) -> None:
+        """Check each field, then that every text can be stored and served as UTF-8."""
+        exclude = set(exclude or ())
+        errors: dict[str, list] = {}
+        try:
+            super().clean_fields(exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        for field in TEXT_FIELDS:
+            if field in exclude or field in errors:
+                continue
+            try:
+                validators.validate_encodable(getattr(self, field))
+            except ValidationError as exc:
+                errors.setdefault(field, []).extend(exc.error_list)
+        if errors:
+            raise ValidationError(errors)
+
     def _exported_name_collision(self) -> ValidationError | None:
-        mine = set(validators.exported_names(self.name, self.kind, self.unit))
-        for name, kind, unit in SELF_METRICS.values():
-            if mine & set(validators.exported_names(name, kind, unit)):
-                return ValidationError(
-                    _(
-                        "%(name)r would be exported as %(exported)r, which metricdemo "
-                        "uses for its own metric %(other)r; choose another name."
-                    ),
-                    code="reserved_name",
-                    params={
-                        "name": self.name,
-                        "exported": validators.exported_names(name, kind, unit)[1],
-                        "other": name,
-                    },
-                )
-        others = MetricDefinition.objects.exclude(pk=self.pk).exclude(name=self.name)
-        for name, kind, unit in others.values_list("name", "kind", "unit"):
-            theirs = validators.exported_names(name, kind, unit)
-            if mine & set(theirs):
-                return ValidationError(
-                    _(
-                        "%(name)r would be exported as %(exported)r, which the "
-                        "definition %(other)r (%(kind)s) already exports as; choose "
-                        "another name or unit."
-                    ),
-                    code="exported_name_collision",
-                    params={
-                        "name": self.name,
-                        "exported": sorted(mine & set(theirs))[0],
-                        "other": name,
-                        "kind": kind,
-                    },
-                )
+        mine = validators.taken_names(self.name, self.kind, self.unit)
+        exported = validators.exported_names(self.name, self.kind, self.unit)[1]
+        own = reserved.self_metric_names()
+        for taken in sorted(mine & set(own)):
+            name, kind, unit = next(
+                m for m in SELF_METRICS.values() if m[0] == own[taken]
+            )
+            return ValidationError(
+                _(
+                    "%(name)r would be exported as %(exported)r, which metricdemo "
+                    "uses for its own metric %(other)r; choose another name."
+                ),
+                code="reserved_name",
+                params={
+                    "name": self.name,
+                    "exported": validators.exported_names(name, kind, unit)[1],
+                    "other": name,
+                },
+            )
+        index = _active_index.get() or ExportedNameIndex.load(self._state.db)
+        family = reserved.claimant(mine, index.served)
+        if family is not None:
+            return ValidationError(
+                _(
+                    "%(name)r would be exported as %(exported)r, which clashes "
+                    "with the family %(family)r that /metrics already serves "
+                    "(OpenTelemetry's target_info, prometheus_client's process_* "
+                    "and python_* metrics, another collector or an instrument "
+                    "made in code); choose another name or unit."
+                ),
+                code="served_name",
+                params={"name": self.name, "exported": exported, "family": family},
+            )
+        owner = index.owner(mine, pk=self.pk, name=self.name)
+        if owner is not None:
+            other, kind, taken = owner
+            return ValidationError(
+                _(
+                    "%(name)r would be exported as %(exported)r, which the "
+                    "definition %(other)r (%(kind)s) already exports as; choose "
+                    "another name or unit."
+                ),
+                code="exported_name_collision",
+                params={
+                    "name": self.name,
+                    "exported": taken,
+                    "other": other,
+                    "kind": kind,
+                },
+            )
         return None
+
+
+class ExportedNameIndex:
+    """Index the names stored definitions take once exported, to find collisions.
+
+    Checking one definition against every stored one is a scan; an import
+    builds one index, keeps it in step with its saves, and every clean() in
+    the import consults it, so importing n definitions costs O(n), not O(n²).
+    """
+
+    def __init__(self, rows: Iterable[tuple[Any, str, str, str]] = ()) -> None:
+        #: {taken name: [(pk, definition name, kind), ...]}
+        self._owners: dict[str, list[tuple[Any, str, str]]] = {}
+        self._taken: dict[str, frozenset[str]] = {}
+        #: The served registry's other families, read once for the whole index.
+        self.served = reserved.served_names()
+        for pk, name, kind, unit in rows:
+            self.add(pk, name, kind, unit)
+
+    @classmethod
+    def load(cls, using: str | None = None) -> ExportedNameIndex:
+        """Return the index of every stored definition."""
+        manager = (
+            MetricDefinition.objects.using(using) if using else MetricDefinition.objects
+        )
+        return cls(manager.values_list("pk", "name", "kind", "unit").iterator())
+
+    def add(self, pk: Any, name: str, kind: str, unit: str) -> None:
+        """Record (or record again, after a change) the names a definition takes."""
+        self.discard(name)
+        taken = validators.taken_names(name, kind, unit)
+        self._taken[name] = taken
+        for item in taken:
+            self._owners.setdefault(item, []).append((pk, name, kind))
+
+    def discard(self, name: str) -> None:
+        """Forget the names the definition called `name` took."""
+        for item in self._taken.pop(name, ()):
+            owners = [o for o in self._owners.get(item, ()) if o[1] != name]
+            if owners:
+                self._owners[item] = owners
+            else:
+                self._owners.pop(item, None)
+
+    def owner(
+        self, taken: Iterable[str], *, pk: Any = None, name: str = ""
+    ) -> tuple[str, str, str] | None:
+        """Return (definition, kind, name) of another definition taking a name."""
+        for item in sorted(taken):
+            for other_pk, other, kind in self._owners.get(item, ()):
+                if other != name and (pk is None or other_pk != pk):
+                    return other, kind, item
+        return None
+
+
+_active_index: ContextVar[ExportedNameIndex | None] = ContextVar(
+    "metricdemo_exported_name_index", default=None
+)
+
+
+@contextmanager
+def exported_name_index(using: str | None = None) -> Iterator[ExportedNameIndex]:
+    """Make clean() consult one index, built now, until the block ends.
+
+    The caller keeps it in step: add() after each save, discard() after each
+    delete.
+    """
+    index = ExportedNameIndex.load(using)
+    token = _active_index.set(index)
+    try:
+        yield index
+    finally:
+        _active_index.reset(token)
 
 
 def _is_set(value) -> bool:

@@ -73,3 +73,23 @@ def with_constant_attributes(
     if not constant:
         return observations
     return [(value, {**constant, **attrs}) for value, attrs in observations]
+
+
+def encoding_problem(observations: Observations) -> str | None:
+    """Return why an attribute of the observations cannot be exported, or None.
+
+    prometheus_client encodes the whole exposition as UTF-8, so one lone
+    surrogate (from stored attributes, a group value or a callback) would fail
+    every scrape; the definition that yields it fails alone instead.
+    """
+    for _value, attributes in observations:
+        if validators.unencodable_text(attributes) is None:
+            continue
+        for key, item in attributes.items():
+            if validators.unencodable_text([key, item]) is not None:
+                return _(
+                    "The attribute %(key)r has the value %(value)r, which cannot "
+                    "be encoded as UTF-8 for /metrics; fix the stored attribute or "
+                    "the value it is read from."
+                ) % {"key": key, "value": item}
+    return None

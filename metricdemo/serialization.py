@@ -4,19 +4,43 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import transaction
+from django.db import models, transaction
 
-from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
+from metricdemo import validators
+from metricdemo.models import EDITABLE_FIELDS, MetricDefinition, exported_name_index
 from metricdemo.sources import SOURCES
 
 FORMAT_VERSION = 1
 #: Written for every definition; a source's own fields are written for its source.
 COMMON_FIELDS = ("name", "description", "unit", "kind", "enabled", "attributes")
+#: How deeply a field's JSON value may nest; attributes and filters are flat.
+MAX_DEPTH = 16
+_TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:,]')
+
+
+class TooManyDigits:
+    """An integer in the file with more digits than Python converts."""
+
+    def __init__(self, text: str) -> None:
+        self.digits = len(text.lstrip("-"))
+
+    def __repr__(self) -> str:
+        return f"<an integer of {self.digits} digits>"
+
+
+def _parse_int(text: str) -> int | TooManyDigits:
+    try:
+        return int(text)
+    except ValueError:
+        # Beyond sys.get_int_max_str_digits(): reported on its field.
+        return TooManyDigits(text)
 
 
 class ImportFailed(Exception):
@@ -63,7 +87,10 @@ def dumps(definitions: Iterable[MetricDefinition]) -> str:
     """Return definitions as stable JSON: sorted keys and names, 2-space indent."""
     entries = sorted((to_data(d) for d in definitions), key=lambda e: e["name"])
     document = {"definitions": entries, "version": FORMAT_VERSION}
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    # A lone surrogate (stored without validation) cannot be written as UTF-8;
+    # inside a JSON string its \\uXXXX escape reads back as the same text.
+    return validators.escape_unencodable(text) + "\n"
 
 
 def loads(text: str) -> list[dict[str, Any]]:
@@ -73,9 +100,11 @@ def loads(text: str) -> list[dict[str, Any]]:
         ImportFailed: the text is not JSON in the export format.
     """
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise ImportFailed([f"The file is not valid JSON: {exc}."]) from None
+    except RecursionError:
+        raise ImportFailed([_too_deep(text)]) from None
     if not isinstance(document, dict) or not isinstance(
         document.get("definitions"), list
     ):
@@ -100,9 +129,10 @@ def loads(text: str) -> list[dict[str, Any]]:
         if not isinstance(name, str) or not name:
             errors.append(
                 f"definitions[{index}]: expected an object with a non-empty "
-                f'"name" string, got {entry!r}.'
+                f'"name" string, got {_short(entry)}.'
             )
             continue
+        name = validators.escape_unencodable(name)
         unknown = sorted(set(entry) - set(EDITABLE_FIELDS))
         if unknown:
             errors.append(
@@ -140,37 +170,50 @@ def import_definitions(
     """
     report = ImportReport(dry_run=dry_run)
     errors: list[str] = []
-    names = [entry["name"] for entry in entries]
+    # A name that cannot be encoded cannot be stored, nor bound in a query;
+    # its validation says so.
+    names = [
+        entry["name"]
+        for entry in entries
+        if validators.unencodable_text(entry["name"]) is None
+    ]
     with transaction.atomic():
         if prune:
             for stale in MetricDefinition.objects.exclude(name__in=names):
                 stale.delete()
                 report.deleted.append(stale.name)
         stored = {d.name: d for d in MetricDefinition.objects.filter(name__in=names)}
-        for entry in entries:
-            name = entry["name"]
-            definition = stored.get(name) or MetricDefinition()
-            before = {f: copy.deepcopy(getattr(definition, f)) for f in EDITABLE_FIELDS}
-            for key in EDITABLE_FIELDS:
-                default = MetricDefinition._meta.get_field(key).get_default()
-                setattr(definition, key, entry.get(key, default))
-            definition.acting_user = definition.last_editor = acting_user
-            try:
-                definition.full_clean()
-            except ValidationError as exc:
-                errors.extend(_describe(name, exc))
-                continue
-            if name not in stored:
+        with exported_name_index() as index:
+            for entry in entries:
+                name = entry["name"]
+                problems = _field_problems(entry)
+                if problems:
+                    errors.extend(problems)
+                    continue
+                definition = stored.get(name) or MetricDefinition()
+                before = {
+                    f: copy.deepcopy(getattr(definition, f)) for f in EDITABLE_FIELDS
+                }
+                for key in EDITABLE_FIELDS:
+                    default = MetricDefinition._meta.get_field(key).get_default()
+                    setattr(definition, key, entry.get(key, default))
+                definition.acting_user = definition.last_editor = acting_user
+                try:
+                    definition.full_clean()
+                except ValidationError as exc:
+                    errors.extend(_describe(name, exc))
+                    continue
+                after = {f: getattr(definition, f) for f in EDITABLE_FIELDS}
+                changed = [f for f in EDITABLE_FIELDS if before[f] != after[f]]
+                if name in stored and not changed:
+                    report.unchanged.append(name)
+                    continue
                 definition.save()
-                report.created.append(name)
-                continue
-            after = {f: getattr(definition, f) for f in EDITABLE_FIELDS}
-            changed = [f for f in EDITABLE_FIELDS if before[f] != after[f]]
-            if changed:
-                definition.save()
-                report.changed[name] = changed
-            else:
-                report.unchanged.append(name)
+                index.add(definition.pk, name, definition.kind, definition.unit)
+                if name in stored:
+                    report.changed[name] = changed
+                else:
+                    report.created.append(name)
         errors.extend(_missing_permissions(acting_user, report))
         if errors:
             raise ImportFailed(errors)
@@ -201,8 +244,142 @@ def _missing_permissions(user: Any, report: ImportReport) -> list[str]:
 
 
 def _describe(name: str, exc: ValidationError) -> list[str]:
+    name = validators.escape_unencodable(name)
     return [
         f"{name}: {message}" if key == NON_FIELD_ERRORS else f"{name}: {key}: {message}"
         for key, messages in sorted(exc.message_dict.items())
         for message in messages
     ]
+
+
+#: The JSON type each kind of model field reads, as (types, description).
+_EXPECTED: tuple[tuple[type, tuple[type, ...], str], ...] = (
+    (models.BooleanField, (bool,), "true or false"),
+    (models.FloatField, (int, float), "a number"),
+    (models.PositiveIntegerField, (int,), "a whole number"),
+    (models.CharField, (str,), "a string"),
+    (models.TextField, (str,), "a string"),
+)
+
+
+def _field_problems(entry: dict[str, Any]) -> list[str]:
+    """Return an error per field whose JSON value the model cannot take as it is.
+
+    The model would store null in a NOT NULL column (an IntegrityError), and
+    Python cannot read integers of more than 4,300 digits or values nested
+    deeper than its recursion limit; each is reported on its field instead.
+    """
+    name = validators.escape_unencodable(entry["name"])
+    problems = []
+    for key in EDITABLE_FIELDS:
+        if key not in entry:
+            continue
+        value = entry[key]
+        field = MetricDefinition._meta.get_field(key)
+        problem = _value_problem(value)
+        if problem is None and value is None and not field.null:
+            default = field.get_default()
+            problem = (
+                f"null is not allowed; leave {key} out for the default, "
+                f"{default!r}, or give a value."
+            )
+        if problem is None and value is not None:
+            problem = _type_problem(field, value)
+        if problem is not None:
+            problems.append(f"{name}: {key}: {problem}")
+    return problems
+
+
+def _type_problem(field: models.Field, value: Any) -> str | None:
+    for field_class, types, description in _EXPECTED:
+        if isinstance(field, field_class):
+            if isinstance(value, bool) and bool not in types:
+                return f"expected {description}, got {_short(value)}."
+            if not isinstance(value, types):
+                return f"expected {description}, got {_short(value)}."
+            if types == (int, float):
+                try:
+                    float(value)
+                except OverflowError:
+                    return f"{_short(value)} is too large for a number."
+            return None
+    return None
+
+
+def _value_problem(value: Any) -> str | None:
+    """Return why a decoded JSON value is unusable: too deep or too many digits."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, TooManyDigits):
+            return (
+                f"{item!r} is too long; numbers may have at most "
+                f"{_max_digits()} digits."
+            )
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                return (
+                    f"the value is nested more than {MAX_DEPTH} levels deep; "
+                    "attributes and filters hold flat values."
+                )
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _max_digits() -> int:
+    return sys.get_int_max_str_digits() or 4300
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _too_deep(text: str) -> str:
+    """Say which definition and field nest too deeply for json to read."""
+    # Frames of open containers: [opener, key or item count, expecting a key].
+    # stack[1] is the definitions list and stack[2] one entry, in the format.
+    stack: list[list] = []
+    found: tuple[Any, Any] | None = None
+    name = None
+    for match in _TOKEN_RE.finditer(text):
+        token = match.group()
+        if token in "{[":
+            if found is None and len(stack) >= MAX_DEPTH:
+                found = (_frame_key(stack, 1), _frame_key(stack, 2))
+            stack.append([token, 0 if token == "[" else None, token == "{"])
+        elif not stack:
+            continue
+        elif token in "]}":
+            stack.pop()
+            if len(stack) == 2:
+                if found is not None:
+                    break  # the entry holding the deep value ended: name known
+                name = None
+        elif token == ",":
+            frame = stack[-1]
+            if frame[0] == "[":
+                frame[1] += 1
+            else:
+                frame[2] = True
+        elif token == ":":
+            stack[-1][2] = False
+        elif stack[-1][0] == "{" and stack[-1][2]:
+            stack[-1][1] = json.loads(token)
+        elif len(stack) == 3 and stack[-1][1] == "name":
+            name = json.loads(token)
+    where = "The file"
+    if found is not None and isinstance(found[0], int):
+        index, field = found
+        where = validators.escape_unencodable(name or f"definitions[{index}]")
+        if isinstance(field, str):
+            where = f"{where}: {validators.escape_unencodable(field)}"
+    return (
+        f"{where}: the value is nested too deeply to read (more than "
+        f"{MAX_DEPTH} levels); attributes and filters hold flat values."
+    )
+
+
+def _frame_key(stack: list[list], depth: int) -> Any:
+    return stack[depth][1] if len(stack) > depth else None

@@ -171,7 +171,9 @@ class RowCountSource(Source):
                 }
             ) from None
         try:
-            validators.validate_label_key(definition.group_by, what=_("Group-by"))
+            validators.validate_label_key(
+                definition.group_by, what=_("Group-by"), relation_path=True
+            )
         except ValidationError as exc:
             raise ValidationError({"group_by": exc.messages}) from None
         label = validators.label_name(definition.group_by)

@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, router
+from django.utils.translation import gettext as _
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -21,9 +23,9 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.registry import Collector
 
 import metricdemo
-from metricdemo import evaluation, otlp, sources
+from metricdemo import evaluation, otlp, reserved, sources, validators
 from metricdemo.conf import app_settings
-from metricdemo.models import ChangeStamp, MetricDefinition
+from metricdemo.models import ChangeStamp, Kind, MetricDefinition
 from metricdemo.reserved import SELF_METRICS
 
 logger = logging.getLogger("metricdemo")
@@ -78,13 +80,28 @@ class DefinitionInstruments:
         self._load_failure: str | None = None
         self._stats: dict[str, DefinitionStats] = {}
         self._loads: Counter = Counter()
+        # Definitions the exposition cannot carry, and why; see _exportable().
+        self._left_out: dict[str, str] = {}
+        self._judged_against: frozenset[str] = frozenset()
+        #: {exported family: definition name} of the definitions exported.
+        self._families: dict[str, str] = {}
+        #: {taken name: family} of the families served last that are not
+        #: definitions (None before the first collection).
+        self.seen_families: dict[str, str] | None = None
         self._lock = threading.RLock()
         self._create_self_metrics()
 
     def prepare(self) -> None:
         """Reload definitions if they changed, then evaluate them for one collection."""
         with self._lock:
+            if frozenset(reserved.served_names()) != self._judged_against:
+                # A family appeared that a definition may clash with: judge again.
+                self._token = None
             self.refresh()
+            for name, problem in self._left_out.items():
+                self._record(
+                    name, evaluation.Evaluation(name, evaluation.ERROR, error=problem)
+                )
             items = self._dynamic
             results = evaluation.get_evaluator().collect([i.definition for i in items])
             observations = dict(self._static)
@@ -131,7 +148,7 @@ class DefinitionInstruments:
         if self._load_failure is not None:
             self._load_failure = None
             logger.info("The metric definitions load again.")
-        self._apply(rows)
+        self._apply(self._exportable(rows))
         self._token = token
 
     def _apply(self, rows: Iterable[MetricDefinition]) -> None:
@@ -155,11 +172,89 @@ class DefinitionInstruments:
             else:
                 self._log_failure(item.name, result.error)
         self._active, self._static, self._dynamic = active, static, dynamic
-        for name in set(self._failures) - {item.name for item in active.values()}:
+        self._families = {
+            validators.exported_names(item.name, item.key[1], item.key[2])[0]: item.name
+            for item in active.values()
+        }
+        current = {item.name for item in active.values()} | set(self._left_out)
+        for name in set(self._failures) - current:
             self._failures.pop(name, None)
         # Self-metrics describe the definitions evaluated on every scrape.
-        for name in set(self._stats) - {item.name for item in dynamic}:
+        for name in (
+            set(self._stats) - {item.name for item in dynamic} - set(self._left_out)
+        ):
             del self._stats[name]
+
+    def _exportable(self, rows: Iterable[MetricDefinition]) -> list[MetricDefinition]:
+        """Return the rows the exposition can carry; leave out and log the others.
+
+        Rows saved without validation (bulk writes, raw SQL, an older release)
+        may hold text that cannot be encoded, an instrument the SDK refuses, or
+        an exported name that another family (or an older definition) takes;
+        each is left out alone rather than breaking the whole scrape.
+        """
+        others = reserved.served_names()
+        self._judged_against = frozenset(others)
+        served = {**others, **reserved.self_metric_names()}
+        taken: dict[str, str] = {}
+        kept, left_out = [], {}
+        # The older definition keeps a contested name.
+        for row in sorted(rows, key=lambda row: (row.pk is None, row.pk or 0)):
+            problem = exposition_problem(row, served, taken)
+            if problem is None:
+                kept.append(row)
+            else:
+                left_out[row.name] = problem
+                self._log_failure(row.name, problem)
+        self._left_out = left_out
+        return kept
+
+    def without_clashes(self, families: list) -> list:
+        """Drop definitions' families that clash with a family served beside them.
+
+        A code instrument or a collector can appear after the definitions were
+        judged (for example on the first scrape); this keeps that scrape valid,
+        and the next load leaves the definition out with an error.
+        """
+        scope = app_settings.METER_NAME
+
+        def ours(sample) -> bool:
+            return sample.labels.get("otel_scope_name") == scope
+
+        others: dict[str, str] = {}
+        for family in families:
+            if family.name in self._families and all(map(ours, family.samples)):
+                continue
+            shown = family.name + {"counter": "_total", "info": "_info"}.get(
+                family.type, ""
+            )
+            for name in validators.family_names(family.name, family.type):
+                others[name] = shown
+        self.seen_families = others
+        kept = []
+        for family in families:
+            definition = self._families.get(family.name)
+            if definition is None:
+                kept.append(family)
+                continue
+            theirs = [sample for sample in family.samples if not ours(sample)]
+            if len(theirs) == len(family.samples):
+                kept.append(family)
+                continue
+            clash = reserved.claimant(
+                validators.family_names(family.name, family.type), others
+            )
+            if clash is None and not theirs:
+                kept.append(family)
+                continue
+            self._log_failure(
+                definition,
+                _clash_message(definition, family.name, clash or family.name),
+            )
+            if theirs:
+                family.samples = theirs
+                kept.append(family)
+        return kept
 
     def _create_instrument(self, key: InstrumentKey):
         name, kind, unit, description = key
@@ -284,8 +379,21 @@ class DefinitionsCollector(Collector):
 
     def collect(self):
         with self.prepared():
-            families = list(self._private.collect())
+            families = self._instruments.without_clashes(list(self._private.collect()))
         yield from families
+
+    def learn_families(self) -> None:
+        """Collect once, without evaluating, to learn the families served beside.
+
+        Validation in a process that has not been scraped yet needs the names
+        of code instruments; skipped while another collection runs.
+        """
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._instruments.without_clashes(list(self._private.collect()))
+        finally:
+            self._lock.release()
 
     @contextmanager
     def prepared(self) -> Iterator[None]:
@@ -362,6 +470,7 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
         )
         if pusher is not None:
             pusher.start(collector.prepared)
+        reserved.register_served_families(_served_families)
         _telemetry = Telemetry(
             provider, reader, instruments, collector, registry, is_global, pusher
         )
@@ -400,3 +509,93 @@ def _set_global_meter_provider(provider: MeterProvider) -> bool:
         return False
     otel_metrics.set_meter_provider(provider)
     return otel_metrics.get_meter_provider() is provider
+
+
+def _served_families() -> dict[str, str]:
+    """Return {taken name: family} for the served registry's other families.
+
+    Registered with reserved, so that validation, which must not import this
+    module, knows them: what the registry's collectors describe, and the
+    families (code instruments, target_info) that the last collection served.
+    """
+    telemetry = _telemetry
+    if telemetry is None:
+        return {}
+    if telemetry.instruments.seen_families is None:
+        telemetry.collector.learn_families()
+    names = {name: name for name in _described_names(telemetry.registry)}
+    names.update(telemetry.instruments.seen_families or {})
+    return names
+
+
+def _described_names(registry: CollectorRegistry) -> list[str]:
+    # prometheus_client keeps the names its collectors describe (or yielded
+    # when registered) only in this private map; without it, the static list
+    # and the last collection still cover the usual families.
+    return list(getattr(registry, "_names_to_collectors", {}))
+
+
+def exposition_problem(
+    row: MetricDefinition, served: dict[str, str], taken: dict[str, str]
+) -> str | None:
+    """Return why a stored row cannot be exported, or None; record its names.
+
+    `served` maps the names other families take; `taken` those of the rows
+    accepted so far, and gains this row's names when it is accepted.
+    """
+    if row.kind not in Kind.values:
+        return _("kind: unknown kind %(kind)r") % {"kind": row.kind}
+    for column in ("name", "description", "unit", "attributes"):
+        text = validators.unencodable_text(getattr(row, column))
+        if text is not None:
+            return _("%(field)s: %(text)r cannot be encoded as UTF-8") % {
+                "field": column,
+                "text": text,
+            }
+    if not validators.INSTRUMENT_NAME_RE.fullmatch(row.name):
+        return _("name: %(name)r is not a valid instrument name") % {"name": row.name}
+    try:
+        validators.validate_unit(row.unit)
+    except (ValidationError, TypeError, AttributeError):
+        return _("unit: %(unit)r is not a valid unit") % {"unit": row.unit}
+    problem = _labels_problem(row.attributes)
+    if problem:
+        return problem
+    names = validators.taken_names(row.name, row.kind, row.unit)
+    family = reserved.claimant(names, served)
+    if family is not None:
+        exported = validators.exported_names(row.name, row.kind, row.unit)[1]
+        return _clash_message(row.name, exported, family)
+    for name in sorted(names):
+        if name in taken:
+            return _(
+                "name: exported as %(exported)r, which the older definition "
+                "%(other)r already exports"
+            ) % {"exported": name, "other": taken[name]}
+    taken.update(dict.fromkeys(names, row.name))
+    return None
+
+
+def _labels_problem(attributes: object) -> str | None:
+    if not isinstance(attributes, dict):
+        return _("attributes: %(value)r is not a JSON object") % {"value": attributes}
+    labels = set()
+    for key in attributes:
+        label = validators.label_name(key) if isinstance(key, str) else ""
+        if (
+            not validators.LABEL_NAME_RE.fullmatch(label)
+            or label.startswith(validators.RESERVED_LABEL_PREFIXES)
+            or label in labels
+        ):
+            return _("attributes: the key %(key)r does not make a usable label") % {
+                "key": key
+            }
+        labels.add(label)
+    return None
+
+
+def _clash_message(definition: str, exported: str, family: str) -> str:
+    return _(
+        "name: %(name)r is exported as %(exported)r, which clashes with the family "
+        "%(family)r that /metrics also serves; rename the definition"
+    ) % {"name": definition, "exported": exported, "family": family}

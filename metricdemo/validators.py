@@ -22,20 +22,21 @@ from opentelemetry.exporter.prometheus._mapping import (
 
 from metricdemo.conf import DEFAULTS, app_settings
 
-INSTRUMENT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]{0,254}$")
+INSTRUMENT_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_./-]{0,254}")
 UNIT_MAX_LENGTH = 63
-LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # Labels the exporter adds itself; an attribute with these names would clash.
 RESERVED_LABEL_PREFIXES = ("otel_scope_",)
-SETTING_PATH_RE = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_\-]+)*$")
-MODEL_LABEL_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$")
+SETTING_PATH_RE = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_\-]+)*")
+MODEL_LABEL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
 
 COUNTER = "counter"
+SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def validate_metric_name(value: str) -> None:
     """Refuse names that are not valid OpenTelemetry instrument names."""
-    if not INSTRUMENT_NAME_RE.match(value or ""):
+    if not INSTRUMENT_NAME_RE.fullmatch(value or ""):
         raise ValidationError(
             _(
                 "%(value)r is not a valid instrument name: start with a letter, then "
@@ -77,16 +78,36 @@ def label_name(key: str) -> str:
     return sanitize_attribute(key)
 
 
-def validate_label_key(key: Any, *, what: str = "Attribute") -> None:
-    """Refuse attribute keys that do not make a usable Prometheus label."""
+def validate_label_key(
+    key: Any, *, what: str = "Attribute", relation_path: bool = False
+) -> None:
+    """Refuse attribute keys that do not make a usable Prometheus label.
+
+    The exporter rewrites a key into a label name silently (`__name__` becomes
+    `_name_`), so a key must already be the label it will be. A group-by
+    `relation_path` may join fields with '__', which becomes one '_'.
+    """
     if not isinstance(key, str) or not key:
         raise ValidationError(
             _("%(what)s keys must be non-empty strings; got %(key)r."),
             code="invalid_attributes",
             params={"what": what, "key": key},
         )
+    validate_encodable(key)
     label = label_name(key)
-    if not LABEL_NAME_RE.match(label) or label.startswith(RESERVED_LABEL_PREFIXES):
+    expected = key.replace("__", "_") if relation_path else key
+    if label != expected:
+        raise ValidationError(
+            _(
+                "%(what)s key %(key)r would be exported as the label %(label)r, "
+                "because labels may only hold letters, digits and single '_' "
+                "and may not start with a digit; use the label itself, for "
+                "example %(label)r, or another name such as region."
+            ),
+            code="renamed_label",
+            params={"what": what, "key": key, "label": label},
+        )
+    if not LABEL_NAME_RE.fullmatch(label) or label.startswith(RESERVED_LABEL_PREFIXES):
         raise ValidationError(
             _(
                 "%(what)s key %(key)r becomes the label %(label)r, which is not "
@@ -96,6 +117,63 @@ def validate_label_key(key: Any, *, what: str = "Attribute") -> None:
             code="invalid_attributes",
             params={"what": what, "key": key, "label": label},
         )
+
+
+def unencodable_text(value: Any) -> str | None:
+    """Return the first string in `value` (text or JSON data) that is not storable.
+
+    Storable text encodes as UTF-8 (no lone surrogates, which JSON escapes such
+    as "\\ud800" produce) and holds no NUL, which PostgreSQL refuses.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not _is_storable(item):
+                return item
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
+def _is_storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def validate_encodable(value: Any) -> None:
+    """Refuse text, or JSON data holding text, that cannot be stored and served."""
+    text = unencodable_text(value)
+    if text is None:
+        return
+    bad = next(c for c in text if c == "\x00" or "\ud800" <= c <= "\udfff")
+    raise ValidationError(
+        _(
+            "%(text)r cannot be stored and served as UTF-8 text: it holds the "
+            "code point %(code)s (a lone surrogate, as a JSON escape such as "
+            "\\ud800 gives, or NUL). Remove it, or write the character itself, "
+            "for example é."
+        ),
+        code="unencodable",
+        params={"text": text, "code": f"U+{ord(bad):04X}"},
+    )
+
+
+def escape_unencodable(text: str) -> str:
+    """Return `text` with each lone surrogate written as a \\uXXXX escape."""
+    if text.isascii():
+        return text
+    return SURROGATE_RE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def validate_attributes(value: Any) -> None:
@@ -112,6 +190,8 @@ def validate_attributes(value: Any) -> None:
     labels: dict[str, str] = {}
     for key, item in value.items():
         validate_label_key(key)
+        if isinstance(item, str):
+            validate_encodable(item)
         label = label_name(key)
         if label in labels:
             raise ValidationError(
@@ -210,7 +290,7 @@ def _cardinality_limit() -> int:
 
 def validate_setting_path(value: str) -> None:
     """Refuse setting paths that are not NAME or NAME.key.key."""
-    if not SETTING_PATH_RE.match(value):
+    if not SETTING_PATH_RE.fullmatch(value):
         raise ValidationError(
             _(
                 "%(value)r is not a setting path: give an upper-case setting name, "
@@ -224,7 +304,7 @@ def validate_setting_path(value: str) -> None:
 
 def validate_model_label(value: str) -> None:
     """Refuse model references that are not app_label.ModelName."""
-    if not MODEL_LABEL_RE.match(value):
+    if not MODEL_LABEL_RE.fullmatch(value):
         raise ValidationError(
             _(
                 "%(value)r is not a model reference: use app_label.ModelName, for "
@@ -244,7 +324,11 @@ def as_number(value: Any) -> float:
             gettext("expected a number, got %(value)r (%(type)s)")
             % {"value": value, "type": type(value).__name__}
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        # An int beyond the float range: the same refusal as infinity.
+        number = math.inf
     if not math.isfinite(number):
         raise ValueError(
             gettext("expected a finite number, got %(value)r") % {"value": value}
@@ -256,15 +340,40 @@ def exported_names(name: str, kind: str, unit: str) -> tuple[str, str]:
     """Return the Prometheus family name and sample name the exporter will write.
 
     The SDK lowercases instrument names (they are case-insensitive), the
-    exporter turns invalid characters into '_', appends the unit suffix, and
-    gives counters the '_total' suffix.
+    exporter turns invalid characters into '_', prometheus_client drops a
+    counter's '_total', appends the unit suffix, and gives counter samples the
+    '_total' suffix.
     """
     family = sanitize_full_name(name.lower())
+    if kind == COUNTER and family.endswith("_total"):
+        family = family[: -len("_total")]
     suffix = map_unit(unit or "")
     if suffix and not family.endswith("_" + suffix):
         family = f"{family}_{suffix}"
     if kind == COUNTER:
-        if family.endswith("_total"):
-            family = family[: -len("_total")]
         return family, f"{family}_total"
     return family, family
+
+
+#: The names a family of each type takes in an exposition: its own name plus
+#: these suffixes (OpenMetrics refuses a second family that takes one of them).
+TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "counter": ("_total", "_created"),
+    "summary": ("_count", "_sum", "_created"),
+    "histogram": ("_count", "_sum", "_bucket", "_created"),
+    "gaugehistogram": ("_gcount", "_gsum", "_bucket"),
+    "info": ("_info",),
+}
+
+
+def family_names(family: str, family_type: str) -> frozenset[str]:
+    """Return every name a family of this type takes, samples and metadata included."""
+    return frozenset(
+        (family, *(family + suffix for suffix in TYPE_SUFFIXES.get(family_type, ())))
+    )
+
+
+def taken_names(name: str, kind: str, unit: str) -> frozenset[str]:
+    """Return every name a definition's family takes once exported."""
+    family = exported_names(name, kind, unit)[0]
+    return family_names(family, "counter" if kind == COUNTER else "gauge")

@@ -100,6 +100,47 @@ REFUSALS = {
     "parameter of another source": Refusal(
         {"model": "shop.Order"}, "model", "shop.Order"
     ),
+    # Names and text the exposition cannot carry
+    "OpenTelemetry's target_info": Refusal(
+        {"name": "target.info"}, "name", "'target_info'"
+    ),
+    "prometheus_client's process family": Refusal(
+        {"name": "process.cpu", "unit": "s", "kind": "counter"},
+        "name",
+        "'process_cpu_seconds_total'",
+    ),
+    "prometheus_client's python_info": Refusal(
+        {"name": "python.info"}, "name", "'python_info'"
+    ),
+    "prometheus_client's gc family": Refusal(
+        {"name": "python.gc.objects.collected", "kind": "counter"},
+        "name",
+        "'python_gc_objects_collected_total'",
+    ),
+    "an instrument made in code": Refusal(
+        {"name": "metricdemo.demo.counter", "kind": "counter"},
+        "name",
+        "'metricdemo_demo_counter_total'",
+    ),
+    "a gauge named like a code counter's _created sample": Refusal(
+        {"name": "metricdemo.demo.counter_created"},
+        "name",
+        "'metricdemo_demo_counter_created'",
+    ),
+    "attribute key the exporter renames": Refusal(
+        {"attributes": {"__name__": "x"}}, "attributes", "'_name_'"
+    ),
+    "attribute value with a lone surrogate": Refusal(
+        {"attributes": {"s": "\ud800"}}, "attributes", "U+D800"
+    ),
+    "attribute value with NUL": Refusal(
+        {"attributes": {"s": "a\x00"}}, "attributes", "U+0000"
+    ),
+    "filter value with a lone surrogate": Refusal(
+        {**ROW_COUNT, "model": "shop.Order", "filters": {"status": "\udfff"}},
+        "filters",
+        "U+DFFF",
+    ),
     # Safe sources
     "session model": Refusal(
         {**ROW_COUNT, "model": "sessions.Session"}, "model", "sessions.Session"

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 
 from metricdemo.models import ChangeStamp, MetricDefinition
 from tests.processes import ROOT, django_env
@@ -393,3 +394,97 @@ def test_import_as_user__an_unknown_user_is_an_error(tmp_path):
 def test_metrics_needs_a_subcommand():
     with pytest.raises(CommandError, match="subcommand"):
         call_command("metrics")
+
+
+# odd input and unencodable rows
+
+
+def import_errors(tmp_path, text: str) -> list[str]:
+    """Import a file that must be refused; return its error lines."""
+    path = tmp_path / "odd.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CommandError) as info:
+        metrics("import", str(path))
+    assert not MetricDefinition.objects.exists()
+    return [line.strip() for line in str(info.value).splitlines()[1:]]
+
+
+def entry_text(**fields: str) -> str:
+    """Return an export file with one definition whose fields are raw JSON text."""
+    body = ", ".join(f'"{key}": {value}' for key, value in fields.items())
+    return '{"definitions": [{"name": "odd", "value": 1, ' + body + "}]}"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("description", "null", "null is not allowed"),
+        ("unit", "null", "null is not allowed"),
+        ("attributes", "null", "null is not allowed"),
+        ("enabled", "null", "null is not allowed"),
+        ("model", "null", "null is not allowed"),
+        ("description", "5", "expected a string, got 5"),
+        ("enabled", '"yes"', "expected true or false"),
+        ("cache_seconds", "1.5", "expected a whole number"),
+        ("value", "1" + "0" * 400, "too large for a number"),
+        ("value", "9" * 5001, "an integer of 5001 digits"),
+        ("attributes", '{"n": ' + "9" * 5001 + "}", "an integer of 5001 digits"),
+        ("attributes", "[" * 100 + "]" * 100, "nested more than 16 levels"),
+        ("description", '"\\ud800"', "U+D800"),
+        ("description", '"a\\u0000"', "U+0000"),
+        ("attributes", '{"s": "\\udc00"}', "U+DC00"),
+    ],
+)
+def test_import__odd_values_are_errors_on_their_field(tmp_path, field, value, fragment):
+    errors = import_errors(tmp_path, entry_text(**{field: value}))
+    assert any(
+        line.startswith(f"odd: {field}: ") and fragment in line for line in errors
+    ), errors
+
+
+def test_import__json_nested_too_deep_to_read_names_definition_and_field(tmp_path):
+    deep = "[" * 200_000 + "]" * 200_000
+    text = (
+        '{"definitions": [{"name": "fine", "value": 1}, '
+        '{"attributes": ' + deep + ', "name": "deep", "value": 1}]}'
+    )
+    (error,) = import_errors(tmp_path, text)
+    assert error.startswith("deep: attributes: the value is nested too deeply")
+
+
+def test_import__a_surrogate_name_is_refused_and_printed_escaped(tmp_path):
+    errors = import_errors(
+        tmp_path, '{"definitions": [{"name": "a\\ud800", "value": 1}]}'
+    )
+    assert any(line.startswith("a\\ud800: name: ") for line in errors), errors
+
+
+# Only SQLite stores a lone surrogate in a JSON field: PostgreSQL's jsonb and
+# MariaDB's JSON_VALID check refuse it, so no such row can exist there.
+if connection.vendor == "sqlite":
+
+    def test_export__a_stored_surrogate_is_written_escaped_and_reads_back(tmp_path):
+        """A row stored without validation still exports, and the file round-trips."""
+        MetricDefinition.objects.bulk_create(
+            [MetricDefinition(name="s.bad", value=1, attributes={"s": "a\ud800"})]
+        )
+        text = metrics("export")
+        text.encode("utf-8")
+        assert '"a\\ud800"' in text
+        (entry,) = json.loads(text)["definitions"]
+        assert entry["attributes"] == {"s": "a\ud800"}
+
+    def test_check__fails_on_a_stored_surrogate_naming_definition_and_field():
+        MetricDefinition.objects.bulk_create(
+            [
+                MetricDefinition(name="fine", value=1),
+                MetricDefinition(name="s.bad", value=1, attributes={"s": "a\ud800"}),
+            ]
+        )
+        out = io.StringIO()
+        with pytest.raises(CommandError, match="1 of 2 enabled definitions failed"):
+            call_command("metrics", "check", stdout=out)
+        rows = {row[0]: row[1:] for row in table(out.getvalue())[1:]}
+        assert rows["fine"][0] == "1"
+        assert rows["s.bad"][0] == "error"
+        assert "attribute 's'" in rows["s.bad"][2] and "\\ud800" in rows["s.bad"][2]

@@ -92,13 +92,6 @@ def test_normalize_result__refuses_items_that_are_not_pairs(item, detail):
     assert detail in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="as_number() lets float()'s OverflowError through and normalize_result "
-    "catches only TypeError and ValueError, so the caller gets an OverflowError "
-    "instead of an EvaluationError that names the value.",
-)
 @pytest.mark.parametrize("result", [10**400, [(10**400, {})]], ids=["number", "pair"])
 def test_normalize_result__an_int_too_large_for_a_float_is_refused(result):
     with pytest.raises(EvaluationError):

@@ -214,13 +214,6 @@ def test_setting_source__observe_returns_numbers_and_booleans():
         source.observe(definition("setting", setting="SHOP_LIMITS.orders"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="as_number() lets float()'s OverflowError through, and "
-    "SettingSource catches only TypeError and ValueError, so validating such a "
-    "setting raises out of full_clean() instead of naming the setting.",
-)
 @override_settings(SHOP_HUGE=10**400)
 def test_setting_source__an_int_too_large_for_a_float_is_a_validation_error():
     assert list(refusal(SettingSource(), setting="SHOP_HUGE")) == ["setting"]

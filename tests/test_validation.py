@@ -97,10 +97,29 @@ def test_attributes__object_of_scalars_with_label_keys(attributes, fragment):
     assert any(fragment in m for m in messages), messages
 
 
-def test_attributes__key_turned_into_a_label(client, define):
+@pytest.mark.parametrize(
+    ("key", "label"),
+    [
+        ("deploy.env", "deploy_env"),
+        ("__name__", "_name_"),
+        ("a__b", "a_b"),
+        ("1x", "_x"),
+    ],
+)
+def test_attributes__key_the_exporter_would_rename(key, label):
+    """The exporter would rename the key silently: refused, naming the label."""
+    (message,) = errors_of(name="x", value=1, attributes={key: "v"})["attributes"]
+    assert repr(key) in message
+    assert repr(label) in message
+
+
+def test_attributes__stored_key_turned_into_a_label_still_exports(client):
+    """A row saved before the rule (or without validation) keeps exporting."""
     from tests.scraping import scrape, value
 
-    define(name="x", source="constant", value=1, attributes={"deploy.env": "prod"})
+    MetricDefinition.objects.bulk_create(
+        [MetricDefinition(name="x", value=1, attributes={"deploy.env": "prod"})]
+    )
     assert value(scrape(client), "x", deploy_env="prod") == 1.0
 
 
