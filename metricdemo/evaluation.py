@@ -87,7 +87,7 @@ class Evaluator:
     """
 
     def __init__(self, threads: int) -> None:
-        self._pool = WorkerPool(threads)
+        self._pool = WorkerPool(threads, on_retire=connections.close_all)
         self._running: dict[Any, Future] = {}
         # Row counts whose batch failed or timed out; they run on their own
         # until they succeed, so one bad definition cannot sink the batch.
