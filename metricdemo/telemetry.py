@@ -81,12 +81,18 @@ class DefinitionInstruments:
         self._lock = threading.RLock()
         self._create_self_metrics()
 
-    def prepare(self) -> None:
-        """Reload definitions if they changed, then evaluate them for one collection."""
+    def prepare(self, deadline: float | None = None) -> None:
+        """Reload definitions if they changed, then evaluate them for one collection.
+
+        Evaluations are not waited for past `deadline` (a time.monotonic()
+        value; by default the scrape budget from now).
+        """
         with self._lock:
             self.refresh()
             items = self._dynamic
-            results = evaluation.get_evaluator().collect([i.definition for i in items])
+            results = evaluation.get_evaluator().collect(
+                [i.definition for i in items], deadline=deadline
+            )
             observations = dict(self._static)
             for item, result in zip(items, results, strict=True):
                 self._record(item.name, result)
@@ -293,9 +299,12 @@ class DefinitionsCollector(Collector):
 
         Scrapes and OTLP pushes collect inside this block, one at a time.
         """
+        # The budget starts before the lock: a scrape queued behind another
+        # gets what is left of its own budget, not a whole one more.
+        deadline = evaluation.scrape_deadline()
         with self._lock:
             try:
-                self._instruments.prepare()
+                self._instruments.prepare(deadline)
             except Exception:  # noqa: BLE001 - never fail a scrape or a push
                 logger.exception("Preparing the metric definitions failed.")
                 self._instruments.forget_observations()
