@@ -13,18 +13,9 @@ from django.test import override_settings
 
 from metricdemo import evaluation
 from metricdemo.models import MetricDefinition
-from tests.scraping import scrape, series
+from tests.scraping import evaluations, scrape, series
 
 pytestmark = pytest.mark.django_db
-
-
-def evaluations(families, name: str) -> dict[str, float]:
-    """Return {outcome: count} of the self-metric for one definition."""
-    return {
-        dict(labels)["outcome"]: count
-        for labels, count in series(families, "metricdemo_evaluations_total").items()
-        if dict(labels)["definition"] == name
-    }
 
 
 @pytest.fixture

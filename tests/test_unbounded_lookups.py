@@ -19,7 +19,7 @@ from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
 from tests.queries import all_queries
 from tests.refusals import form_data
-from tests.scraping import parse, series
+from tests.scraping import evaluations, parse, series
 from tests.shop.models import Order
 
 pytestmark = pytest.mark.django_db
@@ -55,15 +55,6 @@ def sqlite_connection() -> SQLiteWrapper:
         {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
     )["default"]
     return SQLiteWrapper(settings_dict, alias="sqlite")
-
-
-def evaluations(families, name: str) -> dict[str, float]:
-    """Return {outcome: count} of the self-metric for one definition."""
-    return {
-        dict(labels)["outcome"]: count
-        for labels, count in series(families, "metricdemo_evaluations_total").items()
-        if dict(labels)["definition"] == name
-    }
 
 
 @pytest.mark.parametrize(("model", "filters"), REGEX_FILTERS)
