@@ -52,7 +52,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id=check_id,
                 )
             )
-    return errors + _check_safe_source_settings(value) + _check_personal_fields(value)
+    return (
+        errors
+        + _check_safe_source_settings(value)
+        + _check_personal_fields(value)
+        + _check_scrape_budget(value)
+    )
 
 
 def _check_safe_source_settings(value: dict) -> list[checks.CheckMessage]:
@@ -141,6 +146,23 @@ def _check_personal_fields(value: dict) -> list[checks.CheckMessage]:
             personal,
             "a list of field names or shell-style patterns such as '*email*'",
             "metricdemo.E019",
+        )
+    ]
+
+
+def _check_scrape_budget(value: dict) -> list[checks.CheckMessage]:
+    budget = value.get("SCRAPE_TIMEOUT", DEFAULTS["SCRAPE_TIMEOUT"])
+    timeout = value.get("TIMEOUT", DEFAULTS["TIMEOUT"])
+    if _timeout_problem(budget) or _timeout_problem(timeout) or timeout <= budget:
+        return []
+    return [
+        checks.Warning(
+            f"{SETTING_NAME}['TIMEOUT'] is {timeout!r} seconds, more than "
+            f"{SETTING_NAME}['SCRAPE_TIMEOUT'] ({budget!r}): definitions without "
+            "a timeout of their own are cut to the scrape budget.",
+            hint="Lower TIMEOUT to at most SCRAPE_TIMEOUT, or raise SCRAPE_TIMEOUT "
+            "(keeping it under Prometheus's scrape_timeout).",
+            id="metricdemo.W013",
         )
     ]
 
@@ -351,4 +373,5 @@ _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "OTLP_ENDPOINT": ("metricdemo.E016", _otlp_endpoint_problem),
     "OTLP_INTERVAL": ("metricdemo.E017", _otlp_interval_problem),
     "CARDINALITY_LIMIT": ("metricdemo.E018", _cardinality_problem),
+    "SCRAPE_TIMEOUT": ("metricdemo.E020", _timeout_problem),
 }

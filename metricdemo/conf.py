@@ -15,6 +15,11 @@ DEFAULTS: dict[str, Any] = {
     "METER_NAME": "metricdemo",
     # Seconds a definition's evaluation may take when it sets no timeout.
     "TIMEOUT": 5.0,
+    # Seconds a whole scrape (or OTLP push) may wait for its evaluations, under
+    # Prometheus's default scrape timeout of 10 s: what has not finished by
+    # then is left out and counted as a timeout. No definition's timeout may
+    # exceed it.
+    "SCRAPE_TIMEOUT": 8.0,
     # Threads that evaluate row counts and callbacks, so a slow one cannot
     # hold up the scrape past its timeout.
     "EVALUATION_THREADS": 4,

@@ -22,7 +22,7 @@ from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
-from metricdemo import cache, rowquery, sources
+from metricdemo import cache, rowquery, sources, validators
 from metricdemo.conf import app_settings
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import (
@@ -75,8 +75,20 @@ def evaluate_many(
 
 
 def timeout_of(definition: MetricDefinition) -> float:
-    """Return the seconds `definition` may take: its own timeout or the default."""
-    return float(getattr(definition, "timeout", None) or app_settings.TIMEOUT)
+    """Return the seconds `definition` may take: its own timeout or the default.
+
+    Never more than the scrape budget: a definition stored with a longer
+    timeout (before the budget was lowered, or without validation) is clamped.
+    """
+    seconds = float(getattr(definition, "timeout", None) or app_settings.TIMEOUT)
+    budget = validators.scrape_budget()
+    return seconds if budget is None else min(seconds, budget)
+
+
+def scrape_deadline() -> float | None:
+    """Return the time.monotonic() by which a scrape starting now must be done."""
+    budget = validators.scrape_budget()
+    return None if budget is None else time.monotonic() + budget
 
 
 class Evaluator:
@@ -88,20 +100,31 @@ class Evaluator:
     """
 
     def __init__(self, threads: int) -> None:
-        self._pool = WorkerPool(threads)
+        self._pool = WorkerPool(threads, on_retire=connections.close_all)
         self._running: dict[Any, Future] = {}
         # Row counts whose batch failed or timed out; they run on their own
         # until they succeed, so one bad definition cannot sink the batch.
         self._alone: set[Any] = set()
         self._lock = threading.Lock()
 
-    def collect(self, definitions: Sequence[MetricDefinition]) -> list[Evaluation]:
-        """Serve cached values, then evaluate and cache the rest."""
+    def collect(
+        self,
+        definitions: Sequence[MetricDefinition],
+        *,
+        deadline: float | None = None,
+    ) -> list[Evaluation]:
+        """Serve cached values, then evaluate and cache the rest.
+
+        Nothing is waited for past `deadline` (a time.monotonic() value; by
+        default the scrape budget from now).
+        """
+        if deadline is None:
+            deadline = scrape_deadline()
         results: list[Evaluation | None] = [None] * len(definitions)
         for i, observations in cache.read(definitions).items():
             results[i] = Evaluation(definitions[i].name, CACHED, observations)
         todo = [i for i, result in enumerate(results) if result is None]
-        fresh = self.evaluate_many([definitions[i] for i in todo])
+        fresh = self.evaluate_many([definitions[i] for i in todo], deadline=deadline)
         for i, result in zip(todo, fresh, strict=True):
             results[i] = result
         cache.write(
@@ -112,12 +135,18 @@ class Evaluator:
         return results  # type: ignore[return-value]
 
     def evaluate_many(
-        self, definitions: Sequence[MetricDefinition], *, timeout: float | None = None
+        self,
+        definitions: Sequence[MetricDefinition],
+        *,
+        timeout: float | None = None,
+        deadline: float | None = None,
     ) -> list[Evaluation]:
         """Evaluate each definition once, waiting for none beyond its timeout.
 
         Row counts that share a database and a timeout run as one statement on
         one worker; a definition whose batch failed runs alone until it works.
+        With a `deadline` (a time.monotonic() value), nothing is waited for, nor
+        started, past it: the rest count as timed out.
         """
         results: list[Evaluation | None] = [None] * len(definitions)
         batches: dict[tuple[str, float], list[int]] = {}
@@ -141,10 +170,10 @@ class Evaluator:
             else:
                 tasks.append(([i], seconds))
         tasks.extend((indices, seconds) for (_, seconds), indices in batches.items())
-        retry = self._run(definitions, tasks, results)
+        retry = self._run(definitions, tasks, results, deadline)
         if retry:
             # A batch failed for one of its definitions: find which, alone.
-            self._run(definitions, [([i], s) for i, s in retry], results)
+            self._run(definitions, [([i], s) for i, s in retry], results, deadline)
         return results  # type: ignore[return-value]
 
     def _run(
@@ -152,32 +181,30 @@ class Evaluator:
         definitions: Sequence[MetricDefinition],
         tasks: list[tuple[list[int], float]],
         results: list[Evaluation | None],
+        budget_deadline: float | None = None,
     ) -> list[tuple[int, float]]:
         """Start the tasks, wait for each until its deadline, and fill `results`."""
         waiting = []
         for indices, seconds in tasks:
-            future = self._start([definitions[i] for i in indices], seconds)
-            waiting.append((time.monotonic() + seconds, indices, future, seconds))
+            wait = _within_budget(seconds, budget_deadline)
+            if wait <= 0:
+                # Not started: it could only hold a thread past the scrape.
+                for i in indices:
+                    results[i] = _out_of_budget(definitions[i], 0.0)
+                continue
+            # When the budget is shorter, the database stops at it too.
+            future = self._start([definitions[i] for i in indices], wait)
+            waiting.append((time.monotonic() + wait, indices, future, seconds, wait))
         retry: list[tuple[int, float]] = []
-        for deadline, indices, future, seconds in sorted(waiting, key=lambda w: w[0]):
+        for deadline, indices, future, seconds, wait in sorted(
+            waiting, key=lambda w: w[0]
+        ):
             try:
                 outcomes = future.result(max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
                 if not future.cancel():
                     self._pool.replace_stuck_worker(future)
-                outcomes = [
-                    Evaluation(
-                        definitions[i].name,
-                        TIMEOUT,
-                        error=_("No result within the timeout of %(seconds)g s.")
-                        % {"seconds": seconds},
-                        seconds=seconds,
-                    )
-                    for i in indices
-                ]
-                if len(indices) > 1:
-                    # Find the slow one: each runs alone from the next scrape.
-                    self._alone.update(_key(definitions[i]) for i in indices)
+                outcomes = self._timed_out(definitions, indices, seconds, wait)
             for i, outcome in zip(indices, outcomes, strict=True):
                 definition = definitions[i]
                 if outcome.outcome == _BATCH_FAILED:
@@ -188,6 +215,31 @@ class Evaluator:
                     self._alone.discard(_key(definition))
                 results[i] = outcome
         return retry
+
+    def _timed_out(
+        self,
+        definitions: Sequence[MetricDefinition],
+        indices: list[int],
+        seconds: float,
+        wait: float,
+    ) -> list[Evaluation]:
+        """Return the outcomes of a task that did not finish in time."""
+        if wait < seconds:
+            # The budget ran out first, which says nothing about the batch.
+            return [_out_of_budget(definitions[i], wait) for i in indices]
+        if len(indices) > 1:
+            # Find the slow one: each runs alone from the next scrape.
+            self._alone.update(_key(definitions[i]) for i in indices)
+        return [
+            Evaluation(
+                definitions[i].name,
+                TIMEOUT,
+                error=_("No result within the timeout of %(seconds)g s.")
+                % {"seconds": seconds},
+                seconds=seconds,
+            )
+            for i in indices
+        ]
 
     def _is_running(self, definition: MetricDefinition) -> bool:
         with self._lock:
@@ -343,6 +395,27 @@ def _count(definitions: list[MetricDefinition]) -> list[Evaluation]:
         )
         for d, item in zip(definitions, found, strict=True)
     ]
+
+
+def _within_budget(seconds: float, deadline: float | None) -> float:
+    """Return how long a task may run: its timeout, cut to what is left."""
+    if deadline is None:
+        return seconds
+    return min(seconds, deadline - time.monotonic())
+
+
+def _out_of_budget(definition: MetricDefinition, waited: float) -> Evaluation:
+    budget = validators.scrape_budget()
+    return Evaluation(
+        definition.name,
+        TIMEOUT,
+        error=_(
+            "The scrape budget, METRICDEMO['SCRAPE_TIMEOUT'] (%(budget)s s), ran "
+            "out before this evaluation finished; it is left out of this scrape."
+        )
+        % {"budget": "?" if budget is None else f"{budget:g}"},
+        seconds=max(0.0, waited),
+    )
 
 
 def _key(definition: MetricDefinition) -> tuple[Any, str]:

@@ -9,12 +9,14 @@ migration.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import FieldError, ValidationError
+from django.db import DatabaseError, connections, router, transaction
+from django.db.models.lookups import Regex
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -28,6 +30,8 @@ from metricdemo.observations import (
 )
 
 if TYPE_CHECKING:
+    from django.db.models import Model
+
     from metricdemo.models import MetricDefinition
 
 
@@ -151,6 +155,24 @@ class RowCountSource(Source):
                         }
                     }
                 ) from None
+            error = regex_error(model, lookup, value)
+            if error:
+                raise ValidationError(
+                    {
+                        "filters": _(
+                            "The lookup %(lookup)s=%(value)r is not a regular "
+                            "expression that %(vendor)s accepts: %(error)s"
+                        )
+                        % {
+                            "lookup": lookup,
+                            "value": value,
+                            "vendor": connections[
+                                router.db_for_read(model)
+                            ].display_name,
+                            "error": error,
+                        }
+                    }
+                )
         if definition.group_by:
             self._validate_group_by(definition, manager)
 
@@ -363,6 +385,46 @@ def read_setting(path: str) -> Any:
             )
         walked = f"{walked}.{key}"
     return value
+
+
+def regex_error(model: type[Model], lookup: str, value: Any) -> str | None:
+    """Return the database's error for an invalid pattern of a regex lookup, or None.
+
+    Each engine has its own syntax (PostgreSQL's, MariaDB's PCRE2), so the
+    database that the row count reads is asked, with the operator the query
+    would use; otherwise the error would surface only at scrape time.
+    """
+    alias = router.db_for_read(model)
+    connection = connections[alias]
+    if connection.vendor == "sqlite":
+        # Refused by policy.unbounded_lookup_refusals() before this.
+        return None
+    where = model._default_manager.filter(**{lookup: value}).query.where
+    for leaf in _leaves(where):
+        if not isinstance(leaf, Regex):
+            continue
+        operator = connection.operators.get(leaf.lookup_name)
+        template = (
+            f"%s {operator}"
+            if operator
+            else connection.ops.regex_lookup(leaf.lookup_name)
+        )
+        try:
+            # A savepoint: on PostgreSQL a failed statement would otherwise
+            # abort the caller's transaction.
+            with transaction.atomic(using=alias), connection.cursor() as cursor:
+                cursor.execute(f"SELECT {template}", ["", str(leaf.rhs)])
+        except DatabaseError as exc:
+            return str(exc).strip()
+    return None
+
+
+def _leaves(node: Any) -> Iterator[Any]:
+    for child in getattr(node, "children", ()):
+        if hasattr(child, "children"):
+            yield from _leaves(child)
+        else:
+            yield child
 
 
 def _unregistered(name: str) -> str:

@@ -91,8 +91,12 @@ class DefinitionInstruments:
         self._lock = threading.RLock()
         self._create_self_metrics()
 
-    def prepare(self) -> None:
-        """Reload definitions if they changed, then evaluate them for one collection."""
+    def prepare(self, deadline: float | None = None) -> None:
+        """Reload definitions if they changed, then evaluate them for one collection.
+
+        Evaluations are not waited for past `deadline` (a time.monotonic()
+        value; by default the scrape budget from now).
+        """
         with self._lock:
             if frozenset(reserved.served_names()) != self._judged_against:
                 # A family appeared that a definition may clash with: judge again.
@@ -103,7 +107,9 @@ class DefinitionInstruments:
                     name, evaluation.Evaluation(name, evaluation.ERROR, error=problem)
                 )
             items = self._dynamic
-            results = evaluation.get_evaluator().collect([i.definition for i in items])
+            results = evaluation.get_evaluator().collect(
+                [i.definition for i in items], deadline=deadline
+            )
             observations = dict(self._static)
             for item, result in zip(items, results, strict=True):
                 self._record(item.name, result)
@@ -401,9 +407,12 @@ class DefinitionsCollector(Collector):
 
         Scrapes and OTLP pushes collect inside this block, one at a time.
         """
+        # The budget starts before the lock: a scrape queued behind another
+        # gets what is left of its own budget, not a whole one more.
+        deadline = evaluation.scrape_deadline()
         with self._lock:
             try:
-                self._instruments.prepare()
+                self._instruments.prepare(deadline)
             except Exception:  # noqa: BLE001 - never fail a scrape or a push
                 logger.exception("Preparing the metric definitions failed.")
                 self._instruments.forget_observations()

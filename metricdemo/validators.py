@@ -240,6 +240,36 @@ def validate_timeout(value: float | None) -> None:
             code="invalid_timeout",
             params={"value": value},
         )
+    validate_within_scrape_budget(value)
+
+
+def scrape_budget() -> float | None:
+    """Return METRICDEMO['SCRAPE_TIMEOUT'] in seconds, or None if it is unusable.
+
+    An unusable value is a system-check error (metricdemo.E020); until it is
+    fixed, nothing is refused or clamped for it.
+    """
+    value = app_settings.SCRAPE_TIMEOUT
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 < value <= TIMEOUT_MAX else None
+
+
+def validate_within_scrape_budget(value: float | None) -> None:
+    """Refuse a definition's timeout longer than the whole scrape may take."""
+    budget = scrape_budget()
+    if value is not None and budget is not None and value > budget:
+        raise ValidationError(
+            _(
+                "A timeout of %(value)r seconds is more than the scrape budget, "
+                "METRICDEMO['SCRAPE_TIMEOUT'] (%(budget)g seconds): a scrape "
+                "answers within it whatever its definitions do. Give at most "
+                "%(budget)g seconds, or raise SCRAPE_TIMEOUT (under your "
+                "Prometheus scrape_timeout)."
+            ),
+            code="timeout_over_scrape_budget",
+            params={"value": value, "budget": budget},
+        )
 
 
 #: The series a definition may export when it sets no max_series.

@@ -7,6 +7,7 @@ from functools import lru_cache
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 from prometheus_client.exposition import choose_encoder
 
@@ -14,6 +15,9 @@ from metricdemo.conf import app_settings
 from metricdemo.telemetry import get_telemetry
 
 
+# Outermost, so that an unsafe method meets require_safe's 405 (Allow: GET, HEAD)
+# rather than the CSRF middleware's 403 page: scrapers hold no CSRF token.
+@csrf_exempt
 @login_not_required
 @never_cache
 @require_safe

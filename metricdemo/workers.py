@@ -17,8 +17,11 @@ class WorkerPool:
     worker stuck past its timeout is replaced so the pool keeps its capacity.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, on_retire: Callable[[], Any] | None = None) -> None:
         self._size = max(1, size)
+        # Run by a replaced thread as it leaves, for example to close the
+        # database connections it opened, which nothing else can reach.
+        self._on_retire = on_retire
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -72,11 +75,18 @@ class WorkerPool:
             except BaseException as exc:  # noqa: BLE001 - handed to the waiter
                 future.set_exception(exc)
             with self._lock:
-                if future in self._stuck:
+                retired = future in self._stuck
+                if retired:
                     # This thread was replaced while stuck; leave now.
                     self._stuck.discard(future)
                     self._threads.remove(threading.current_thread())
-                    return
+            if retired:
+                if self._on_retire is not None:
+                    try:
+                        self._on_retire()
+                    except Exception:  # noqa: BLE001, S110 - the thread is leaving anyway
+                        pass
+                return
 
 
 def _run_then_wait(fn: Callable[[], Any], barrier: Any, timeout: float) -> None:

@@ -42,3 +42,12 @@ def series(families: dict[str, Metric], sample_name: str) -> dict[frozenset, flo
 def value(families: dict[str, Metric], sample_name: str, **labels: str) -> float | None:
     """Return the value of the one series with exactly these labels, or None."""
     return series(families, sample_name).get(frozenset(labels.items()))
+
+
+def evaluations(families, name: str) -> dict[str, float]:
+    """Return {outcome: count} of the self-metric for one definition."""
+    return {
+        dict(labels)["outcome"]: count
+        for labels, count in series(families, "metricdemo_evaluations_total").items()
+        if dict(labels)["definition"] == name
+    }

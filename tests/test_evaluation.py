@@ -190,6 +190,14 @@ def test_evaluate_here__a_failing_count_leaves_the_callers_transaction_usable(or
         assert Order.objects.count() == 6
 
 
+#: A filter that compiles but fails once the statement runs: SQLite refuses a
+#: regex before running it, but cannot hold an integer this large.
+FAILS_WHEN_RUN = {
+    "sqlite": {"customer_id": 2**70},
+    "other": {"status__regex": "(unclosed"},
+}
+
+
 def test_savepoint_if_in_transaction__a_savepoint_only_inside_one(db):
     # The db fixture runs each test inside a transaction.
     assert isinstance(savepoint_if_in_transaction("default"), transaction.Atomic)
@@ -424,7 +432,7 @@ def test_evaluator__batch_failure_isolates_the_bad_definition(orders):
             "row_count",
             "broken",
             model="shop.Order",
-            filters={"status__regex": "(unclosed"},
+            filters=FAILS_WHEN_RUN.get(connection.vendor, FAILS_WHEN_RUN["other"]),
         ),
         definition(
             "row_count",
@@ -442,7 +450,7 @@ def test_evaluator__batch_failure_isolates_the_bad_definition(orders):
             assert pending.outcome == SUCCESS
             assert pending.observations == [(3.0, {})]
             assert broken.outcome == ERROR
-            assert "Error" in broken.error
+            assert "Error" in broken.error or "too large" in broken.error
             assert countries.outcome == SUCCESS
             assert sorted(countries.observations, key=lambda o: o[1]["country"]) == [
                 (1.0, {"country": "", "region": "eu"}),

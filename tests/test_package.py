@@ -153,3 +153,15 @@ def test_a_new_project_follows_the_readme_and_serves_a_definition(venv, tmp_path
     assert value(families, "shop_orders_target", region="eu") == 500.0
     assert value(families, "accounts_users") == 1.0
     assert "django_http_requests_total_by_method" not in families
+
+
+@pytest.mark.skipif(
+    not (ROOT / ".git").exists(), reason="not a git checkout (for example an sdist)"
+)
+def test_repository__sqlite_files_are_ignored_not_tracked():
+    """A local run's database, with its -wal and -shm files, never enters git."""
+    names = ["db.sqlite3", "db.sqlite3-wal", "db.sqlite3-shm", "db.sqlite3-journal"]
+    tracked = run(["git", "ls-files", "--", *names], cwd=ROOT).stdout.split()
+    assert tracked == []
+    ignored = run(["git", "check-ignore", "--no-index", *names], cwd=ROOT)
+    assert ignored.stdout.split() == names

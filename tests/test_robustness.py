@@ -11,18 +11,9 @@ from metricdemo.evaluation import statement_timeout
 from metricdemo.models import MetricDefinition
 from tests.processes import run_django
 from tests.queries import all_queries
-from tests.scraping import parse, scrape, series, value
+from tests.scraping import evaluations, parse, scrape, series, value
 
 pytestmark = pytest.mark.django_db
-
-
-def evaluations(families, name: str) -> dict[str, float]:
-    """Return {outcome: count} of the self-metric for one definition."""
-    return {
-        dict(labels)["outcome"]: count
-        for labels, count in series(families, "metricdemo_evaluations_total").items()
-        if dict(labels)["definition"] == name
-    }
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from types import MappingProxyType
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import override_settings
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
@@ -399,7 +400,16 @@ def test_validate_finite__refuses_nan_and_infinities(value):
 
 @pytest.mark.parametrize("value", [None, 1e-9, 0.001, 2.5, 299.999, 300, 300.0])
 def test_validate_timeout__accepts_more_than_0_up_to_300(value):
-    assert validate_timeout(value) is None
+    # The scrape budget is the tighter bound by default (8 s); at 300 it is not.
+    with override_settings(METRICDEMO={"SCRAPE_TIMEOUT": 300}):
+        assert validate_timeout(value) is None
+
+
+@pytest.mark.parametrize("value", [8.001, 9, 299.999])
+def test_validate_timeout__refuses_more_than_the_scrape_budget(value):
+    error = refusal(validate_timeout, value)
+    assert error.code == "timeout_over_scrape_budget"
+    assert error.params == {"value": value, "budget": 8.0}
 
 
 @pytest.mark.parametrize(

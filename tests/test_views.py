@@ -2,7 +2,7 @@
 
 import pytest
 from django.core.management import call_command
-from django.test import override_settings
+from django.test import Client, override_settings
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
@@ -297,6 +297,13 @@ def test_text_format_by_default_and_never_cached(client):
 def test_only_safe_methods(client):
     assert client.post("/metrics").status_code == 405
     assert client.head("/metrics").status_code == 200
+
+
+def test_post__405_with_allow_not_a_csrf_page():
+    """A scraper never holds a CSRF token: a POST is a wrong method, not a forgery."""
+    response = Client(enforce_csrf_checks=True).post("/metrics")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD"
 
 
 def test_code_instruments_share_the_endpoint(client):
