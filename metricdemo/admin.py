@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import callbacks, display, policy, sources, validators
+from metricdemo import callbacks, display, policy, sources
 from metricdemo.conf import app_settings
 from metricdemo.evaluation import evaluate, evaluate_many
 from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
@@ -47,18 +47,6 @@ class FiniteFloatField(forms.FloatField):
 
     def validate(self, value) -> None:
         forms.Field.validate(self, value)
-
-
-class EscapingJSONEncoder(json.JSONEncoder):
-    """Write lone surrogates as \\uXXXX escapes, so a stored row can be shown.
-
-    The page is encoded as UTF-8, which a lone surrogate (stored by a bulk
-    write or an older release) cannot be; escaped, the operator sees it and
-    the model's validation says what is wrong when the form is saved.
-    """
-
-    def encode(self, o) -> str:
-        return validators.escape_unencodable(super().encode(o))
 
 
 class SuggestingTextInput(forms.TextInput):
@@ -137,9 +125,6 @@ class MetricDefinitionForm(forms.ModelForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.instance.acting_user = self.acting_user
-        for name in ("attributes", "filters"):
-            if name in self.fields:
-                self.fields[name].encoder = EscapingJSONEncoder
         if "source" not in self.fields:
             return  # a view-only form: every field is read-only
         self.fields["source"].widget.attrs["data-source-fields"] = json.dumps(

@@ -180,6 +180,7 @@ class MetricDefinition(models.Model):
         _("constant attributes"),
         default=dict,
         blank=True,
+        encoder=validators.EscapingJSONEncoder,
         validators=[validators.validate_attributes],
         help_text=_(
             'A JSON object of labels added to every series. Example: {"region": '
@@ -214,6 +215,7 @@ class MetricDefinition(models.Model):
         _("filters"),
         default=dict,
         blank=True,
+        encoder=validators.EscapingJSONEncoder,
         help_text=_(
             "For a row count: a JSON object of ORM lookups that rows must match. "
             'Example: {"status": "pending", "created__year": 2026}.'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -174,6 +175,19 @@ def escape_unencodable(text: str) -> str:
     if text.isascii():
         return text
     return SURROGATE_RE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+class EscapingJSONEncoder(json.JSONEncoder):
+    """Write lone surrogates as \\uXXXX escapes, so a stored row can be shown.
+
+    A page is encoded as UTF-8, which a lone surrogate (stored by a bulk write
+    or an older release) cannot be; escaped, the operator sees it, and the
+    model's validation says what is wrong when the form is saved. The JSON
+    reads back to the same value.
+    """
+
+    def encode(self, o: Any) -> str:
+        return escape_unencodable(super().encode(o))
 
 
 def validate_attributes(value: Any) -> None:

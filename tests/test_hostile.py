@@ -15,6 +15,7 @@ import subprocess
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
@@ -186,14 +187,22 @@ def test_hostile_rows__scrape_and_admin_stay_up(client, django_user_model, rows)
         assert assert_valid_exposition(client) == {"shop_good": 7.0}
 
     admin = django_user_model.objects.create_superuser("root", "r@example.com", "pw")
-    client.force_login(admin)
-    changelist = client.get("/admin/metricdemo/metricdefinition/")
-    assert changelist.status_code == 200
-    assert changelist.content.decode("utf-8")
-    for definition in stored:
-        page = client.get(f"/admin/metricdemo/metricdefinition/{definition.pk}/change/")
-        assert page.status_code == 200, definition.name
-        assert page.content.decode("utf-8")
+    # A user who may only view gets read-only pages, rendered another way.
+    viewer = django_user_model.objects.create_user("viewer", is_staff=True)
+    viewer.user_permissions.add(
+        Permission.objects.get(codename="view_metricdefinition")
+    )
+    for user in (admin, viewer):
+        client.force_login(user)
+        changelist = client.get("/admin/metricdemo/metricdefinition/")
+        assert changelist.status_code == 200, user.username
+        assert changelist.content.decode("utf-8")
+        for definition in stored:
+            page = client.get(
+                f"/admin/metricdemo/metricdefinition/{definition.pk}/change/"
+            )
+            assert page.status_code == 200, (user.username, definition.name)
+            assert page.content.decode("utf-8")
 
 
 def test_hostile_rows__left_out_as_errors_in_the_self_metrics(client):
