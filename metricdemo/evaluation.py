@@ -318,8 +318,8 @@ class Evaluator:
         """
         keys = [_key(d) for d in members if d.pk is not None]
         with self._lock:
-            if any(key in self._running for key in keys):
-                return
+            if any(key in self._suspects for key in keys):
+                return  # already being looked for
             self._suspects.update(keys)
             if self._background is None:
                 self._background = _pool(1)
@@ -337,14 +337,17 @@ class Evaluator:
             key = _key(definition)
             if result.outcome == SUCCESS:
                 self._remember(definition, result)
-            else:
+            # Slow even alone (a callback inside the count is not cut by the
+            # database's statement timeout), or failing: it runs on its own.
+            slow = result.outcome != SUCCESS or result.seconds > seconds
+            if slow:
                 logger.info(
                     "Metric %s is slow or fails alone (%s); it runs on its own.",
                     definition.name,
-                    result.error,
+                    result.error or f"{result.seconds:.3g} s",
                 )
             with self._lock:
-                if result.outcome != SUCCESS:
+                if slow:
                     self._alone.add(key)
                 self._suspects.discard(key)
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import router
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, DateTimeField, F, Q, TextField, Value, When
 from django.utils import timezone
 
 from metricdemo.models import EDITABLE_FIELDS, MetricDefinition, ScheduledValue
@@ -200,10 +200,16 @@ def save(
         fields["observations"] = _dumps(observations)
         fields["computed_at"] = timezone.now()
     else:
-        same = When(fingerprint=mine, then=F("observations"))
-        fields["observations"] = Case(same, default=Value(""))
+        # The last good value stays, unless an older version computed it.
+        fields["observations"] = Case(
+            When(fingerprint=mine, then=F("observations")),
+            default=Value(""),
+            output_field=TextField(),
+        )
         fields["computed_at"] = Case(
-            When(fingerprint=mine, then=F("computed_at")), default=None
+            When(fingerprint=mine, then=F("computed_at")),
+            default=None,
+            output_field=DateTimeField(),
         )
     return bool(_held(definition, holder).update(**fields))
 
