@@ -167,40 +167,39 @@ class Refresher:
     def _start(self, leased: list[MetricDefinition]) -> None:
         started = timezone.now()
         keys = [_key(d) for d in leased]
-        with self._lock:
-            self._in_flight.update(keys)
-            job = self._jobs.submit(lambda: self._evaluator.evaluate_many(leased))
-            self._jobs_running = [*self._jobs_running, job]
 
-        def done(future: Future) -> None:
-            self._finished.put((leased, started, future))
+        def refresh() -> None:
+            try:
+                results = self._evaluator.evaluate_many(leased)
+            except Exception as exc:  # noqa: BLE001 - recorded as each one's error
+                error = evaluation.describe(exc)
+                results = [
+                    evaluation.Evaluation(d.name, evaluation.ERROR, error=error)
+                    for d in leased
+                ]
+            # Queued before the job ends, so that waiting for it is enough.
+            self._finished.put((leased, started, results))
             self._wake.set()
 
-        job.add_done_callback(done)
+        with self._lock:
+            self._in_flight.update(keys)
+            self._jobs_running.append(self._jobs.submit(refresh))
 
     def store_finished(self) -> None:
         """Write the results of the refreshes that ended, and free their leases."""
         while True:
             try:
-                leased, started, job = self._finished.get_nowait()
+                leased, started, results = self._finished.get_nowait()
             except queue.Empty:
-                return
-            try:
-                results = job.result()
-            except Exception as exc:  # noqa: BLE001 - recorded as each one's error
-                results = [
-                    evaluation.Evaluation(
-                        d.name, evaluation.ERROR, error=evaluation.describe(exc)
-                    )
-                    for d in leased
-                ]
+                break
             try:
                 for definition, result in zip(leased, results, strict=True):
                     self._store(definition, result, started)
             finally:
                 with self._lock:
                     self._in_flight.difference_update(_key(d) for d in leased)
-                    self._jobs_running = [j for j in self._jobs_running if j is not job]
+        with self._lock:
+            self._jobs_running = [j for j in self._jobs_running if not j.done()]
 
     def _store(
         self,

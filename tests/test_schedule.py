@@ -450,3 +450,18 @@ def test_evaluation_threads__hold_connections_only_while_busy(
             assert server_connections() <= before
     finally:
         evaluator.close_connections()
+
+
+@pytest.mark.parametrize(
+    ("key", "bad", "check_id"),
+    [
+        ("REFRESH", "yes", "metricdemo.E030"),
+        ("REFRESH_TIMEOUT", 0, "metricdemo.E031"),
+        ("DATABASE", "nowhere", "metricdemo.E032"),
+    ],
+)
+def test_check_settings__refresh_settings(key, bad, check_id):
+    from metricdemo.checks import check_settings
+
+    with override_settings(METRICDEMO={key: bad}):
+        assert [error.id for error in check_settings()] == [check_id]
