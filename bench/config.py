@@ -23,6 +23,9 @@ class Config:
     top_functions: int = 12
     import_sizes: tuple[int, ...] = (1000, 10000)
     import_rounds: int = 3
+    # Section 6: rows of the one large table the scheduled counts scan.
+    schedule_rows: int = 1_000_000
+    schedule_rounds: int = 5
     # --profile: rank the top functions by cumulative time as well as self time.
     long_profile: bool = False
 
@@ -43,4 +46,6 @@ QUICK = Config(
     top_functions=5,
     import_sizes=(20, 200),
     import_rounds=1,
+    schedule_rows=2000,
+    schedule_rounds=2,
 )

@@ -56,7 +56,7 @@ def measure(config: Config, directory: Path) -> str:
     """Measure everything and return the report, its sections in order."""
     # Imported here, not at the top: these import the app's models, which
     # need the django.setup() that main() runs first.
-    from bench import imports, row_counts, scrape_cost, workload
+    from bench import imports, row_counts, schedule, scrape_cost, workload
     from bench.scrapes import Scrapes
 
     scrapes = Scrapes()
@@ -73,6 +73,8 @@ def measure(config: Config, directory: Path) -> str:
                     databases.append(row_counts.measure(alias, config, scrapes))
             constants = scrape_cost.measure(config, scrapes)
             imported = imports.measure(config)
+            with routers.using("default"):
+                scheduled = schedule.measure(config, scrapes)
         finally:
             workload.close_worker_connections()
     resident = memory.section(list(config.memory_sizes), directory)
@@ -84,6 +86,7 @@ def measure(config: Config, directory: Path) -> str:
         constants.after_change,
         resident,
         imported,
+        scheduled,
         *(database.breakdown for database in databases),
         constants.profile,
     ]

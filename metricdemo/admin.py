@@ -208,10 +208,17 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         (
             _("Scraping"),
             {
-                "fields": ("timeout", "cache_seconds", "max_series"),
+                "fields": (
+                    "timeout",
+                    "cache_seconds",
+                    "refresh_interval",
+                    "max_series",
+                ),
                 "description": _(
                     "How long one evaluation may take, how long its value may be "
-                    "served from the cache, and how many series it may export."
+                    "served from the cache, whether it is refreshed in the "
+                    "background on a schedule instead of in every scrape, and how "
+                    "many series it may export."
                 ),
             },
         ),

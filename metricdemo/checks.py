@@ -305,6 +305,15 @@ def _timeout_problem(value: Any) -> str | None:
     return f"it must be a number of seconds above 0 and at most {TIMEOUT_MAX:g}."
 
 
+def _database_problem(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value in settings.DATABASES):
+        return None
+    return (
+        "it must be None or name one of DATABASES: "
+        f"{', '.join(sorted(settings.DATABASES))}."
+    )
+
+
 def _threads_problem(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64:
         return None
@@ -374,4 +383,7 @@ _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "OTLP_INTERVAL": ("metricdemo.E017", _otlp_interval_problem),
     "CARDINALITY_LIMIT": ("metricdemo.E018", _cardinality_problem),
     "SCRAPE_TIMEOUT": ("metricdemo.E020", _timeout_problem),
+    "REFRESH": ("metricdemo.E030", _bool_problem),
+    "REFRESH_TIMEOUT": ("metricdemo.E031", _timeout_problem),
+    "DATABASE": ("metricdemo.E032", _database_problem),
 }

@@ -79,6 +79,16 @@ DEFAULTS: dict[str, Any] = {
     "OTLP_ENDPOINT": None,
     # Seconds between pushes; None reads OTEL_METRIC_EXPORT_INTERVAL (ms), 60 s.
     "OTLP_INTERVAL": None,
+    # Refresh scheduled definitions (refresh_interval > 0) in a background
+    # thread of this process. False leaves the refreshing to other processes;
+    # the environment variable METRICDEMO_REFRESH=0 or =1 overrides it.
+    "REFRESH": True,
+    # Seconds one refresh of a scheduled definition may take when it sets no
+    # timeout of its own; no scrape waits for it, so it may be minutes.
+    "REFRESH_TIMEOUT": 60.0,
+    # The database alias that row counts read, for example a replica; None
+    # reads where the router sends reads of the counted model.
+    "DATABASE": None,
 }
 
 #: Shell-style patterns, compared case-insensitively with every field name along

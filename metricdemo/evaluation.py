@@ -2,7 +2,7 @@
 
 Cheap sources run inline; row counts and callbacks run on the threads of
 `workers`, bounded by their timeouts; values of definitions that cache come
-from `cache`.
+from `cache`, and those of scheduled definitions from `store`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connections, router, transaction
+from django.db import DatabaseError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
-from metricdemo import cache, rowquery, sources, validators
+from metricdemo import cache, policy, rowquery, sources, store, validators
 from metricdemo.conf import app_settings
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import (
@@ -39,6 +39,13 @@ SUCCESS = "success"
 ERROR = "error"
 TIMEOUT = "timeout"
 CACHED = "cached"
+# Served from the shared store: the value a background refresh computed.
+STORED = "stored"
+# The last good value, kept because the batch it ran in overran.
+KEPT = "kept"
+# A scheduled definition not refreshed yet, or refreshed too long ago.
+PENDING = "pending"
+STALE = "stale"
 # A batch statement failed; its definitions are evaluated again one by one.
 _BATCH_FAILED = "batch_failed"
 
@@ -52,11 +59,13 @@ class Evaluation:
     observations: Observations = field(default_factory=list)
     error: str = ""
     seconds: float = 0.0
+    #: Unix time the served value was computed, when it was not computed now.
+    computed_at: float | None = None
 
     @property
     def ok(self) -> bool:
-        """Return whether the definition produced its series (fresh or cached)."""
-        return self.outcome in (SUCCESS, CACHED)
+        """Return whether the definition produced its series (fresh or kept)."""
+        return self.outcome in (SUCCESS, CACHED, STORED, KEPT)
 
 
 def evaluate(
@@ -79,7 +88,12 @@ def timeout_of(definition: MetricDefinition) -> float:
 
     Never more than the scrape budget: a definition stored with a longer
     timeout (before the budget was lowered, or without validation) is clamped.
+    A scheduled definition is refreshed in the background, where no scrape
+    waits: its own timeout or REFRESH_TIMEOUT, up to TIMEOUT_MAX.
     """
+    if getattr(definition, "refresh_interval", None):
+        seconds = getattr(definition, "timeout", None) or app_settings.REFRESH_TIMEOUT
+        return min(float(seconds), validators.TIMEOUT_MAX)
     seconds = float(getattr(definition, "timeout", None) or app_settings.TIMEOUT)
     budget = validators.scrape_budget()
     return seconds if budget is None else min(seconds, budget)
@@ -100,11 +114,17 @@ class Evaluator:
     """
 
     def __init__(self, threads: int) -> None:
-        self._pool = WorkerPool(threads, on_retire=connections.close_all)
+        self._pool = _pool(threads)
         self._running: dict[Any, Future] = {}
-        # Row counts whose batch failed or timed out; they run on their own
-        # until they succeed, so one bad definition cannot sink the batch.
+        # Row counts whose batch failed, or that were found slow; they run on
+        # their own until they succeed, so one bad definition cannot sink the batch.
         self._alone: set[Any] = set()
+        # Members of a batch that overran, until the background finds the slow
+        # one: they serve their last good value meanwhile.
+        self._suspects: set[Any] = set()
+        #: {key: (updated_at, observations, Unix time)} of the last success.
+        self._last_good: dict[Any, tuple[Any, Observations, float]] = {}
+        self._background: WorkerPool | None = None
         self._lock = threading.Lock()
 
     def collect(
@@ -121,8 +141,11 @@ class Evaluator:
         if deadline is None:
             deadline = scrape_deadline()
         results: list[Evaluation | None] = [None] * len(definitions)
+        for i, result in serve_scheduled(definitions).items():
+            results[i] = result
         for i, observations in cache.read(definitions).items():
-            results[i] = Evaluation(definitions[i].name, CACHED, observations)
+            if results[i] is None:
+                results[i] = Evaluation(definitions[i].name, CACHED, observations)
         todo = [i for i, result in enumerate(results) if result is None]
         fresh = self.evaluate_many([definitions[i] for i in todo], deadline=deadline)
         for i, result in zip(todo, fresh, strict=True):
@@ -157,7 +180,7 @@ class Evaluator:
                 results[i] = evaluate_here(definition)
                 continue
             if self._is_running(definition):
-                results[i] = Evaluation(
+                results[i] = self._kept(definition) or Evaluation(
                     definition.name,
                     TIMEOUT,
                     error=_("The previous evaluation is still running."),
@@ -165,8 +188,7 @@ class Evaluator:
                 continue
             seconds = timeout if timeout is not None else timeout_of(definition)
             if source.batchable and _key(definition) not in self._alone:
-                alias = router.db_for_read(type(definition))
-                batches.setdefault((alias, seconds), []).append(i)
+                batches.setdefault((read_alias(definition), seconds), []).append(i)
             else:
                 tasks.append(([i], seconds))
         tasks.extend((indices, seconds) for (_, seconds), indices in batches.items())
@@ -213,6 +235,8 @@ class Evaluator:
                     continue
                 if len(indices) == 1 and outcome.outcome == SUCCESS:
                     self._alone.discard(_key(definition))
+                if outcome.outcome == SUCCESS:
+                    self._remember(definition, outcome)
                 results[i] = outcome
         return retry
 
@@ -224,12 +248,25 @@ class Evaluator:
         wait: float,
     ) -> list[Evaluation]:
         """Return the outcomes of a task that did not finish in time."""
-        if wait < seconds:
-            # The budget ran out first, which says nothing about the batch.
-            return [_out_of_budget(definitions[i], wait) for i in indices]
         if len(indices) > 1:
-            # Find the slow one: each runs alone from the next scrape.
-            self._alone.update(_key(definitions[i]) for i in indices)
+            # One batch that overran is not a definition that failed: its
+            # members keep their last values while the background finds the
+            # slow one, rather than each timing out alone in the next scrapes.
+            members = [definitions[i] for i in indices]
+            if wait >= seconds:
+                self._find_slow(members, seconds)
+            return [
+                self._kept(d)
+                or (
+                    _out_of_budget(d, wait)
+                    if wait < seconds
+                    else _batch_overran(d, seconds)
+                )
+                for d in members
+            ]
+        if wait < seconds:
+            # The budget ran out first, which says nothing about the definition.
+            return [_out_of_budget(definitions[i], wait) for i in indices]
         return [
             Evaluation(
                 definitions[i].name,
@@ -240,6 +277,79 @@ class Evaluator:
             )
             for i in indices
         ]
+
+    def is_suspect(self, definition: MetricDefinition) -> bool:
+        """Return whether `definition` waits for the background to find a slow one."""
+        with self._lock:
+            return _key(definition) in self._suspects
+
+    def _remember(self, definition: MetricDefinition, result: Evaluation) -> None:
+        if definition.pk is not None:
+            updated = getattr(definition, "updated_at", None)
+            self._last_good[_key(definition)] = (
+                updated,
+                result.observations,
+                time.time(),
+            )
+
+    def _kept(self, definition: MetricDefinition) -> Evaluation | None:
+        """Return the last good value of a suspect batch member, or None."""
+        key = _key(definition)
+        with self._lock:
+            if key not in self._suspects:
+                return None
+        found = self._last_good.get(key)
+        # A value computed before the definition was edited is not its value.
+        if found is None or found[0] != getattr(definition, "updated_at", None):
+            return None
+        return Evaluation(
+            definition.name,
+            KEPT,
+            found[1],
+            error=_("Its batch overran; its last good value is served."),
+            computed_at=found[2],
+        )
+
+    def _find_slow(self, members: list[MetricDefinition], seconds: float) -> None:
+        """Run each member of a batch that overran alone, in the background.
+
+        Members that succeed alone stay batched (and their value is kept);
+        the ones that fail or time out alone run on their own from then on.
+        """
+        keys = [_key(d) for d in members if d.pk is not None]
+        with self._lock:
+            if any(key in self._suspects for key in keys):
+                return  # already being looked for
+            self._suspects.update(keys)
+            if self._background is None:
+                self._background = _pool(1)
+            future = self._background.submit(lambda: self._run_alone(members, seconds))
+            for key in keys:
+                self._running[key] = future
+        future.add_done_callback(lambda f: self._finished(keys, f))
+
+    def _run_alone(self, members: list[MetricDefinition], seconds: float) -> None:
+        for definition in members:
+            try:
+                (result,) = _evaluate_on_worker([definition], seconds)
+            except Exception:  # noqa: BLE001 - _evaluate_on_worker does not raise
+                result = Evaluation(definition.name, ERROR)
+            key = _key(definition)
+            if result.outcome == SUCCESS:
+                self._remember(definition, result)
+            # Slow even alone (a callback inside the count is not cut by the
+            # database's statement timeout), or failing: it runs on its own.
+            slow = result.outcome != SUCCESS or result.seconds > seconds
+            if slow:
+                logger.info(
+                    "Metric %s is slow or fails alone (%s); it runs on its own.",
+                    definition.name,
+                    result.error or f"{result.seconds:.3g} s",
+                )
+            with self._lock:
+                if slow:
+                    self._alone.add(key)
+                self._suspects.discard(key)
 
     def _is_running(self, definition: MetricDefinition) -> bool:
         with self._lock:
@@ -266,10 +376,123 @@ class Evaluator:
     def on_each_worker(self, fn: Callable[[], Any]) -> None:
         """Run `fn` once on every idle worker thread."""
         self._pool.broadcast(fn)
+        if self._background is not None:
+            self._background.broadcast(fn)
 
     def close_connections(self) -> None:
         """Close the database connections the worker threads hold."""
         self.on_each_worker(connections.close_all)
+
+
+def serve_scheduled(definitions: Sequence[MetricDefinition]) -> dict[int, Evaluation]:
+    """Return {index: result} for the scheduled definitions, from the shared store.
+
+    A scrape never evaluates them: it serves what the last background refresh
+    stored, unless that is older than STALE_INTERVALS intervals.
+    """
+    scheduled = [i for i, d in enumerate(definitions) if _interval(d)]
+    if not scheduled:
+        return {}
+    alias = router.db_for_read(store.ScheduledValue)
+    try:
+        with savepoint_if_in_transaction(alias):
+            found = store.read([definitions[i] for i in scheduled], using=alias)
+    except DatabaseError as exc:
+        error = _("The stored values cannot be read: %(error)s") % {
+            "error": describe(exc)
+        }
+        return {
+            i: Evaluation(definitions[i].name, ERROR, error=error) for i in scheduled
+        }
+    now = time.time()
+    return {
+        i: _served(definitions[i], found.get(n), now) for n, i in enumerate(scheduled)
+    }
+
+
+def _served(
+    definition: MetricDefinition, stored: store.Stored | None, now: float
+) -> Evaluation:
+    interval = _interval(definition)
+    if stored is None or stored.observations is None:
+        if stored is not None and stored.error:
+            return Evaluation(
+                definition.name, ERROR, error=stored.error, seconds=stored.seconds or 0
+            )
+        return Evaluation(
+            definition.name,
+            PENDING,
+            error=_("Not refreshed yet: its first refresh is under way or due."),
+        )
+    age = now - stored.computed_at
+    if age > validators.STALE_INTERVALS * interval:
+        return Evaluation(
+            definition.name,
+            STALE,
+            error=_(
+                "Its last refresh was %(age)d s ago, more than %(count)d intervals "
+                "of %(interval)d s: is any process refreshing (METRICDEMO['REFRESH'])?"
+            )
+            % {"age": age, "count": validators.STALE_INTERVALS, "interval": interval},
+            computed_at=stored.computed_at,
+        )
+    return Evaluation(
+        definition.name,
+        STORED,
+        stored.observations,
+        seconds=stored.seconds or 0.0,
+        computed_at=stored.computed_at,
+    )
+
+
+def _interval(definition: MetricDefinition) -> int:
+    return getattr(definition, "refresh_interval", None) or 0
+
+
+def read_alias(definition: MetricDefinition) -> str:
+    """Return the database alias a definition's evaluation reads.
+
+    A row count reads METRICDEMO['DATABASE'] or its model's read database; a
+    callback, where the router sends reads of the definitions.
+    """
+    source = sources.SOURCES.get(definition.source)
+    if source is not None and source.batchable:
+        try:
+            return policy.read_alias(policy.resolve_model(definition.model))
+        except LookupError:
+            pass
+    return router.db_for_read(type(definition))
+
+
+def _pool(threads: int) -> WorkerPool:
+    # A thread gives back its database connections when it leaves and when it
+    # has been idle for a while, so idle evaluation threads hold none.
+    return WorkerPool(
+        threads,
+        on_retire=connections.close_all,
+        on_idle=connections.close_all,
+        idle_seconds=idle_seconds,
+    )
+
+
+#: The longest an idle evaluation thread keeps its database connections.
+IDLE_MAX = 60.0
+
+
+def idle_seconds() -> float:
+    """Return how long an idle evaluation thread keeps its connections.
+
+    CONN_MAX_AGE, as Django keeps a request's connection, but at most
+    IDLE_MAX, and never for ever (CONN_MAX_AGE None).
+    """
+    ages = [
+        IDLE_MAX if age is None else age
+        for age in (
+            connections.settings[alias].get("CONN_MAX_AGE", 0)
+            for alias in connections.settings
+        )
+    ]
+    return min(IDLE_MAX, max(ages, default=0))
 
 
 _evaluator: Evaluator | None = None
@@ -336,7 +559,7 @@ def _evaluate_on_worker(
     try:
         if not source.uses_database:
             return [evaluate_here(definitions[0])]
-        connection = connections[router.db_for_read(type(definitions[0]))]
+        connection = connections[read_alias(definitions[0])]
         connection.close_if_unusable_or_obsolete()
         results = _observe_with_timeout(connection, source, definitions, seconds)
         failed = any(r.outcome in (ERROR, _BATCH_FAILED) for r in results)
@@ -402,6 +625,19 @@ def _within_budget(seconds: float, deadline: float | None) -> float:
     if deadline is None:
         return seconds
     return min(seconds, deadline - time.monotonic())
+
+
+def _batch_overran(definition: MetricDefinition, seconds: float) -> Evaluation:
+    return Evaluation(
+        definition.name,
+        TIMEOUT,
+        error=_(
+            "Its batch gave no result within the timeout of %(seconds)g s; each "
+            "member now runs alone in the background to find the slow one."
+        )
+        % {"seconds": seconds},
+        seconds=seconds,
+    )
 
 
 def _out_of_budget(definition: MetricDefinition, waited: float) -> Evaluation:

@@ -35,6 +35,7 @@ EDITABLE_FIELDS = (
     "callback",
     "timeout",
     "cache_seconds",
+    "refresh_interval",
     "max_series",
 )
 #: Fields holding text (JSON included) that must encode as UTF-8 to be stored.
@@ -105,6 +106,43 @@ class ChangeStamp(models.Model):
             row = cursor.fetchone()
         # Scrapes only read; the next change creates the row.
         return row[0] if row else ""
+
+
+class ScheduledValue(models.Model):
+    """Hold a scheduled definition's last value and the lease on its next refresh.
+
+    One row per scheduled definition, shared by every process and host: the
+    process whose conditional UPDATE takes the lease evaluates and stores the
+    value, and every process serves what is stored. The definition is named by
+    its id, not a foreign key, so the router may put this table elsewhere.
+    """
+
+    definition_id = models.BigIntegerField(_("definition id"), primary_key=True)
+    fingerprint = models.CharField(
+        _("fingerprint"),
+        max_length=64,
+        blank=True,
+        help_text=_("A hash of what the value was computed from; edits change it."),
+    )
+    observations = models.TextField(
+        _("observations"),
+        blank=True,
+        help_text=_('The last good series as JSON, for example [[3.0, {"a": "b"}]].'),
+    )
+    computed_at = models.DateTimeField(_("computed at"), null=True, blank=True)
+    seconds = models.FloatField(_("seconds"), null=True, blank=True)
+    attempted_at = models.DateTimeField(_("attempted at"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    holder = models.CharField(_("lease holder"), max_length=200, blank=True)
+    expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("scheduled value")
+        verbose_name_plural = _("scheduled values")
+
+    def __str__(self) -> str:
+        return f"definition {self.definition_id}"
 
 
 class MetricDefinitionQuerySet(models.QuerySet):
@@ -254,10 +292,12 @@ class MetricDefinition(models.Model):
         _("timeout"),
         null=True,
         blank=True,
-        validators=[validators.validate_timeout],
+        validators=[validators.validate_timeout_range],
         help_text=_(
             "Seconds one evaluation may take before it is left out of the scrape "
-            "and counted as a timeout; empty uses METRICDEMO['TIMEOUT']. Example: 2."
+            "and counted as a timeout; empty uses METRICDEMO['TIMEOUT'] (or "
+            "REFRESH_TIMEOUT when refreshed on a schedule). At most the scrape "
+            "budget, unless refreshed on a schedule: then up to 300. Example: 2."
         ),
     )
     cache_seconds = models.PositiveIntegerField(
@@ -266,6 +306,18 @@ class MetricDefinition(models.Model):
         help_text=_(
             "Serve the last good value for this many seconds without evaluating "
             "again; 0 evaluates on every scrape. Example: 60 for a slow count."
+        ),
+    )
+    refresh_interval = models.PositiveIntegerField(
+        _("refresh interval"),
+        null=True,
+        blank=True,
+        validators=[validators.validate_refresh_interval],
+        help_text=_(
+            "Refresh the value in the background every this many seconds, once "
+            "across all processes, and serve the last refreshed value on every "
+            "scrape; empty or 0 evaluates on every scrape. Example: 300 for a "
+            "count over a large table."
         ),
     )
     max_series = models.PositiveIntegerField(
@@ -407,12 +459,31 @@ class MetricDefinition(models.Model):
             collision = self._exported_name_collision()
             if collision:
                 errors.setdefault("name", []).append(collision)
+        timeout_error = self._timeout_error()
+        if timeout_error is not None:
+            errors.setdefault("timeout", []).append(timeout_error)
         for field, message in self.permission_refusals(self.acting_user).items():
             errors.setdefault(field, []).append(
                 ValidationError(message, code="permission")
             )
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def is_scheduled(self) -> bool:
+        """Return whether the value is refreshed in the background, not per scrape."""
+        return bool(self.refresh_interval)
+
+    def _timeout_error(self) -> ValidationError | None:
+        if not isinstance(self.timeout, int | float):
+            return None
+        if not (0 < self.timeout <= validators.TIMEOUT_MAX):
+            return None  # the field's own validator reports it
+        try:
+            validators.validate_definition_timeout(self.timeout, self.refresh_interval)
+        except ValidationError as exc:
+            return exc
+        return None
 
     def permission_refusals(self, user) -> dict[str, str]:
         """Return {field: why} for what this definition reads that `user` may not.

@@ -407,6 +407,15 @@ def group_by_refusal(model: type[Model], path: str) -> str | None:
     return message % params
 
 
+def read_alias(model: type[Model]) -> str:
+    """Return the database alias that row counts of `model` read.
+
+    METRICDEMO['DATABASE'] (for example a replica) when set, else where the
+    router sends reads of `model`.
+    """
+    return app_settings.DATABASE or router.db_for_read(model)
+
+
 def unbounded_lookup_refusals(
     model: type[Model],
     filters: Any,
@@ -416,8 +425,8 @@ def unbounded_lookup_refusals(
 ) -> dict[str, str]:
     """Return {field: why} for lookups whose cost the database cannot bound.
 
-    The database is the one the row count reads (`router.db_for_read` of
-    `model`) unless `connection` is given. Only SQLite runs lookups in Python
+    The database is the one the row count reads (see read_alias()) unless
+    `connection` is given. Only SQLite runs lookups in Python
     (`__regex` and `__iregex` through REGEXP, date parts through Django's
     functions); PostgreSQL and MariaDB run them in the server, where the
     statement timeout cuts them. Each lookup is compiled for the database, so
@@ -425,7 +434,7 @@ def unbounded_lookup_refusals(
     as well as the built-in ones.
     """
     if connection is None:
-        connection = connections[router.db_for_read(model)]
+        connection = connections[read_alias(model)]
     if connection.vendor != "sqlite":
         return {}
     refusals: dict[str, str] = {}

@@ -48,7 +48,8 @@ def count_query(definition: MetricDefinition, index: int) -> QuerySet:
         # gives one row, 0 for an empty table.
         group = Value(None, output_field=CharField())
     return (
-        model._default_manager.filter(**filters)
+        model._default_manager.using(policy.read_alias(model))
+        .filter(**filters)
         .order_by()
         .annotate(_metricdemo_i=Value(index), _metricdemo_g=group)
         .values("_metricdemo_i", "_metricdemo_g")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
 from django.core.exceptions import FieldError, ValidationError
-from django.db import DatabaseError, connections, router, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models.lookups import Regex
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -167,7 +167,7 @@ class RowCountSource(Source):
                             "lookup": lookup,
                             "value": value,
                             "vendor": connections[
-                                router.db_for_read(model)
+                                policy.read_alias(model)
                             ].display_name,
                             "error": error,
                         }
@@ -394,7 +394,7 @@ def regex_error(model: type[Model], lookup: str, value: Any) -> str | None:
     database that the row count reads is asked, with the operator the query
     would use; otherwise the error would surface only at scrape time.
     """
-    alias = router.db_for_read(model)
+    alias = policy.read_alias(model)
     connection = connections[alias]
     if connection.vendor == "sqlite":
         # Refused by policy.unbounded_lookup_refusals() before this.

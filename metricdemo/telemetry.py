@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.registry import Collector
 
 import metricdemo
-from metricdemo import evaluation, otlp, reserved, sources, validators
+from metricdemo import evaluation, otlp, reserved, scheduler, sources, validators
 from metricdemo.conf import app_settings
 from metricdemo.models import ChangeStamp, Kind, MetricDefinition
 from metricdemo.reserved import SELF_METRICS
@@ -107,6 +107,7 @@ class DefinitionInstruments:
                     name, evaluation.Evaluation(name, evaluation.ERROR, error=problem)
                 )
             items = self._dynamic
+            scheduler.start_if_needed([i.definition for i in items])
             results = evaluation.get_evaluator().collect(
                 [i.definition for i in items], deadline=deadline
             )
@@ -291,7 +292,10 @@ class DefinitionInstruments:
         stats.outcomes[result.outcome] += 1
         if result.outcome != evaluation.CACHED:
             stats.seconds = result.seconds
-        if result.outcome == evaluation.SUCCESS:
+        if result.computed_at is not None:
+            # Served from a refresh (this process's or another's): its time.
+            stats.last_success = result.computed_at
+        elif result.outcome == evaluation.SUCCESS:
             stats.last_success = time.time()
         if result.ok:
             self._clear_failure(name)

@@ -244,7 +244,17 @@ TIMEOUT_MAX = 300.0
 
 
 def validate_timeout(value: float | None) -> None:
-    """Refuse timeouts that are not between 0 and 300 seconds."""
+    """Refuse timeouts that are not between 0 and 300 seconds, or over the budget."""
+    validate_timeout_range(value)
+    validate_within_scrape_budget(value)
+
+
+def validate_timeout_range(value: float | None) -> None:
+    """Refuse timeouts that are not between 0 and 300 seconds.
+
+    The field's own rule; the scrape budget applies only to definitions
+    evaluated in the scrape (see validate_definition_timeout()).
+    """
     if value is not None and not (0 < value <= TIMEOUT_MAX):
         raise ValidationError(
             _(
@@ -254,7 +264,6 @@ def validate_timeout(value: float | None) -> None:
             code="invalid_timeout",
             params={"value": value},
         )
-    validate_within_scrape_budget(value)
 
 
 def scrape_budget() -> float | None:
@@ -283,6 +292,43 @@ def validate_within_scrape_budget(value: float | None) -> None:
             ),
             code="timeout_over_scrape_budget",
             params={"value": value, "budget": budget},
+        )
+
+
+def validate_definition_timeout(
+    value: float | None, refresh_interval: int | None
+) -> None:
+    """Refuse a timeout over the scrape budget, unless the definition is scheduled.
+
+    A scheduled definition is refreshed in the background and no scrape waits
+    for it, so it may take up to TIMEOUT_MAX seconds.
+    """
+    if not refresh_interval:
+        validate_within_scrape_budget(value)
+
+
+#: Bounds of refresh_interval, in seconds: from one second to one day.
+REFRESH_INTERVAL_MIN = 1
+REFRESH_INTERVAL_MAX = 86400
+#: A scheduled definition's value older than this many intervals is not exported.
+STALE_INTERVALS = 3
+
+
+def validate_refresh_interval(value: int | None) -> None:
+    """Refuse a refresh interval outside 1 s to one day (0 or empty: every scrape)."""
+    if value and not (REFRESH_INTERVAL_MIN <= value <= REFRESH_INTERVAL_MAX):
+        raise ValidationError(
+            _(
+                "A refresh interval of %(value)r seconds is not allowed: give 0 "
+                "(evaluate on every scrape) or from %(min)d to %(max)d seconds, "
+                "for example 60."
+            ),
+            code="invalid_refresh_interval",
+            params={
+                "value": value,
+                "min": REFRESH_INTERVAL_MIN,
+                "max": REFRESH_INTERVAL_MAX,
+            },
         )
 
 

@@ -17,11 +17,22 @@ class WorkerPool:
     worker stuck past its timeout is replaced so the pool keeps its capacity.
     """
 
-    def __init__(self, size: int, on_retire: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        on_retire: Callable[[], Any] | None = None,
+        *,
+        on_idle: Callable[[], Any] | None = None,
+        idle_seconds: Callable[[], float] | None = None,
+    ) -> None:
         self._size = max(1, size)
         # Run by a replaced thread as it leaves, for example to close the
         # database connections it opened, which nothing else can reach.
         self._on_retire = on_retire
+        # Run by a thread that found no task for idle_seconds(), for example
+        # to give back its database connections while it waits.
+        self._on_idle = on_idle
+        self._idle_seconds = idle_seconds
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -65,9 +76,20 @@ class WorkerPool:
                 thread.start()
                 self._threads.append(thread)
 
+    def _next_task(self) -> tuple[Future, Callable[[], Any]]:
+        """Return the next task; run on_idle once when none came for a while."""
+        idle = self._idle_seconds() if self._idle_seconds else 0
+        if self._on_idle is None or idle <= 0:
+            return self._tasks.get()
+        try:
+            return self._tasks.get(timeout=idle)
+        except queue.Empty:
+            _call_quietly(self._on_idle)
+            return self._tasks.get()
+
     def _work(self) -> None:
         while True:
-            future, fn = self._tasks.get()
+            future, fn = self._next_task()
             if not future.set_running_or_notify_cancel():
                 continue
             try:
@@ -82,11 +104,15 @@ class WorkerPool:
                     self._threads.remove(threading.current_thread())
             if retired:
                 if self._on_retire is not None:
-                    try:
-                        self._on_retire()
-                    except Exception:  # noqa: BLE001, S110 - the thread is leaving anyway
-                        pass
+                    _call_quietly(self._on_retire)
                 return
+
+
+def _call_quietly(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001, S110 - housekeeping must not stop the thread
+        pass
 
 
 def _run_then_wait(fn: Callable[[], Any], barrier: Any, timeout: float) -> None:

@@ -30,8 +30,10 @@ def _close_evaluation_connections(django_db_setup, django_db_blocker):
     """
     yield
     from metricdemo.evaluation import get_evaluator
+    from metricdemo.scheduler import stop_refresher
 
     with django_db_blocker.unblock():
+        stop_refresher()
         get_evaluator().close_connections()
 
 

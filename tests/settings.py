@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 
 from metricsite.settings import *  # noqa: F403
-from metricsite.settings import CACHES, DATABASES, INSTALLED_APPS
+from metricsite.settings import CACHES, DATABASES, INSTALLED_APPS, METRICDEMO
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.shop.apps.ShopConfig"]
 
@@ -35,6 +35,10 @@ if os.environ.get("METRICDEMO_TEST_CACHE_DIR"):
             "LOCATION": os.environ["METRICDEMO_TEST_CACHE_DIR"],
         }
     }
+
+# Tests refresh scheduled definitions by calling the refresher themselves; a
+# server a test starts turns it on with METRICDEMO_REFRESH=1.
+METRICDEMO = {**METRICDEMO, "REFRESH": False}
 
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

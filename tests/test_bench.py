@@ -27,6 +27,7 @@ def test_bench_quick_run_prints_every_section():
         "3. First scrape after one definition changes",
         "4. Resident memory",
         "5. Import of N definitions",
+        "6. Scheduled row counts",
         "Where the row-count scrape's time goes",
         "Where the app collector's time goes",
     ):

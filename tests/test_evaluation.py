@@ -507,6 +507,7 @@ CHANGES = {
     "callback": "test.other",
     "timeout": 3.0,
     "cache_seconds": 30,
+    "refresh_interval": 60,
     "max_series": 10,
 }
 

@@ -47,3 +47,13 @@ class VipCustomer(Customer):
 
     class Meta:
         proxy = True
+
+
+class Call(models.Model):
+    """One call of the test.count_calls callback, counted apart from the app."""
+
+    pid = models.IntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"call by {self.pid}"

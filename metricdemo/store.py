@@ -1,0 +1,253 @@
+"""Share scheduled definitions' values between processes, and lease their refreshes.
+
+Every process reads the values here; the one process whose conditional UPDATE
+takes a definition's lease evaluates it and writes the value back. The
+database's own row locking makes the UPDATE atomic (PostgreSQL and MariaDB
+lock the row and check the condition again on its latest version; SQLite
+runs one writer at a time), so no server besides the database is needed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import router
+from django.db.models import Case, DateTimeField, F, Q, TextField, Value, When
+from django.utils import timezone
+
+from metricdemo.models import EDITABLE_FIELDS, MetricDefinition, ScheduledValue
+from metricdemo.observations import Observations
+
+#: Seconds a lease outlives its definition's timeout: a process that dies
+#: while it evaluates is replaced once this has passed after the timeout.
+LEASE_MARGIN = 2.0
+
+#: Fields that change what is exported but not the value: editing them keeps
+#: the stored value.
+NOT_IN_FINGERPRINT = frozenset(
+    {
+        "name",
+        "description",
+        "unit",
+        "kind",
+        "enabled",
+        "timeout",
+        "cache_seconds",
+        "refresh_interval",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store holds for one definition in its current version."""
+
+    observations: Observations | None
+    computed_at: float | None
+    seconds: float | None
+    outcome: str
+    error: str
+
+
+def fingerprint(definition: MetricDefinition) -> str:
+    """Return a hash of the fields the value depends on; editing one changes it."""
+    params = {
+        name: getattr(definition, name, None)
+        for name in EDITABLE_FIELDS
+        if name not in NOT_IN_FINGERPRINT
+    }
+    text = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def read(
+    definitions: Sequence[MetricDefinition], using: str | None = None
+) -> dict[int, Stored]:
+    """Return {index: Stored} for the saved definitions that have a stored row.
+
+    A value stored for another version of the definition (before an edit) is
+    not its value: such a row reads as having no observations.
+    """
+    ids = {d.pk: i for i, d in enumerate(definitions) if d.pk is not None}
+    if not ids:
+        return {}
+    rows = (
+        ScheduledValue.objects.using(using or router.db_for_read(ScheduledValue))
+        .filter(definition_id__in=list(ids))
+        .values_list(
+            "definition_id",
+            "fingerprint",
+            "observations",
+            "computed_at",
+            "seconds",
+            "outcome",
+            "error",
+        )
+    )
+    found = {}
+    for pk, stored_print, text, computed_at, seconds, outcome, error in rows:
+        index = ids[pk]
+        if stored_print != fingerprint(definitions[index]):
+            found[index] = Stored(None, None, None, "", "")
+            continue
+        found[index] = Stored(
+            _loads(text) if text and computed_at else None,
+            computed_at.timestamp() if computed_at else None,
+            seconds,
+            outcome,
+            error,
+        )
+    return found
+
+
+def due(
+    definitions: Sequence[MetricDefinition], now: dt.datetime | None = None
+) -> list[MetricDefinition]:
+    """Return the definitions whose refresh is due and whose lease is free.
+
+    Creates the missing rows. Only a hint: take_lease() decides, atomically.
+    """
+    now = now or timezone.now()
+    by_id = {d.pk: d for d in definitions if d.pk is not None}
+    alias = router.db_for_write(ScheduledValue)
+    rows = dict(
+        (pk, rest)
+        for pk, *rest in ScheduledValue.objects.using(alias)
+        .filter(definition_id__in=list(by_id))
+        .values_list("definition_id", "attempted_at", "expires_at", "fingerprint")
+    )
+    missing = [ScheduledValue(definition_id=pk) for pk in by_id.keys() - rows.keys()]
+    if missing:
+        ScheduledValue.objects.using(alias).bulk_create(missing, ignore_conflicts=True)
+    found = []
+    for pk, definition in by_id.items():
+        attempted_at, expires_at, stored_print = rows.get(pk, (None, None, ""))
+        if expires_at is not None and expires_at >= now:
+            continue
+        interval = dt.timedelta(seconds=definition.refresh_interval)
+        if (
+            attempted_at is None
+            or attempted_at <= now - interval
+            or stored_print != fingerprint(definition)
+        ):
+            found.append(definition)
+    return found
+
+
+def take_lease(
+    definition: MetricDefinition,
+    holder: str,
+    seconds: float,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Take the lease on refreshing `definition` now, if it is due and free.
+
+    One UPDATE whose condition the database checks on the row's latest
+    version: of several processes trying at once, exactly one changes the
+    row, and only that one may evaluate. The lease lasts `seconds` (the
+    definition's timeout) plus LEASE_MARGIN.
+    """
+    now = now or timezone.now()
+    interval = dt.timedelta(seconds=definition.refresh_interval)
+    free = Q(expires_at__isnull=True) | Q(expires_at__lt=now)
+    due_now = (
+        Q(attempted_at__isnull=True)
+        | Q(attempted_at__lte=now - interval)
+        | ~Q(fingerprint=fingerprint(definition))
+    )
+    taken = (
+        ScheduledValue.objects.using(router.db_for_write(ScheduledValue))
+        .filter(free & due_now, definition_id=definition.pk)
+        .update(
+            holder=holder,
+            expires_at=now + dt.timedelta(seconds=seconds + LEASE_MARGIN),
+        )
+    )
+    return taken == 1
+
+
+def save(
+    definition: MetricDefinition,
+    holder: str,
+    *,
+    started: dt.datetime,
+    outcome: str,
+    observations: Observations | None,
+    seconds: float,
+    error: str = "",
+) -> bool:
+    """Store the outcome of a refresh that `holder` leased, and free the lease.
+
+    With observations (a success) the value is replaced; otherwise the last
+    good value stays, unless it belongs to an older version of the definition.
+    The next refresh is due one interval after `started`.
+    """
+    mine = fingerprint(definition)
+    fields = {
+        "fingerprint": mine,
+        "attempted_at": started,
+        "outcome": outcome,
+        "error": error,
+        "seconds": seconds,
+        "holder": "",
+        "expires_at": None,
+    }
+    if observations is not None:
+        fields["observations"] = _dumps(observations)
+        fields["computed_at"] = timezone.now()
+    else:
+        # The last good value stays, unless an older version computed it.
+        fields["observations"] = Case(
+            When(fingerprint=mine, then=F("observations")),
+            default=Value(""),
+            output_field=TextField(),
+        )
+        fields["computed_at"] = Case(
+            When(fingerprint=mine, then=F("computed_at")),
+            default=None,
+            output_field=DateTimeField(),
+        )
+    return bool(_held(definition, holder).update(**fields))
+
+
+def release(definition: MetricDefinition, holder: str) -> bool:
+    """Free the lease without recording an attempt: the refresh is due again."""
+    return bool(_held(definition, holder).update(holder="", expires_at=None))
+
+
+def forget_others(definition_ids: Sequence[int]) -> int:
+    """Delete the rows of definitions that are no longer scheduled."""
+    rows = ScheduledValue.objects.using(router.db_for_write(ScheduledValue))
+    deleted, _ = rows.exclude(definition_id__in=list(definition_ids)).delete()
+    return deleted
+
+
+def holder_of(definition_id: int) -> str:
+    """Return who holds the lease on refreshing a definition ("" if nobody)."""
+    row = (
+        ScheduledValue.objects.using(router.db_for_read(ScheduledValue))
+        .filter(definition_id=definition_id)
+        .values_list("holder", flat=True)
+        .first()
+    )
+    return row or ""
+
+
+def _held(definition: MetricDefinition, holder: str):
+    return ScheduledValue.objects.using(router.db_for_write(ScheduledValue)).filter(
+        definition_id=definition.pk, holder=holder
+    )
+
+
+def _dumps(observations: Observations) -> str:
+    # Not a JSONField: a callback may observe an infinity or NaN, which
+    # PostgreSQL's jsonb refuses and Python's json writes and reads back.
+    return json.dumps([[value, attributes] for value, attributes in observations])
+
+
+def _loads(text: str) -> Observations:
+    return [(value, dict(attributes)) for value, attributes in json.loads(text)]
