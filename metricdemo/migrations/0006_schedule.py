@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("metricdemo", "0004_least_privilege"),
+        ("metricdemo", "0005_escaping_json_encoder"),
     ]
 
     operations = [
