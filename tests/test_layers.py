@@ -18,6 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__",),
     ("observations",),
     ("policy",),
+    ("aggregates",),
     ("rowquery",),
     ("sources",),
     ("models",),

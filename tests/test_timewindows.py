@@ -91,7 +91,13 @@ def test_parse__a_malformed_expression_names_itself(text):
 
 @pytest.mark.parametrize(
     ("value", "relative"),
-    [("now-1h", True), ("now", True), ("nowhere", True), ("pending", False), (3, False)],
+    [
+        ("now-1h", True),
+        ("now", True),
+        ("nowhere", True),
+        ("pending", False),
+        (3, False),
+    ],
 )
 def test_looks_relative__strings_from_now(value, relative):
     assert timewindows.looks_relative(value) is relative
