@@ -54,8 +54,9 @@ if TYPE_CHECKING:
 
 # SQLite allows at most 500 SELECTs in one compound statement.
 COUNTS_PER_STATEMENT = 250
-# Aggregates in one pass: a row of a few dozen columns stays cheap everywhere.
-MEMBERS_PER_PASS = 40
+# Aggregates in one pass: far below the column limits (PostgreSQL 1664,
+# SQLite 2000), since every part of a statement has as many columns as the widest.
+MEMBERS_PER_PASS = 100
 # Compiled plans kept: one per set of definitions a process evaluates together.
 PLANS_KEPT = 64
 
