@@ -1,4 +1,4 @@
-"""Aggregates, relative time windows and several group-by paths, checked against the ORM.
+"""Aggregates, time windows and several group-by paths, checked against the ORM.
 
 Every value the app computes is compared with the same value computed here,
 independently, with plain ORM calls.
@@ -9,8 +9,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db.models import Avg, Count, Max, Min, Sum
 from django.db import connection
+from django.db.models import Avg, Count, Max, Min, Sum
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
