@@ -56,7 +56,7 @@ def measure(config: Config, directory: Path) -> str:
     """Measure everything and return the report, its sections in order."""
     # Imported here, not at the top: these import the app's models, which
     # need the django.setup() that main() runs first.
-    from bench import row_counts, scrape_cost, workload
+    from bench import aggregates, row_counts, scrape_cost, workload
     from bench.scrapes import Scrapes
 
     scrapes = Scrapes()
@@ -67,10 +67,11 @@ def measure(config: Config, directory: Path) -> str:
     progress(f"creating databases: {vendors}")
     with workload.throwaway_databases(aliases):
         try:
-            databases = []
+            databases, aggregated = [], []
             for alias in aliases:
                 with routers.using(alias):
                     databases.append(row_counts.measure(alias, config, scrapes))
+                    aggregated.append(aggregates.measure(alias, config, scrapes))
             constants = scrape_cost.measure(config, scrapes)
         finally:
             workload.close_worker_connections()
@@ -82,6 +83,7 @@ def measure(config: Config, directory: Path) -> str:
         row_counts.section(config, databases),
         constants.after_change,
         resident,
+        aggregates.section(config, aggregated),
         *(database.breakdown for database in databases),
         constants.profile,
     ]

@@ -26,6 +26,7 @@ def test_bench_quick_run_prints_every_section():
         "2. Row counts",
         "3. First scrape after one definition changes",
         "4. Resident memory",
+        "5. Aggregates",
         "Where the row-count scrape's time goes",
         "Where the app collector's time goes",
     ):
@@ -36,4 +37,4 @@ def test_bench_quick_run_prints_every_section():
         for line in report.splitlines()
         if line.endswith(("PASS", "MISS"))
     ]
-    assert len(verdicts) >= 6
+    assert len(verdicts) >= 9
