@@ -40,7 +40,6 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -495,6 +494,7 @@ def _statement(
     groups = max(len(p.paths) for p in passes)
     values = max(_value_columns(p) for p in passes)
     parts, params, kept = [], [], {}
+    outer = _outer_columns(connections[alias], groups, values)
     for computed in passes:
         query = _pass_query(computed, groups, values, slots, now, plan)
         if query is None:
@@ -506,7 +506,7 @@ def _statement(
             # Filters that match nothing (`status__in=[]`): no rows to read.
             plan.empty.append(computed)
             continue
-        parts.append(f"SELECT * FROM ({sql}) AS b{computed.number}")
+        parts.append(f"SELECT {outer} FROM ({sql}) AS b{computed.number}")
         params.extend(branch)
         kept[computed.number] = computed
     if not parts:
@@ -520,6 +520,17 @@ def _statement(
         slots=_find_slots(alias, params, slots),
         passes=kept,
     )
+
+
+def _outer_columns(connection: Any, groups: int, values: int) -> str:
+    # Group values are cast to text outside the grouped query, once per group
+    # rather than once per row, so that groups of any type share a column.
+    quote = connection.ops.quote_name
+    text = connection.ops.cast_char_field_without_max_length
+    columns = [quote("_m_p")]
+    columns += [f"CAST({quote(f'_m_g{i}')} AS {text})" for i in range(groups)]
+    columns += [quote(f"_m_v{i}") for i in range(values)]
+    return ", ".join(columns)
 
 
 def _place_columns(computed: Pass) -> None:
@@ -580,7 +591,7 @@ def _pass_query(
     columns: dict[str, Any] = {"_m_p": Value(computed.number)}
     for i in range(groups):
         if i < len(computed.paths):
-            columns[f"_m_g{i}"] = Cast(F(computed.paths[i]), CharField())
+            columns[f"_m_g{i}"] = F(computed.paths[i])
         else:
             columns[f"_m_g{i}"] = Null(output_field=CharField())
     rows = rows.order_by().annotate(**columns).values(*columns)
@@ -590,7 +601,7 @@ def _pass_query(
         measures[f"_m_v{member.column}"] = _measure(member, condition)
         if member.presence is not None:
             measures[f"_m_v{member.presence}"] = AsNumber(
-                Count("pk", filter=condition), NUMBER
+                _count_rows(condition), NUMBER
             )
     for i in range(values):
         measures.setdefault(f"_m_v{i}", Null(output_field=FloatField()))
@@ -602,12 +613,17 @@ def _pass_query(
 def _measure(member: Member, condition: Q | None) -> AsNumber:
     path = (getattr(member.definition, "field", "") or "").strip()
     if member.aggregate == COUNT:
-        counted = Count("pk", filter=condition) if condition else Count("*")
-        return AsNumber(counted, NUMBER)
+        return AsNumber(_count_rows(condition), NUMBER)
     if member.aggregate == COUNT_DISTINCT:
         return AsNumber(Count(path, distinct=True, filter=condition), NUMBER)
     function = AGGREGATE_FUNCTIONS[member.aggregate]
     return AsNumber(function(path, filter=condition), member.kind)
+
+
+def _count_rows(condition: Q | None) -> Count:
+    # COUNT(*) cannot take a filter in Django; a constant reads no column,
+    # which a key would (COUNT(1) FILTER (WHERE ...), or CASE WHEN ... THEN 1).
+    return Count(Value(1), filter=condition) if condition else Count("*")
 
 
 def _with_slots(

@@ -245,7 +245,9 @@ def test_permissions__the_field_path_needs_view_on_every_model_it_passes(
     django_user_model,
 ):
     editor = django_user_model.objects.create_user("ed", password="pw")
-    editor.user_permissions.add(Permission.objects.get(codename="view_order"))
+    editor.user_permissions.add(
+        Permission.objects.get(codename="view_order", content_type__app_label="shop")
+    )
     editor = User.objects.get(pk=editor.pk)
     definition = MetricDefinition(
         name="x",
@@ -257,7 +259,9 @@ def test_permissions__the_field_path_needs_view_on_every_model_it_passes(
     refusals = definition.permission_refusals(editor)
     assert set(refusals) == {"field"}
     assert "shop.view_customer" in refusals["field"]
-    editor.user_permissions.add(Permission.objects.get(codename="view_customer"))
+    editor.user_permissions.add(
+        Permission.objects.get(codename="view_customer", content_type__app_label="shop")
+    )
     assert MetricDefinition.objects.none() is not None
     assert definition.permission_refusals(User.objects.get(pk=editor.pk)) == {}
 
