@@ -42,3 +42,10 @@ def series(families: dict[str, Metric], sample_name: str) -> dict[frozenset, flo
 def value(families: dict[str, Metric], sample_name: str, **labels: str) -> float | None:
     """Return the value of the one series with exactly these labels, or None."""
     return series(families, sample_name).get(frozenset(labels.items()))
+
+
+def demo_definitions(kind: str) -> float:
+    """Return how many of the demo's definitions are of `kind`, as a sample value."""
+    from metricsite.demo import DEMO_DEFINITIONS
+
+    return float(sum(d.get("kind", "gauge") == kind for d in DEMO_DEFINITIONS))
