@@ -26,6 +26,7 @@ venv: $(VENV)/.installed
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo_metrics
+	$(BIN)/python manage.py seed_shop
 	@echo
 	@echo "metricsite: http://$(HOST):$(PORT)/metrics and http://$(HOST):$(PORT)/admin/"
 	@echo "No admin user ships with the demo; create one with:"
@@ -37,6 +38,7 @@ run: venv
 serve: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo_metrics
+	$(BIN)/python manage.py seed_shop
 	GUNICORN_BIND=$(HOST):$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py
 
 test: venv browser

@@ -56,7 +56,7 @@ def measure(config: Config, directory: Path) -> str:
     """Measure everything and return the report, its sections in order."""
     # Imported here, not at the top: these import the app's models, which
     # need the django.setup() that main() runs first.
-    from bench import imports, row_counts, schedule, scrape_cost, workload
+    from bench import aggregates, imports, row_counts, schedule, scrape_cost, workload
     from bench.scrapes import Scrapes
 
     scrapes = Scrapes()
@@ -67,10 +67,11 @@ def measure(config: Config, directory: Path) -> str:
     progress(f"creating databases: {vendors}")
     with workload.throwaway_databases(aliases):
         try:
-            databases = []
+            databases, aggregated = [], []
             for alias in aliases:
                 with routers.using(alias):
                     databases.append(row_counts.measure(alias, config, scrapes))
+                    aggregated.append(aggregates.measure(alias, config, scrapes))
             constants = scrape_cost.measure(config, scrapes)
             imported = imports.measure(config)
             with routers.using("default"):
@@ -87,6 +88,7 @@ def measure(config: Config, directory: Path) -> str:
         resident,
         imported,
         scheduled,
+        aggregates.section(config, aggregated),
         *(database.breakdown for database in databases),
         constants.profile,
     ]

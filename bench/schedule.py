@@ -28,9 +28,10 @@ def fill(rows: int) -> None:
         cursor.execute(f"DELETE FROM {table}")
         cursor.execute(
             f"WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n "
-            f"WHERE x < %s) INSERT INTO {table} (status, flagged, amount) "
+            f"WHERE x < %s) INSERT INTO {table} (status, flagged, amount, price) "
             "SELECT CASE x % 4 WHEN 0 THEN 'new' WHEN 1 THEN 'open' "
-            "WHEN 2 THEN 'done' ELSE 'lost' END, x % 3 = 0, x % 1000 FROM n",
+            "WHEN 2 THEN 'done' ELSE 'lost' END, x % 3 = 0, x % 1000, "
+            "(x % 100000) / 100.0 FROM n",
             [rows],
         )
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
+from django.utils import timezone
 
 from bench import routers
 from bench.shop import models as shop
@@ -97,12 +100,16 @@ def fill_shop(rows_per_model: int) -> None:
     """Give every shop model `rows_per_model` rows with a fixed, seeded spread."""
     rng = random.Random(42)
     statuses = [value for value, _ in shop.STATUSES]
+    now = timezone.now()
 
     def common() -> dict[str, Any]:
         return {
             "status": rng.choice(statuses),
             "flagged": rng.random() < 0.3,
             "amount": rng.randrange(1000),
+            "price": Decimal(rng.randrange(100000)) / 100,
+            # Two days back, so that windows of an hour or a day hold some.
+            "created": now - dt.timedelta(seconds=rng.randrange(2 * 86400)),
         }
 
     customers = shop.Customer.objects.bulk_create(

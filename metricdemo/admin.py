@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import callbacks, display, policy, sources
+from metricdemo import aggregates, callbacks, display, policy, sources
 from metricdemo.conf import app_settings
 from metricdemo.evaluation import evaluate, evaluate_many
 from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
@@ -107,7 +107,42 @@ class MetricDefinitionForm(forms.ModelForm):
             ),
             "source": _(
                 "Where the value comes from; only the chosen source's fields are "
-                "used. Example: row count, to count the rows of auth.User."
+                "used. Example: rows of a model, to count the rows of auth.User."
+            ),
+            "aggregate": _(
+                "What to compute over the rows the filters select: count them "
+                "(the default), count the distinct values of a field, or the sum, "
+                "average, minimum or maximum of a field. sum and avg need a "
+                "numeric field (durations in seconds); min and max also take a "
+                "date or datetime field and export it as Unix time in seconds, so "
+                "that time() - x in Prometheus is an age. Over no rows, count, "
+                "count_distinct and sum export 0; avg, min and max export no "
+                "series. Example: sum."
+            ),
+            "field": _(
+                "The field to aggregate; empty for count. It may cross relations "
+                "like a filter; the suggestions are the chosen model's fields that "
+                "fit the aggregate. Example: total for a sum of order totals, "
+                "customer for distinct customers."
+            ),
+            "filters": _(
+                "A JSON object of ORM lookups that rows must match. On a date or "
+                "datetime field a value may be a relative time, resolved at every "
+                "scrape in the site's TIME_ZONE: now, now-15m, now-1h, now-7d "
+                "(units s, m, h, d, w, M, y), and /d, /w, /M or /y to round down "
+                "to the start of the day, week (Monday), month or year. Examples: "
+                '{"created_at__gte": "now-1h"} for the last hour, '
+                '{"created_at__gte": "now/d"} for today, '
+                '{"created_at__gte": "now-1d/d", "created_at__lt": "now/d"} for '
+                "yesterday."
+            ),
+            "group_by": _(
+                "One or more field paths separated by commas: one series per "
+                "distinct combination of values. With one path the label is the "
+                "path (customer__country exports customer_country); with several, "
+                "each label is the path's last part, or the whole path with __ as "
+                "_ where two last parts are the same. Example: status, "
+                "customer__country."
             ),
             "enabled": _(
                 "Untick to stop exporting this metric without deleting it. "
@@ -133,12 +168,35 @@ class MetricDefinitionForm(forms.ModelForm):
         for name, suggestions in (
             ("model", policy.allowed_models),
             ("setting", policy.suggested_settings),
+            ("field", self._field_suggestions),
         ):
             attrs = self.fields[name].widget.attrs
             self.fields[name].widget = SuggestingTextInput(suggestions, attrs)
+        self._guide_aggregates()
         # A select that posts any text: an unknown name reaches the model's
         # validation, whose message lists the registered callbacks.
         self.fields["callback"].widget = forms.Select(choices=self._callback_choices())
+
+    def _guide_aggregates(self) -> None:
+        # The aggregate has a default (count); no blank choice. The script
+        # offers each model's fields that fit the chosen aggregate.
+        aggregate = self.fields["aggregate"]
+        aggregate.required = False
+        aggregate.choices = list(aggregates.AGGREGATES.items())
+        aggregate.widget.attrs["data-default"] = aggregates.COUNT
+        self.fields["field"].widget.attrs["data-field-suggestions"] = json.dumps(
+            field_suggestions()
+        )
+
+    def _field_suggestions(self) -> list[str]:
+        """Return the stored model's fields that fit the stored aggregate."""
+        label = self.initial.get("model") or ""
+        aggregate = self.initial.get("aggregate") or aggregates.COUNT
+        return field_suggestions().get(label, {}).get(aggregate, [])
+
+    def clean_aggregate(self) -> str:
+        """Read an empty choice (a hidden field the script blanked) as count."""
+        return self.cleaned_data.get("aggregate") or aggregates.COUNT
 
     def _callback_choices(self) -> list[tuple[str, str]]:
         choices = [("", "---------")] + [
@@ -162,6 +220,19 @@ class MetricDefinitionForm(forms.ModelForm):
         """Read an empty box as no filters."""
         value = self.cleaned_data.get("filters")
         return {} if value is None else value
+
+
+def field_suggestions() -> dict[str, dict[str, list[str]]]:
+    """Return {model: {aggregate: fields}} for every model row counts may read."""
+    suggestions = {}
+    for label in policy.allowed_models():
+        model = policy.resolve_model(label)
+        suggestions[label] = {
+            aggregate: aggregates.fitting_fields(model, aggregate)
+            for aggregate in aggregates.AGGREGATES
+            if aggregate != aggregates.COUNT
+        }
+    return suggestions
 
 
 @admin.register(MetricDefinition)

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import reserved, sources, validators
+from metricdemo import aggregates, reserved, sources, validators
 from metricdemo.reserved import SELF_METRICS
 
 #: The fields an operator edits, in form order: what export writes and import reads.
@@ -29,6 +29,8 @@ EDITABLE_FIELDS = (
     "source",
     "value",
     "model",
+    "aggregate",
+    "field",
     "filters",
     "group_by",
     "setting",
@@ -249,6 +251,29 @@ class MetricDefinition(models.Model):
             "Example: auth.User."
         ),
     )
+    aggregate = models.CharField(
+        _("aggregate"),
+        max_length=16,
+        choices=list(aggregates.AGGREGATES.items()),
+        default=aggregates.COUNT,
+        blank=True,
+        help_text=_(
+            "For a row-based source: what to compute over the selected rows. count "
+            "counts them; count_distinct counts the distinct values of the field; "
+            "sum and avg need a numeric field; min and max also take a date or "
+            "datetime field, exported as Unix time in seconds. Example: sum."
+        ),
+    )
+    field = models.CharField(
+        _("field"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "For every aggregate but count: the field path to aggregate, across "
+            "relations like filters. Example: total, or customer for distinct "
+            "customers."
+        ),
+    )
     filters = models.JSONField(
         _("filters"),
         default=dict,
@@ -256,7 +281,10 @@ class MetricDefinition(models.Model):
         encoder=validators.EscapingJSONEncoder,
         help_text=_(
             "For a row count: a JSON object of ORM lookups that rows must match. "
-            'Example: {"status": "pending", "created__year": 2026}.'
+            "On date and datetime fields a value may be a relative time: now, "
+            "now-15m, now-1h, now-7d, now/d (start of today in TIME_ZONE), now/w, "
+            "now/M, now-1d/d. "
+            'Example: {"status": "pending", "created__gte": "now-1h"}.'
         ),
     )
     group_by = models.CharField(
@@ -264,8 +292,9 @@ class MetricDefinition(models.Model):
         max_length=200,
         blank=True,
         help_text=_(
-            "For a row count: a field path; one series per distinct value, with the "
-            "value as an attribute named after the field. Example: status."
+            "For a row count: one or more field paths separated by commas; one "
+            "series per distinct combination, each value under a label named after "
+            "its field. Example: status, customer__country."
         ),
     )
     setting = models.CharField(
@@ -434,7 +463,7 @@ class MetricDefinition(models.Model):
                 if other_key == self.source:
                     continue
                 for field in other.fields:
-                    if field not in source.fields and _is_set(getattr(self, field)):
+                    if field not in source.fields and self._is_set(field):
                         errors.setdefault(field, []).append(
                             ValidationError(
                                 _(
@@ -564,6 +593,12 @@ class MetricDefinition(models.Model):
             )
         return None
 
+    def _is_set(self, field: str) -> bool:
+        # A field left at its default (an aggregate of count) is not set.
+        value = getattr(self, field)
+        default = self._meta.get_field(field).get_default()
+        return value not in (None, "", {}, []) and value != default
+
 
 class ExportedNameIndex:
     """Index the names stored definitions take once exported, to find collisions.
@@ -636,7 +671,3 @@ def exported_name_index(using: str | None = None) -> Iterator[ExportedNameIndex]
         yield index
     finally:
         _active_index.reset(token)
-
-
-def _is_set(value) -> bool:
-    return value not in (None, "", {}, [])

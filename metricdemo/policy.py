@@ -32,6 +32,7 @@ from django.db.models.constants import LOOKUP_SEP
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from metricdemo import validators
 from metricdemo.conf import ALL, SENSITIVE_NAMES, app_settings
 
 #: The permission a user needs to define a setting source (superusers hold it).
@@ -211,9 +212,13 @@ def lookup_refusal(model: type[Model], path: str) -> str | None:
 
 
 def row_count_refusals(
-    model: type[Model], filters: Any, group_by: str
+    model: type[Model], filters: Any, group_by: str, field: str = ""
 ) -> dict[str, str]:
-    """Return {field: why} for the parts of a row count that may not be read."""
+    """Return {field: why} for the parts of a row count that may not be read.
+
+    `group_by` may hold several paths separated by commas; each is checked.
+    `field` is the path an aggregate reads (sum, min, ...), if any.
+    """
     refusal = model_refusal(model)
     if refusal:
         return {"model": refusal}
@@ -224,19 +229,33 @@ def row_count_refusals(
             refusals["filters"] = refusal
             break
     identity = identity_refusals(model, filters, group_by)
-    if group_by:
+    for path in validators.group_by_paths(group_by):
         # A unique identity field (username) is refused as identity: that
         # says more about why than "one series per row".
         refusal = (
-            lookup_refusal(model, group_by)
-            or identity.get("group_by")
-            or group_by_refusal(model, group_by)
+            lookup_refusal(model, path)
+            or _identity_group_refusal(model, path)
+            or group_by_refusal(model, path)
         )
         if refusal:
             refusals["group_by"] = refusal
-    for field, refusal in unbounded_lookup_refusals(model, filters, group_by).items():
-        refusals.setdefault(field, refusal)
+            break
+    if field:
+        refusal = lookup_refusal(model, field)
+        if refusal:
+            refusals["field"] = refusal
+    unbounded = unbounded_lookup_refusals(model, filters, group_by, field=field)
+    for key, refusal in unbounded.items():
+        refusals.setdefault(key, refusal)
     return {**identity, **refusals}
+
+
+def lookup_fields(model: type[Model], path: str) -> tuple[list[Field], list[str]]:
+    """Return the fields a lookup path names from `model`, and the parts after them.
+
+    `customer__country__in` gives the fields customer and country, then ["in"].
+    """
+    return _fields_along(model, path)
 
 
 def identity_refusals(
@@ -333,21 +352,26 @@ def path_permission_refusal(user: Any, model: type[Model], path: str) -> str | N
 
 
 def row_count_permission_refusals(
-    user: Any, model: type[Model], filters: Any, group_by: str
+    user: Any, model: type[Model], filters: Any, group_by: str, field: str = ""
 ) -> dict[str, str]:
     """Return {field: why} for the models of a row count that `user` may not view.
 
-    The counted model and every model that a filter or the group-by passes
-    through need the view (or change) permission. No user (None) passes.
+    The counted model and every model that a filter, a group-by path or the
+    aggregated field passes through need the view (or change) permission. No
+    user (None) passes.
     """
     refusal = model_permission_refusal(user, model)
     if refusal:
         return {"model": refusal}
-    return _path_refusals(
+    refusals = _path_refusals(
         filters,
         group_by,
         lambda path, value, grouped: path_permission_refusal(user, model, path),
     )
+    refusal = field and path_permission_refusal(user, model, field)
+    if refusal:
+        refusals["field"] = refusal
+    return refusals
 
 
 def source_permission_refusal(
@@ -421,6 +445,7 @@ def unbounded_lookup_refusals(
     filters: Any,
     group_by: str,
     *,
+    field: str = "",
     connection: BaseDatabaseWrapper | None = None,
 ) -> dict[str, str]:
     """Return {field: why} for lookups whose cost the database cannot bound.
@@ -443,10 +468,15 @@ def unbounded_lookup_refusals(
         if refusal:
             refusals["filters"] = refusal
             break
-    if group_by:
-        refusal = _unbounded_refusal(connection, model, group_by, None, grouped=True)
+    for path in validators.group_by_paths(group_by):
+        refusal = _unbounded_refusal(connection, model, path, None, grouped=True)
         if refusal:
             refusals["group_by"] = refusal
+            break
+    if field:
+        refusal = _unbounded_refusal(connection, model, field, None, grouped=True)
+        if refusal:
+            refusals["field"] = refusal
     return refusals
 
 
@@ -639,8 +669,14 @@ def _path_refusals(
         if refusal:
             refusals["filters"] = refusal
             break
-    if group_by:
-        refusal = refuse(group_by, None, True)
+    for path in validators.group_by_paths(group_by):
+        refusal = refuse(path, None, True)
         if refusal:
             refusals["group_by"] = refusal
+            break
     return refusals
+
+
+def _identity_group_refusal(model: type[Model], path: str) -> str | None:
+    # The identity rule for one group-by path, as identity_refusals words it.
+    return identity_refusals(model, {}, path).get("group_by")

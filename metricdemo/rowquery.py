@@ -1,18 +1,51 @@
-"""Count the rows of many row-count definitions in as few statements as possible."""
+"""Compute row-based definitions in few statements: one pass per table and grouping.
+
+Definitions on the same model with the same group-by share one pass over the
+table, each as a conditional aggregate (`COUNT(*) FILTER (WHERE ...)`, or
+`CASE WHEN` where the backend lacks FILTER), and the passes of one database
+go out as one UNION ALL statement. The statements are compiled once per set
+of definitions and kept; each evaluation only binds its relative times
+(`now-1h`) again.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import json
+import operator
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import EmptyResultSet, FieldDoesNotExist
-from django.db import connections
-from django.db.models import BooleanField, CharField, Count, F, Model, QuerySet, Value
-from django.db.models.constants import LOOKUP_SEP
-from django.db.models.functions import Cast
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import EmptyResultSet, FieldError, ValidationError
+from django.db import NotSupportedError, connections
+from django.db.models import (
+    Avg,
+    BooleanField,
+    CharField,
+    Count,
+    Expression,
+    F,
+    FloatField,
+    Func,
+    Max,
+    Min,
+    Model,
+    Q,
+    Sum,
+    Value,
+)
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from metricdemo import policy, validators
+from metricdemo import aggregates, policy, timewindows, validators
+from metricdemo.aggregates import COUNT, COUNT_DISTINCT, DATE, DATETIME, NUMBER, SUM
+from metricdemo.conf import app_settings
 from metricdemo.observations import EvaluationError, Observations
 
 if TYPE_CHECKING:
@@ -20,94 +53,270 @@ if TYPE_CHECKING:
 
 # SQLite allows at most 500 SELECTs in one compound statement.
 COUNTS_PER_STATEMENT = 250
+# Aggregates in one pass: far below the column limits (PostgreSQL 1664,
+# SQLite 2000), since every part of a statement has as many columns as the widest.
+MEMBERS_PER_PASS = 100
+# Compiled plans kept: one per set of definitions a process evaluates together.
+PLANS_KEPT = 64
+
+AGGREGATE_FUNCTIONS = {aggregates.SUM: Sum, aggregates.AVG: Avg}
+AGGREGATE_FUNCTIONS.update({aggregates.MIN: Min, aggregates.MAX: Max})
+
+# How each backend turns an aggregate into a float: numbers as they are,
+# durations and datetimes in seconds (since the epoch), dates in days.
+_SECONDS_PG = "CAST(EXTRACT(EPOCH FROM %(expressions)s) AS double precision)"
+AS_NUMBER = {
+    ("postgresql", NUMBER): "CAST(%(expressions)s AS double precision)",
+    ("postgresql", aggregates.DURATION): _SECONDS_PG,
+    ("postgresql", DATETIME): _SECONDS_PG,
+    ("postgresql", DATE): (
+        "CAST((%(expressions)s - DATE '1970-01-01') AS double precision)"
+    ),
+    ("mysql", NUMBER): "(%(expressions)s + 0e0)",
+    ("mysql", aggregates.DURATION): "(%(expressions)s / 1e6)",
+    ("mysql", DATETIME): (
+        "(TIMESTAMPDIFF(MICROSECOND, '1970-01-01', %(expressions)s) / 1e6)"
+    ),
+    ("mysql", DATE): "(DATEDIFF(%(expressions)s, '1970-01-01') + 0e0)",
+    ("sqlite", NUMBER): "CAST(%(expressions)s AS REAL)",
+    ("sqlite", aggregates.DURATION): "(%(expressions)s / 1000000.0)",
+    ("sqlite", DATETIME): "((julianday(%(expressions)s) - 2440587.5) * 86400.0)",
+    ("sqlite", DATE): "(julianday(%(expressions)s) - 2440587.5)",
+}
 
 
-def count_query(definition: MetricDefinition, index: int) -> QuerySet:
-    """Return a query of (index, group as text, count) rows for `definition`.
+class AsNumber(Func):
+    """Turn an aggregate into a float; times into seconds, dates into days."""
 
-    Every definition's query has the same three columns, so many of them run
-    as one statement joined with UNION ALL; the group value is cast to text so
-    that groups of different field types fit one column.
+    output_field = FloatField()
 
-    Raises:
-        EvaluationError: the model is unknown or a safe-source rule refuses it.
-    """
-    try:
-        model = policy.resolve_model(definition.model)
-    except LookupError as exc:
-        raise EvaluationError(str(exc)) from None
-    filters = definition.filters or {}
-    for refusal in policy.row_count_refusals(
-        model, filters, definition.group_by
-    ).values():
-        raise EvaluationError(refusal)
-    if definition.group_by:
-        group = Cast(F(definition.group_by), CharField())
-    else:
-        # A constant is not grouped by, so this counts the whole selection and
-        # gives one row, 0 for an empty table.
-        group = Value(None, output_field=CharField())
-    return (
-        model._default_manager.using(policy.read_alias(model))
-        .filter(**filters)
-        .order_by()
-        .annotate(_metricdemo_i=Value(index), _metricdemo_g=group)
-        .values("_metricdemo_i", "_metricdemo_g")
-        .annotate(_metricdemo_n=Count("*"))
-        .values_list("_metricdemo_i", "_metricdemo_g", "_metricdemo_n")
-    )
+    def __init__(self, expression: Any, kind: str) -> None:
+        super().__init__(expression)
+        self.kind = kind
+
+    def as_sql(self, compiler, connection, **extra_context):
+        template = AS_NUMBER.get((connection.vendor, self.kind))
+        if template is None and self.kind == NUMBER:
+            template = "CAST(%(expressions)s AS double precision)"
+        if template is None:
+            raise NotSupportedError(
+                f"Cannot aggregate {self.kind} values on {connection.vendor}."
+            )
+        return super().as_sql(compiler, connection, template=template, **extra_context)
+
+
+class Null(Expression):
+    """A typed NULL that fills a column a pass does not use; never grouped by."""
+
+    def as_sql(self, compiler, connection):
+        if connection.vendor == "postgresql":
+            # PostgreSQL types a bare NULL in a derived table as text, which a
+            # UNION with numbers refuses.
+            return f"CAST(NULL AS {self.output_field.cast_db_type(connection)})", []
+        return "NULL", []
+
+    def get_group_by_cols(self):
+        return []
+
+
+@dataclass
+class Member:
+    """One definition's place in a pass: its aggregate and where its value is."""
+
+    index: int
+    definition: Any
+    aggregate: str
+    kind: str | None
+    filters: dict[str, Any]
+    keys: tuple[str, ...]
+    booleans: tuple[bool, ...]
+    bound: int
+    column: int = 0
+    presence: int | None = None
+    filtered: bool = False
+
+
+@dataclass
+class Pass:
+    """Definitions computed in one scan of one table with one grouping."""
+
+    number: int
+    alias: str
+    model: type[Model]
+    paths: tuple[str, ...]
+    members: list[Member]
+    #: Where the pass's values start in a row of its statement.
+    offset: int = 1
+
+    @property
+    def grouped(self) -> bool:
+        return bool(self.paths)
+
+    @property
+    def limit(self) -> int:
+        # Without a member over its bound, the groups number at most the sum
+        # of the bounds; one row more says some member is over.
+        return sum(member.bound for member in self.members) + 1
+
+
+@dataclass
+class Statement:
+    """One compiled UNION ALL statement and where its relative times go."""
+
+    alias: str
+    sql: str
+    params: list[Any]
+    #: (parameter position, relative time, DATE or DATETIME) to bind each time.
+    slots: list[tuple[int, str, str]]
+    passes: dict[int, Pass]
+
+    def bind(self, now: dt.datetime) -> list[Any]:
+        """Return the parameters with every relative time resolved at `now`."""
+        if not self.slots:
+            return self.params
+        ops = connections[self.alias].ops
+        params = list(self.params)
+        for position, text, kind in self.slots:
+            if kind == DATE:
+                params[position] = ops.adapt_datefield_value(
+                    timewindows.resolve_date(text, now)
+                )
+            else:
+                params[position] = ops.adapt_datetimefield_value(
+                    timewindows.resolve(text, now)
+                )
+        return params
+
+
+@dataclass
+class Plan:
+    """What to run for a set of definitions, and the errors known beforehand."""
+
+    errors: dict[int, EvaluationError] = field(default_factory=dict)
+    statements: list[Statement] = field(default_factory=list)
+    empty: list[Pass] = field(default_factory=list)
+
+
+class _Unbindable(Exception):
+    """A relative time's parameter could not be found in the compiled SQL."""
 
 
 def count_rows(
     definitions: Sequence[MetricDefinition],
 ) -> list[Observations | EvaluationError]:
-    """Count the rows of many row-count definitions in one statement per 250.
+    """Compute many row-based definitions in one statement per database.
 
-    A definition whose model is unknown or refused gets its EvaluationError in
-    its place, and so does a grouped count with more groups than its
-    max_series (it reads one group more, never all of them); constant
-    attributes are not added. Each database gets its own statements.
+    A definition whose model, field or filters are unknown or refused gets its
+    EvaluationError in its place, and so does a grouped one with more groups
+    than its max_series (each pass reads at most the sum of its members'
+    bounds, plus one group); constant attributes are not added.
 
     Raises:
         DatabaseError: a statement failed; any of its definitions may be the cause.
     """
+    return _compute(definitions, alone=False)
+
+
+def _compute(
+    definitions: Sequence[MetricDefinition], *, alone: bool
+) -> list[Observations | EvaluationError]:
     found: list[Observations | EvaluationError] = [[] for _ in definitions]
-    queries = []
-    # Which grouped counts group by a boolean field, worked out once a call.
-    boolean: dict[int, bool] = {}
-    bounds: dict[int, int] = {}
-    for index, definition in enumerate(definitions):
-        try:
-            query = count_query(definition, index)
-        except EvaluationError as exc:
-            found[index] = exc
-            continue
-        if definition.group_by:
-            model = policy.resolve_model(definition.model)
-            field = _path_field(model, definition.group_by)
-            boolean[index] = isinstance(field, BooleanField)
-            bounds[index] = validators.max_series_bound(
-                getattr(definition, "max_series", None)
-            )
-            # One group past the bound tells that the bound is exceeded.
-            query = query[: bounds[index] + 1]
-        queries.append(query)
-    for row_index, group, count in union_rows(queries):
-        index = int(row_index)
-        definition = definitions[index]
-        if definition.group_by:
-            label = _group_label(group, boolean[index])
-            found[index].append((float(count), {definition.group_by: label}))
-        else:
-            found[index].append((float(count), {}))
-    for index, bound in bounds.items():
-        if len(found[index]) > bound:
-            found[index] = too_many_groups(definitions[index], bound)
+    plan = plan_for(definitions, alone=alone)
+    for index, error in plan.errors.items():
+        found[index] = error
+    now = timewindows.clock()
+    unsure: list[int] = []
+    for empty in plan.empty:
+        _fill(found, empty, [], unsure)
+    for statement in plan.statements:
+        rows: dict[int, list[tuple[Any, ...]]] = {n: [] for n in statement.passes}
+        with connections[statement.alias].cursor() as cursor:
+            cursor.execute(statement.sql, statement.bind(now))
+            for row in cursor.fetchall():
+                rows[int(row[0])].append(row)
+        for number, rows_of_pass in rows.items():
+            _fill(found, statement.passes[number], rows_of_pass, unsure)
+    if unsure:
+        # A shared pass read as many groups as its members may have together:
+        # which of them is over its bound, each alone says.
+        again = _compute([definitions[i] for i in unsure], alone=True)
+        for index, result in zip(unsure, again, strict=True):
+            found[index] = result
     return found
 
 
+def _fill(
+    found: list[Observations | EvaluationError],
+    computed: Pass,
+    rows: list[tuple[Any, ...]],
+    unsure: list[int],
+) -> None:
+    shared = len(computed.members) > 1
+    start = computed.offset
+    for member in computed.members:
+        column = start + member.column
+        if not computed.grouped:
+            value = rows[0][column] if rows else None
+            found[member.index] = _ungrouped(member, value)
+            continue
+        observations = []
+        for row in rows:
+            value = row[column]
+            if shared and member.filtered and not _present(member, row, start, value):
+                continue
+            if value is None:
+                if member.aggregate not in (COUNT, COUNT_DISTINCT, SUM):
+                    continue
+                value = 0
+            labels = {
+                key: _group_label(row[1 + i], boolean)
+                for i, (key, boolean) in enumerate(
+                    zip(member.keys, member.booleans, strict=True)
+                )
+            }
+            observations.append((_converted(member.kind, value), labels))
+        if len(observations) > member.bound:
+            found[member.index] = too_many_groups(member.definition, member.bound)
+        elif shared and len(rows) >= computed.limit:
+            unsure.append(member.index)
+        else:
+            found[member.index] = observations
+
+
+def _present(member: Member, row: tuple[Any, ...], start: int, value: Any) -> bool:
+    # Whether any row of this group matched the member's filters.
+    if member.presence is not None:
+        return bool(row[start + member.presence])
+    if member.aggregate == COUNT:
+        return bool(value)
+    return value is not None
+
+
+def _ungrouped(member: Member, value: Any) -> Observations:
+    if value is None:
+        if member.aggregate not in (COUNT, COUNT_DISTINCT, SUM):
+            return []  # avg, min and max of no rows: no series
+        value = 0
+    return [(_converted(member.kind, value), {})]
+
+
+def _converted(kind: str | None, value: Any) -> float:
+    number = float(value)
+    if kind == DATE:
+        day = dt.date(1970, 1, 1) + dt.timedelta(days=round(number))
+        midnight = dt.datetime.combine(day, dt.time())
+        return timezone.make_aware(
+            midnight, timezone.get_default_timezone()
+        ).timestamp()
+    if kind == DATETIME and not settings.USE_TZ:
+        # Without time zone support the database holds local wall-clock times.
+        naive = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=number)
+        return timezone.make_aware(naive, timezone.get_default_timezone()).timestamp()
+    return number
+
+
 def too_many_groups(definition: MetricDefinition, bound: int) -> EvaluationError:
-    """Return the error of a grouped count with more groups than `bound`."""
+    """Return the error of a grouped definition with more groups than `bound`."""
     return EvaluationError(
         _(
             "%(model)s grouped by %(group_by)s has more than %(bound)d groups "
@@ -118,39 +327,374 @@ def too_many_groups(definition: MetricDefinition, bound: int) -> EvaluationError
     )
 
 
-def union_rows(queries: Sequence[QuerySet]) -> list[tuple[Any, ...]]:
-    """Return the rows of all `queries`, run as one UNION ALL statement per 250.
+# Plans -----------------------------------------------------------------------
 
-    Each query runs on its own database; queries of one database share
-    statements. Django refuses sliced querysets inside a compound statement on
-    some databases, so the statement is composed here: each query's own SQL,
-    LIMIT included, as a derived table (MariaDB and older PostgreSQL need
-    its alias).
+_plans: OrderedDict[Any, Plan] = OrderedDict()
+_plans_lock = threading.Lock()
+
+
+def plan_for(definitions: Sequence[MetricDefinition], *, alone: bool = False) -> Plan:
+    """Return the compiled plan of `definitions`, built once and then kept.
+
+    The key holds every field a plan depends on, and the settings the safe
+    source rules read, so an edit or a tightened rule builds a new plan.
     """
-    by_alias: dict[str, list[QuerySet]] = {}
-    for query in queries:
-        by_alias.setdefault(query.db, []).append(query)
-    rows: list[tuple[Any, ...]] = []
-    for alias, group in by_alias.items():
-        connection = connections[alias]
-        for start in range(0, len(group), COUNTS_PER_STATEMENT):
-            parts, params = [], []
-            for number, query in enumerate(group[start : start + COUNTS_PER_STATEMENT]):
-                compiler = query.query.get_compiler(using=alias)
-                try:
-                    sql, branch = compiler.as_sql(with_col_aliases=True)
-                except EmptyResultSet:
-                    # A filter that matches nothing (`status__in=[]`) has no
-                    # rows to read, as with Django's own UNION.
-                    continue
-                parts.append(f"SELECT * FROM ({sql}) AS b{number}")
-                params.extend(branch)
-            if not parts:
-                continue
-            with connection.cursor() as cursor:
-                cursor.execute(" UNION ALL ".join(parts), params)
-                rows.extend(cursor.fetchall())
-    return rows
+    key = (
+        alone,
+        settings.USE_TZ,
+        repr(sorted(app_settings.user_settings.items())),
+        tuple(_fingerprint(d) for d in definitions),
+    )
+    with _plans_lock:
+        plan = _plans.get(key)
+        if plan is not None:
+            _plans.move_to_end(key)
+            return plan
+    try:
+        plan = build_plan(definitions, alone=alone)
+    except _Unbindable:
+        # Resolved now and not kept: rebuilt at every evaluation.
+        return build_plan(definitions, alone=alone, now=timewindows.clock())
+    with _plans_lock:
+        _plans[key] = plan
+        while len(_plans) > PLANS_KEPT:
+            _plans.popitem(last=False)
+    return plan
+
+
+def _fingerprint(definition: MetricDefinition) -> tuple[Any, ...]:
+    try:
+        alias = policy.read_alias(apps.get_model(definition.model))
+    except (LookupError, ValueError):
+        alias = None
+    return (
+        alias,
+        definition.model,
+        getattr(definition, "aggregate", COUNT) or COUNT,
+        getattr(definition, "field", "") or "",
+        json.dumps(definition.filters, sort_keys=True, default=str),
+        definition.group_by,
+        getattr(definition, "max_series", None),
+    )
+
+
+def build_plan(
+    definitions: Sequence[MetricDefinition],
+    *,
+    alone: bool = False,
+    now: dt.datetime | None = None,
+) -> Plan:
+    """Compile the statements of `definitions`; relative times become slots.
+
+    With `now`, relative times are resolved at `now` instead, and the plan is
+    good for that evaluation only.
+    """
+    plan = Plan()
+    passes: dict[tuple[Any, ...], list[Member]] = {}
+    models: dict[tuple[Any, ...], type[Model]] = {}
+    for index, definition in enumerate(definitions):
+        try:
+            model, member = _member(index, definition)
+        except EvaluationError as exc:
+            plan.errors[index] = exc
+            continue
+        isolated = alone or _multi_valued(model, member)
+        key = (
+            policy.read_alias(model),
+            model._meta.label,
+            tuple(validators.group_by_paths(definition.group_by)),
+            index if isolated else None,
+        )
+        passes.setdefault(key, []).append(member)
+        models[key] = model
+    by_alias: dict[str, list[Pass]] = {}
+    for key, members in passes.items():
+        alias, _label, paths, _alone = key
+        for start in range(0, len(members), MEMBERS_PER_PASS):
+            chunk = members[start : start + MEMBERS_PER_PASS]
+            number = sum(len(group) for group in by_alias.values())
+            computed = Pass(number, alias, models[key], paths, chunk)
+            by_alias.setdefault(alias, []).append(computed)
+    for alias, alias_passes in by_alias.items():
+        for start in range(0, len(alias_passes), COUNTS_PER_STATEMENT):
+            chunk = alias_passes[start : start + COUNTS_PER_STATEMENT]
+            statement = _statement(alias, chunk, plan, now)
+            if statement is not None:
+                plan.statements.append(statement)
+    return plan
+
+
+def _member(index: int, definition: MetricDefinition) -> tuple[type[Model], Member]:
+    try:
+        model = policy.resolve_model(definition.model)
+    except LookupError as exc:
+        raise EvaluationError(str(exc)) from None
+    filters = definition.filters or {}
+    path = (getattr(definition, "field", "") or "").strip()
+    aggregate = getattr(definition, "aggregate", "") or COUNT
+    for refusal in policy.row_count_refusals(
+        model, filters, definition.group_by, path
+    ).values():
+        raise EvaluationError(refusal)
+    problem = aggregates.field_problem(model, aggregate, path)
+    if problem:
+        raise EvaluationError(problem)
+    try:
+        for text in _relative_texts(model, filters):
+            timewindows.parse(text)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
+    keys = validators.group_by_keys(definition.group_by)
+    kind = NUMBER
+    if aggregate in aggregates.VALUE_AGGREGATES:
+        kind = aggregates.value_kind(aggregates.aggregated_field(model, path))
+    return model, Member(
+        index=index,
+        definition=definition,
+        aggregate=aggregate,
+        kind=kind,
+        filters=dict(filters),
+        keys=tuple(keys.values()),
+        booleans=tuple(
+            isinstance(aggregates.aggregated_field(model, p), BooleanField)
+            for p in keys
+        ),
+        bound=validators.max_series_bound(getattr(definition, "max_series", None)),
+        filtered=bool(filters),
+    )
+
+
+def _relative_texts(model: type[Model], filters: Any) -> list[str]:
+    texts = []
+    for lookup in aggregates.relative_filters(model, filters):
+        value = filters[lookup]
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if timewindows.looks_relative(item):
+                texts.append(item)
+    return texts
+
+
+def _multi_valued(model: type[Model], member: Member) -> bool:
+    # A join to many rows repeats each row; only this definition may see that.
+    field_path = getattr(member.definition, "field", "") or ""
+    paths = [*map(str, member.filters), *([field_path] if field_path else [])]
+    return any(aggregates.multi_valued(model, path) for path in paths)
+
+
+# Statements ------------------------------------------------------------------
+
+
+def _statement(
+    alias: str, passes: list[Pass], plan: Plan, now: dt.datetime | None
+) -> Statement | None:
+    """Compile the passes of one database into one UNION ALL statement."""
+    slots: dict[Any, tuple[str, str]] = {}
+    for computed in passes:
+        _place_columns(computed)
+    groups = max(len(p.paths) for p in passes)
+    values = max(_value_columns(p) for p in passes)
+    parts, params, kept = [], [], {}
+    outer = _outer_columns(connections[alias], groups, values)
+    for computed in passes:
+        query = _pass_query(computed, groups, values, slots, now, plan)
+        if query is None:
+            continue
+        compiler = query.query.get_compiler(using=alias)
+        try:
+            sql, branch = compiler.as_sql(with_col_aliases=True)
+        except EmptyResultSet:
+            # Filters that match nothing (`status__in=[]`): no rows to read.
+            plan.empty.append(computed)
+            continue
+        parts.append(f"SELECT {outer} FROM ({sql}) AS b{computed.number}")
+        params.extend(branch)
+        kept[computed.number] = computed
+    if not parts:
+        return None
+    for computed in kept.values():
+        computed.offset = 1 + groups
+    return Statement(
+        alias=alias,
+        sql=" UNION ALL ".join(parts),
+        params=params,
+        slots=_find_slots(alias, params, slots),
+        passes=kept,
+    )
+
+
+def _outer_columns(connection: Any, groups: int, values: int) -> str:
+    # Group values are cast to text outside the grouped query, once per group
+    # rather than once per row, so that groups of any type share a column.
+    quote = connection.ops.quote_name
+    text = connection.ops.cast_char_field_without_max_length
+    columns = [quote("_m_p")]
+    columns += [f"CAST({quote(f'_m_g{i}')} AS {text})" for i in range(groups)]
+    columns += [quote(f"_m_v{i}") for i in range(values)]
+    return ", ".join(columns)
+
+
+def _place_columns(computed: Pass) -> None:
+    column = 0
+    shared = len(computed.members) > 1
+    for member in computed.members:
+        member.column = column
+        column += 1
+        member.presence = None
+        needs_presence = member.aggregate in (COUNT_DISTINCT, SUM)
+        if computed.grouped and shared and member.filtered and needs_presence:
+            member.presence = column
+            column += 1
+
+
+def _value_columns(computed: Pass) -> int:
+    return sum(1 + (member.presence is not None) for member in computed.members)
+
+
+def _pass_query(
+    computed: Pass,
+    groups: int,
+    values: int,
+    slots: dict[Any, tuple[str, str]],
+    now: dt.datetime | None,
+    plan: Plan,
+):
+    """Return the queryset of one pass, or None if none of its members is usable."""
+    model = computed.model
+    manager = model._default_manager
+    usable, conditions = [], []
+    for member in computed.members:
+        filters = _with_slots(model, member.filters, slots, now)
+        try:
+            # Resolving the filters finds a bad lookup or value now, for
+            # this definition alone rather than for the whole statement.
+            manager.filter(**filters)
+        except (FieldError, ValueError, TypeError, ValidationError) as exc:
+            plan.errors[member.index] = EvaluationError(
+                _("The filters do not work on %(model)s: %(error)s")
+                % {"model": model._meta.label, "error": exc}
+            )
+            continue
+        usable.append(member)
+        conditions.append(Q(**filters) if filters else None)
+    if not usable:
+        return None
+    if len(usable) != len(computed.members):
+        computed.members = usable
+        _place_columns(computed)
+    alone = len(usable) == 1
+    rows = manager.all()
+    if alone and conditions[0] is not None:
+        rows = rows.filter(conditions[0])
+    elif computed.grouped and all(c is not None for c in conditions):
+        # Only groups that some member counts: the LIMIT bounds those.
+        rows = rows.filter(functools.reduce(operator.or_, conditions))
+    columns: dict[str, Any] = {"_m_p": Value(computed.number)}
+    for i in range(groups):
+        if i < len(computed.paths):
+            columns[f"_m_g{i}"] = F(computed.paths[i])
+        else:
+            columns[f"_m_g{i}"] = Null(output_field=CharField())
+    rows = rows.order_by().annotate(**columns).values(*columns)
+    measures: dict[str, Any] = {}
+    for member, condition in zip(usable, conditions, strict=True):
+        condition = None if alone else condition
+        measures[f"_m_v{member.column}"] = _measure(member, condition)
+        if member.presence is not None:
+            measures[f"_m_v{member.presence}"] = AsNumber(
+                _count_rows(condition), NUMBER
+            )
+    for i in range(values):
+        measures.setdefault(f"_m_v{i}", Null(output_field=FloatField()))
+    names = [*columns, *(f"_m_v{i}" for i in range(values))]
+    query = rows.annotate(**measures).values_list(*names)
+    return query[: computed.limit] if computed.grouped else query
+
+
+def _measure(member: Member, condition: Q | None) -> AsNumber:
+    path = (getattr(member.definition, "field", "") or "").strip()
+    if member.aggregate == COUNT:
+        return AsNumber(_count_rows(condition), NUMBER)
+    if member.aggregate == COUNT_DISTINCT:
+        return AsNumber(Count(path, distinct=True, filter=condition), NUMBER)
+    function = AGGREGATE_FUNCTIONS[member.aggregate]
+    return AsNumber(function(path, filter=condition), member.kind)
+
+
+def _count_rows(condition: Q | None) -> Count:
+    # COUNT(*) cannot take a filter in Django; a constant reads no column,
+    # which a key would (COUNT(1) FILTER (WHERE ...), or CASE WHEN ... THEN 1).
+    return Count(Value(1), filter=condition) if condition else Count("*")
+
+
+def _with_slots(
+    model: type[Model],
+    filters: dict[str, Any],
+    slots: dict[Any, tuple[str, str]],
+    now: dt.datetime | None,
+) -> dict[str, Any]:
+    """Return `filters` with each relative time replaced by a placeholder value.
+
+    The placeholder is a date or datetime no filter uses (in the year 1001),
+    found again among the compiled parameters; with `now`, resolve instead.
+    """
+    windows = aggregates.relative_filters(model, filters)
+    if not windows:
+        return filters
+    if now is not None:
+        return aggregates.resolved_filters(model, filters, now)
+
+    def placeholder(value: Any, kind: str) -> Any:
+        if isinstance(value, list | tuple):
+            return type(value)(placeholder(item, kind) for item in value)
+        if not timewindows.looks_relative(value):
+            return value
+        number = len(slots)
+        if kind == DATE:
+            stand_in: Any = dt.date(1001, 1, 1) + dt.timedelta(days=number)
+        else:
+            stand_in = dt.datetime(1001, 1, 1) + dt.timedelta(seconds=number)
+            if settings.USE_TZ:
+                stand_in = stand_in.replace(tzinfo=dt.UTC)
+        slots[stand_in] = (value, kind)
+        return stand_in
+
+    return {
+        lookup: placeholder(value, windows[lookup]) if lookup in windows else value
+        for lookup, value in filters.items()
+    }
+
+
+def _find_slots(
+    alias: str, params: list[Any], slots: dict[Any, tuple[str, str]]
+) -> list[tuple[int, str, str]]:
+    if not slots:
+        return []
+    ops = connections[alias].ops
+    adapted = {}
+    for stand_in, (text, kind) in slots.items():
+        if kind == DATE:
+            adapted_value = ops.adapt_datefield_value(stand_in)
+        else:
+            adapted_value = ops.adapt_datetimefield_value(stand_in)
+        adapted[_hashable(adapted_value)] = (text, kind)
+    found = []
+    seen = set()
+    for position, param in enumerate(params):
+        hit = adapted.get(_hashable(param))
+        if hit is not None:
+            found.append((position, *hit))
+            seen.add(_hashable(param))
+    if len(seen) != len(adapted):
+        raise _Unbindable
+    return found
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return (type(value).__name__, value)
 
 
 def _group_label(text: str | None, boolean: bool) -> str:
@@ -159,16 +703,5 @@ def _group_label(text: str | None, boolean: bool) -> str:
     if text is None:
         return ""
     if boolean:
-        return "true" if text.lower() in {"1", "true", "t"} else "false"
-    return text
-
-
-def _path_field(model: type[Model], path: str) -> Any:
-    field = None
-    for name in path.split(LOOKUP_SEP):
-        try:
-            field = model._meta.get_field("pk" if name == "pk" else name)
-        except FieldDoesNotExist:
-            return None
-        model = field.related_model or model
-    return field
+        return "true" if str(text).lower() in {"1", "true", "t"} else "false"
+    return str(text)

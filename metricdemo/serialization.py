@@ -66,11 +66,16 @@ def to_data(definition: MetricDefinition) -> dict[str, Any]:
     """Return a definition's editable fields as plain data, without ids or times.
 
     Fields of other sources are left out when empty, which they always are
-    for a definition that validates, and so are a timeout and cache seconds
-    left at their defaults.
+    for a definition that validates, and so are a timeout, cache seconds, and
+    a row count's aggregate (count) and field, left at their defaults.
     """
     source = SOURCES.get(definition.source)
-    own = (*COMMON_FIELDS, "source", *(source.fields if source else ()))
+    # A source's optional fields (a row count's aggregate and field) are
+    # written only when set, so files of plain counts keep their old form.
+    fields = (
+        [f for f in source.fields if f not in source.optional_fields] if source else []
+    )
+    own = (*COMMON_FIELDS, "source", *fields)
     return {
         name: getattr(definition, name)
         for name in EDITABLE_FIELDS

@@ -21,7 +21,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from metricdemo import callbacks, policy, rowquery, validators
+from metricdemo import aggregates, callbacks, policy, rowquery, validators
 from metricdemo.observations import (
     EvaluationError,
     Observations,
@@ -57,6 +57,8 @@ class Source(ABC):
     batchable: ClassVar[bool] = False
     #: The permission (app_label.codename) an editor needs to use this source.
     permission: ClassVar[str | None] = None
+    #: Own fields that export files write only when they are not the default.
+    optional_fields: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def validate(self, definition: MetricDefinition) -> None:
@@ -103,11 +105,20 @@ class RowCountSource(Source):
     """Count a model's rows, optionally filtered and grouped by a field."""
 
     key: ClassVar[str] = "row_count"
-    label: ClassVar[Promise] = gettext_lazy("Row count of a model")
-    help_text: ClassVar[Promise] = gettext_lazy(
-        "model, filters and group by for a row count"
+    label: ClassVar[Promise] = gettext_lazy(
+        "Rows of a model (count, sum, average, ...)"
     )
-    fields: ClassVar[tuple[str, ...]] = ("model", "filters", "group_by")
+    help_text: ClassVar[Promise] = gettext_lazy(
+        "model, aggregate, field, filters and group by for rows of a model"
+    )
+    fields: ClassVar[tuple[str, ...]] = (
+        "model",
+        "aggregate",
+        "field",
+        "filters",
+        "group_by",
+    )
+    optional_fields: ClassVar[tuple[str, ...]] = ("aggregate", "field")
     uses_database: ClassVar[bool] = True
     blocking: ClassVar[bool] = True
     #: Whether many definitions are observed together by rowquery.count_rows().
@@ -133,9 +144,16 @@ class RowCountSource(Source):
                     % {"value": filters}
                 }
             )
-        refusals = policy.row_count_refusals(model, filters, definition.group_by)
+        refusals = policy.row_count_refusals(
+            model, filters, definition.group_by, _field_of(definition)
+        )
         if refusals:
             raise ValidationError(refusals)
+        self._validate_aggregate(definition, model)
+        try:
+            filters = aggregates.resolved_filters(model, filters)
+        except ValueError as exc:
+            raise ValidationError({"filters": str(exc)}) from None
         manager = model._default_manager
         for lookup, value in filters.items():
             try:
@@ -176,42 +194,76 @@ class RowCountSource(Source):
         if definition.group_by:
             self._validate_group_by(definition, manager)
 
+    def _validate_aggregate(self, definition: MetricDefinition, model: Any) -> None:
+        aggregate = definition.aggregate or aggregates.COUNT
+        problem = aggregates.field_problem(model, aggregate, _field_of(definition))
+        if problem:
+            key = "aggregate" if aggregate not in aggregates.AGGREGATES else "field"
+            raise ValidationError({key: problem})
+
     def _validate_group_by(self, definition: MetricDefinition, manager: Any) -> None:
-        try:
-            str(manager.values(definition.group_by).query)
-        except (FieldError, ValueError, TypeError) as exc:
-            raise ValidationError(
-                {
-                    "group_by": _(
-                        "%(value)r is not a field path of %(model)s: %(error)s"
-                    )
-                    % {
-                        "value": definition.group_by,
-                        "model": definition.model,
-                        "error": _error_text(exc),
+        paths = validators.group_by_paths(definition.group_by)
+        for path in paths:
+            if paths.count(path) > 1:
+                raise ValidationError(
+                    {
+                        "group_by": _(
+                            "%(path)r appears twice in the group-by; give each "
+                            "field path once."
+                        )
+                        % {"path": path}
                     }
-                }
-            ) from None
-        try:
-            validators.validate_label_key(
-                definition.group_by, what=_("Group-by"), relation_path=True
-            )
-        except ValidationError as exc:
-            raise ValidationError({"group_by": exc.messages}) from None
-        label = validators.label_name(definition.group_by)
+                )
+            try:
+                str(manager.values(path).query)
+            except (FieldError, ValueError, TypeError) as exc:
+                raise ValidationError(
+                    {
+                        "group_by": _(
+                            "%(value)r is not a field path of %(model)s: %(error)s"
+                        )
+                        % {
+                            "value": path,
+                            "model": definition.model,
+                            "error": _error_text(exc),
+                        }
+                    }
+                ) from None
         attributes = definition.attributes
-        if isinstance(attributes, Mapping) and any(
-            validators.label_name(key) == label for key in attributes
-        ):
-            raise ValidationError(
-                {
-                    "group_by": _(
-                        "The group-by label %(label)r is also a constant "
-                        "attribute; remove it from the attributes."
-                    )
-                    % {"label": label}
-                }
-            )
+        constant = {
+            validators.label_name(key)
+            for key in (attributes if isinstance(attributes, Mapping) else ())
+        }
+        seen: dict[str, str] = {}
+        for key in validators.group_by_keys(definition.group_by).values():
+            try:
+                validators.validate_label_key(
+                    key, what=_("Group-by"), relation_path=True
+                )
+            except ValidationError as exc:
+                raise ValidationError({"group_by": exc.messages}) from None
+            label = validators.label_name(key)
+            if label in seen:
+                raise ValidationError(
+                    {
+                        "group_by": _(
+                            "%(first)r and %(second)r both become the label "
+                            "%(label)r; group by one of them."
+                        )
+                        % {"first": seen[label], "second": key, "label": label}
+                    }
+                )
+            seen[label] = key
+            if label in constant:
+                raise ValidationError(
+                    {
+                        "group_by": _(
+                            "The group-by label %(label)r is also a constant "
+                            "attribute; remove it from the attributes."
+                        )
+                        % {"label": label}
+                    }
+                )
 
     def permission_refusals(
         self, definition: MetricDefinition, user: Any
@@ -221,7 +273,7 @@ class RowCountSource(Source):
         except LookupError:
             return {}  # validate() names the unknown model
         return policy.row_count_permission_refusals(
-            user, model, definition.filters, definition.group_by
+            user, model, definition.filters, definition.group_by, _field_of(definition)
         )
 
     def observe(self, definition: MetricDefinition) -> Observations:
@@ -454,6 +506,11 @@ def _within_max_series(
             }
         )
     return observations
+
+
+def _field_of(definition: MetricDefinition) -> str:
+    # Definitions made before aggregates (or unsaved ones) may lack the field.
+    return (getattr(definition, "field", "") or "").strip()
 
 
 def _error_text(exc: Exception) -> str:

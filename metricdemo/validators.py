@@ -190,6 +190,31 @@ class EscapingJSONEncoder(json.JSONEncoder):
         return escape_unencodable(super().encode(o))
 
 
+def group_by_paths(group_by: str | None) -> list[str]:
+    """Return the field paths of a group-by: separated by commas, spaces ignored."""
+    return [path.strip() for path in (group_by or "").split(",") if path.strip()]
+
+
+def group_by_keys(group_by: str | None) -> dict[str, str]:
+    """Return {path: attribute key} for the paths of a group-by.
+
+    One path keeps the whole path as its key, as group-bys always had
+    (`customer__country` exports the label customer_country). With several,
+    each key is the path's last part (`status, customer__country` gives status
+    and country); paths whose last parts collide keep the whole path, with
+    `__` written as `_` (`status, customer__status` gives status and
+    customer_status).
+    """
+    paths = group_by_paths(group_by)
+    if len(paths) == 1:
+        return {paths[0]: paths[0]}
+    last = [path.split("__")[-1] for path in paths]
+    return {
+        path: end if last.count(end) == 1 else path.replace("__", "_")
+        for path, end in zip(paths, last, strict=True)
+    }
+
+
 def validate_attributes(value: Any) -> None:
     """Refuse attributes that are not a JSON object of string keys to scalars."""
     if not isinstance(value, Mapping):

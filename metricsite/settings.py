@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "metricdemo",
     "metricsite.apps.MetricSiteConfig",
+    "metricsite.demoshop.apps.DemoShopConfig",
 ]
 
 MIDDLEWARE = [

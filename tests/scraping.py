@@ -51,3 +51,10 @@ def evaluations(families, name: str) -> dict[str, float]:
         for labels, count in series(families, "metricdemo_evaluations_total").items()
         if dict(labels)["definition"] == name
     }
+
+
+def demo_definitions(kind: str) -> float:
+    """Return how many of the demo's definitions are of `kind`, as a sample value."""
+    from metricsite.demo import DEMO_DEFINITIONS
+
+    return float(sum(d.get("kind", "gauge") == kind for d in DEMO_DEFINITIONS))

@@ -213,7 +213,7 @@ def test_the_form_tells_the_script_which_fields_each_source_uses(admin_client):
     mapping = json.loads(form.fields["source"].widget.attrs["data-source-fields"])
     assert mapping == {
         "constant": ["value"],
-        "row_count": ["model", "filters", "group_by"],
+        "row_count": ["model", "aggregate", "field", "filters", "group_by"],
         "setting": ["setting"],
         "callback": ["callback"],
     }

@@ -28,6 +28,7 @@ def test_bench_quick_run_prints_every_section():
         "4. Resident memory",
         "5. Import of N definitions",
         "6. Scheduled row counts",
+        "7. Aggregates",
         "Where the row-count scrape's time goes",
         "Where the app collector's time goes",
     ):
@@ -38,4 +39,4 @@ def test_bench_quick_run_prints_every_section():
         for line in report.splitlines()
         if line.endswith(("PASS", "MISS"))
     ]
-    assert len(verdicts) >= 6
+    assert len(verdicts) >= 8

@@ -501,6 +501,8 @@ CHANGES = {
     "source": "setting",
     "value": 2.0,
     "model": "shop.Order",
+    "aggregate": "sum",
+    "field": "total",
     "filters": {"status": "paid"},
     "group_by": "status",
     "setting": "DEBUG",

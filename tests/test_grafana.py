@@ -157,3 +157,31 @@ def test_output_is_stable(definitions):
 def test_no_definitions_still_gives_the_self_metrics_panel():
     board = dashboard()
     assert [panel["title"] for panel in board["panels"]] == ["metricdemo evaluations"]
+
+
+def test_aggregates__a_date_is_an_age_and_several_labels_group(define):
+    define(
+        name="orders.oldest_pending",
+        source="row_count",
+        model="shop.Order",
+        aggregate="min",
+        field="created",
+        filters={"status": "pending"},
+        group_by="status, customer__country",
+    )
+    define(
+        name="orders.handling",
+        source="row_count",
+        model="shop.Order",
+        aggregate="avg",
+        field="handling",
+    )
+    panels = {panel["title"]: panel for panel in dashboard()["panels"]}
+    oldest = panels["orders.oldest_pending (age)"]
+    (target,) = oldest["targets"]
+    assert target["expr"] == (
+        "time() - max by (status, country) (orders_oldest_pending)"
+    )
+    assert target["legendFormat"] == "{{status}} {{country}}"
+    assert oldest["fieldConfig"]["defaults"]["unit"] == "s"
+    assert panels["orders.handling"]["fieldConfig"]["defaults"]["unit"] == "s"

@@ -13,11 +13,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "metricdemo"
 #: lower layer; a package (cli, management, migrations) counts as one module.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("conf",),
-    ("validators",),
+    ("validators", "timewindows"),
     ("callbacks", "reserved"),
     ("__init__",),
     ("observations",),
     ("policy",),
+    ("aggregates",),
     ("rowquery",),
     ("sources",),
     ("models",),

@@ -21,7 +21,7 @@ from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID
 
 from metricdemo import otlp
 from tests.processes import free_port, run_django, wait_until
-from tests.scraping import parse
+from tests.scraping import demo_definitions, parse
 from tests.servers import demo_database, get, gunicorn_args, running, server_env
 
 OBSERVABLE = "metricdemo.demo.observable_counter"
@@ -188,10 +188,13 @@ def test_gunicorn_workers_push_definitions_each_as_its_own_instance(tmp_path, re
         for instance in pushed:
             # A row count, a code counter and a self-metric, from each worker.
             assert receiver.latest(DEFINITIONS, kind="counter")[instance] == 3.0
-            assert receiver.latest(DEFINITIONS, kind="gauge")[instance] == 5.0
+            assert receiver.latest(DEFINITIONS, kind="gauge")[
+                instance
+            ] == demo_definitions("gauge")
             counter = receiver.latest("metricdemo.demo.counter", const_attr_1="1")
             assert counter[instance] == 11.0
-            assert receiver.latest("metricdemo.definitions.active")[instance] == 8.0
+            active = demo_definitions("gauge") + demo_definitions("counter")
+            assert receiver.latest("metricdemo.definitions.active")[instance] == active
         assert {
             point.cumulative for point in receiver.points if point.name == OBSERVABLE
         } == {True}

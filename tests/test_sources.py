@@ -43,7 +43,7 @@ def refusal(source: Source, **fields) -> dict[str, list[str]]:
         (
             RowCountSource,
             "row_count",
-            ("model", "filters", "group_by"),
+            ("model", "aggregate", "field", "filters", "group_by"),
             {"uses_database", "blocking", "batchable"},
         ),
         (SettingSource, "setting", ("setting",), set()),

@@ -7,7 +7,7 @@ from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
 
-from tests.scraping import scrape, series, value
+from tests.scraping import demo_definitions, scrape, series, value
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,9 @@ def test_demo_definitions_cover_every_source(client, django_user_model):
 
     assert value(families, "metricdemo_demo_users") == 1.0
     assert value(families, "metricdemo_demo_definitions", kind="counter") == 3.0
-    assert value(families, "metricdemo_demo_definitions", kind="gauge") == 5.0
+    assert value(
+        families, "metricdemo_demo_definitions", kind="gauge"
+    ) == demo_definitions("gauge")
     assert value(families, "metricdemo_demo_session_cookie_age_seconds") == 1209600.0
     cpu = series(families, "metricdemo_process_cpu_time_seconds_total")
     assert set(cpu) == {
@@ -64,13 +66,16 @@ def test_demo_definitions_cover_every_source(client, django_user_model):
 
 def test_load_demo_metrics_is_idempotent_and_keeps_edits(db):
     from metricdemo.models import MetricDefinition
+    from metricsite.demo import DEMO_DEFINITIONS
 
     call_command("load_demo_metrics", stdout=None)
     MetricDefinition.objects.filter(name="metricdemo.demo.observable_counter").update(
         value=42
     )
     call_command("load_demo_metrics", stdout=None)
-    assert MetricDefinition.objects.filter(name__startswith="metricdemo.").count() == 8
+    assert MetricDefinition.objects.filter(
+        name__startswith="metricdemo."
+    ).count() == len(DEMO_DEFINITIONS)
     edited = MetricDefinition.objects.get(name="metricdemo.demo.observable_counter")
     assert edited.value == 42
 

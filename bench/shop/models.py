@@ -6,11 +6,13 @@ STATUSES = [("new", "New"), ("open", "Open"), ("done", "Done"), ("lost", "Lost")
 
 
 class Row(models.Model):
-    """The fields every benchmark model shares: a status, a flag and an amount."""
+    """The fields every benchmark model shares: status, flag, amount, price, time."""
 
     status = models.CharField(max_length=8, choices=STATUSES, default="new")
     flagged = models.BooleanField(default=False)
     amount = models.IntegerField(default=0)
+    price = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    created = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True

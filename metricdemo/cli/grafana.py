@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from metricdemo import reserved, validators
+from metricdemo import aggregates, policy, reserved, validators
 from metricdemo.models import Kind, MetricDefinition
 
 help = "Print a Grafana dashboard (JSON) with a panel per enabled metric definition."
@@ -131,20 +131,43 @@ def definition_panel(
     query = f"rate({sample}[{RATE_WINDOW}])" if is_counter else sample
     legend = "__auto"
     if definition.group_by:
-        label = validators.label_name(definition.group_by)
+        labels = [
+            validators.label_name(key)
+            for key in validators.group_by_keys(definition.group_by).values()
+        ]
         # A row count reads the shared database, so every process reports the
         # same numbers: max keeps one series per value, not one per process.
-        query = f"max by ({label}) ({query})"
-        legend = f"{{{{{label}}}}}"
+        query = f"max by ({', '.join(labels)}) ({query})"
+        legend = " ".join(f"{{{{{label}}}}}" for label in labels)
     unit = (RATE_UNITS if is_counter else GAUGE_UNITS).get(definition.unit)
+    kind = aggregated_kind(definition)
+    title = definition.name
+    if kind in (aggregates.DATE, aggregates.DATETIME) and not is_counter:
+        # A point in time (Unix seconds) reads best as how long ago it was.
+        query = f"time() - {query}"
+        unit, title = "s", f"{definition.name} (age)"
+    elif kind == aggregates.DURATION:
+        unit = "s"
     description = definition.description or definition.name
     return _panel(
-        definition.name,
+        title,
         f"{description} ({sample})",
         source,
         [_target("A", query, legend, source)],
         unit,
     )
+
+
+def aggregated_kind(definition: MetricDefinition) -> str | None:
+    """Return what a row-based definition's value is (date, duration...), or None."""
+    aggregate = getattr(definition, "aggregate", "") or aggregates.COUNT
+    if definition.source != "row_count" or aggregate not in aggregates.VALUE_AGGREGATES:
+        return None
+    try:
+        model = policy.resolve_model(definition.model)
+    except LookupError:
+        return None
+    return aggregates.value_kind(aggregates.aggregated_field(model, definition.field))
 
 
 def self_metrics_panel(source: dict[str, str]) -> dict[str, Any]:

@@ -24,6 +24,10 @@ class Order(models.Model):
     total = models.DecimalField(max_digits=10, decimal_places=2, default=0)
     created = models.DateTimeField()
     express = models.BooleanField(default=False)
+    # Nullable on purpose, for the aggregates: NULLs are left out of them.
+    quantity = models.IntegerField(null=True, blank=True)
+    shipped_on = models.DateField(null=True, blank=True)
+    handling = models.DurationField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.status} order {self.pk}"

@@ -20,33 +20,75 @@
             return used ? sourceFields.filter((field) => !used.includes(field)) : [];
         };
 
+        const aggregate = form.elements.namedItem('aggregate');
+        const fieldInput = form.elements.namedItem('field');
+        const modelInput = form.elements.namedItem('model');
+
+        // The fields the chosen source does not use, and a row count's field
+        // while its aggregate is count (which takes none).
+        const hiddenFields = () => {
+            const hidden = unusedFields();
+            if (aggregate && aggregate.value === (aggregate.dataset.default || 'count')) {
+                hidden.push('field');
+            }
+            return hidden;
+        };
+
         const showUsedFields = () => {
-            const unused = unusedFields();
+            const hidden = hiddenFields();
             for (const field of sourceFields) {
                 const row = form.querySelector('.form-row.field-' + field);
                 if (row) {
-                    row.classList.toggle('hidden', unused.includes(field));
+                    row.classList.toggle('hidden', hidden.includes(field));
                 }
             }
+        };
+
+        // A select goes back to its default; a text input is emptied.
+        const blankValue = (field) => {
+            const input = form.elements.namedItem(field);
+            return (input && input.dataset && input.dataset.default) || '';
         };
 
         // Hidden fields may still hold values from another source; blank them
         // so they are not refused as "belongs to another source".
         const blankUnused = (data) => {
-            for (const field of unusedFields()) {
-                data.set(field, '');
+            for (const field of hiddenFields()) {
+                data.set(field, blankValue(field));
             }
             return data;
         };
 
+        // Offer the chosen model's fields that fit the chosen aggregate.
+        const suggestions = fieldInput && fieldInput.dataset.fieldSuggestions
+            ? JSON.parse(fieldInput.dataset.fieldSuggestions) : {};
+        const suggestFields = () => {
+            const list = fieldInput && fieldInput.list;
+            if (!list || !modelInput || !aggregate) {
+                return;
+            }
+            const names = (suggestions[modelInput.value.trim()] || {})[aggregate.value] || [];
+            list.replaceChildren(...names.map((name) => new Option(name)));
+        };
+
         source.addEventListener('change', showUsedFields);
+        if (aggregate) {
+            aggregate.addEventListener('change', () => {
+                showUsedFields();
+                suggestFields();
+            });
+        }
+        if (modelInput) {
+            modelInput.addEventListener('change', suggestFields);
+        }
         showUsedFields();
+        suggestFields();
 
         form.addEventListener('submit', () => {
-            for (const field of unusedFields()) {
+            for (const field of hiddenFields()) {
                 const input = form.elements.namedItem(field);
                 if (input) {
-                    input.value = '';
+                    input.value = blankValue(field);
                 }
             }
         });

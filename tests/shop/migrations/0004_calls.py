@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("shop", "0002_vouchers_and_vips"),
+        ("shop", "0003_aggregated_fields"),
     ]
 
     operations = [
