@@ -90,6 +90,8 @@ def test_wheel_holds_the_app_and_nothing_else(wheel):
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert "metricdemo/migrations/0001_initial.py" in package
+    # Type checkers read the app's hints only where the wheel says it has them.
+    assert "metricdemo/py.typed" in names
     # Every file of the app, templates and static files included, if it has any.
     assert package <= names, sorted(package - names)
     assert {name.split("/")[0] for name in names} == {
