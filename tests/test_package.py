@@ -6,10 +6,12 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from tests.processes import ROOT, free_port, http_get, serving
 from tests.scraping import parse, value
@@ -49,6 +51,12 @@ def venv(wheel, tmp_path_factory) -> Path:
     run([sys.executable, "-m", "venv", path], cwd=path)
     run([path / "bin" / "pip", "install", "-q", wheel], cwd=path)
     return path
+
+
+def extra(name: str) -> list[Requirement]:
+    """Return the requirements of one of pyproject.toml's optional dependencies."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(r) for r in project["optional-dependencies"][name]]
 
 
 def readme_steps() -> list[tuple[str, list[str]]]:
@@ -155,3 +163,17 @@ def test_a_new_project_follows_the_readme_and_serves_a_definition(venv, tmp_path
     assert value(families, "shop_orders_target", region="eu") == 500.0
     assert value(families, "accounts_users") == 1.0
     assert "django_http_requests_total_by_method" not in families
+
+
+def test_pre_commit_runs_the_projects_ruff():
+    """The hooks run ruff check and format, at a version the test extra allows."""
+    config = (ROOT / ".pre-commit-config.yaml").read_text()
+    (repo,) = re.findall(r"^\s*- repo: (\S+)$", config, flags=re.M)
+    (rev,) = re.findall(r"^\s*rev: v(\S+)$", config, flags=re.M)
+    hooks = re.findall(r"^\s*- id: (\S+)$", config, flags=re.M)
+    assert repo == "https://github.com/astral-sh/ruff-pre-commit"
+    assert hooks == ["ruff-check", "ruff-format"]
+    # No --config or rule arguments: the settings are pyproject.toml's.
+    assert re.findall(r"^\s*args: (.*)$", config, flags=re.M) == ["[--fix]"]
+    (ruff,) = [r for r in extra("test") if r.name == "ruff"]
+    assert ruff.specifier.contains(rev), (rev, str(ruff.specifier))
