@@ -10,6 +10,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import django
 import pytest
 from packaging.requirements import Requirement
 
@@ -46,10 +47,13 @@ def wheel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def venv(wheel, tmp_path_factory) -> Path:
-    """A new virtualenv with only the wheel and its dependencies installed."""
+    """A new virtualenv with the wheel, its dependencies and this run's Django."""
     path = tmp_path_factory.mktemp("venv")
     run([sys.executable, "-m", "venv", path], cwd=path)
-    run([path / "bin" / "pip", "install", "-q", wheel], cwd=path)
+    # The Django the suite runs on, so each cell of the matrix (noxfile.py)
+    # proves that the wheel installs and serves on its own Django.
+    this_django = f"django=={django.__version__}"
+    run([path / "bin" / "pip", "install", "-q", wheel, this_django], cwd=path)
     return path
 
 
@@ -163,6 +167,25 @@ def test_a_new_project_follows_the_readme_and_serves_a_definition(venv, tmp_path
     assert value(families, "shop_orders_target", region="eu") == 500.0
     assert value(families, "accounts_users") == 1.0
     assert "django_http_requests_total_by_method" not in families
+
+
+def test_make_run_installs_the_demo_without_the_test_tooling(tmp_path):
+    """`make run` installs requirements.txt: the app and its demo extra, no more."""
+    venv = tmp_path / "venv"
+    plan = run(["make", "-n", "-B", "run", f"VENV={venv}"], cwd=ROOT).stdout
+    installs = [
+        line.split()
+        for line in plan.splitlines()
+        if " install " in line and "--upgrade pip" not in line
+    ]
+    assert installs == [[f"{venv}/bin/pip", "install", "-q", "-r", "requirements.txt"]]
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == ["-e .[demo]"]
+
+    demo = {r.name for r in extra("demo")}
+    tooling = {r.name for r in extra("test")}
+    assert {"playwright", "ruff", "build", "nox", "pytest"} <= tooling
+    assert not demo & tooling, demo & tooling
 
 
 def test_pre_commit_runs_the_projects_ruff():
