@@ -56,3 +56,18 @@ def gunicorn_args() -> list[str]:
 def manage_args(*args: str) -> list[str]:
     """Return the command that runs manage.py with `args`."""
     return [sys.executable, str(ROOT / "manage.py"), *args]
+
+
+def uvicorn_args(app: str, port: int) -> list[str]:
+    """Return the command that serves the ASGI application `app` with uvicorn."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        app,
+    ]
