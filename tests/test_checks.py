@@ -13,7 +13,6 @@ from metricdemo import unregister_callback
 from metricdemo.models import MetricDefinition
 from tests.processes import run_django
 
-
 #: No database for the checks tagged `database`: from Django 6.1 run_checks()
 #: without `databases` runs them against every database, as
 #: `manage.py check --tag metricdemo` does.
