@@ -30,6 +30,19 @@ def demo_database(directory: Path) -> str:
     return url
 
 
+def set_value(db_url: str, name: str, value: float) -> None:
+    """Change a stored definition's value from another process, as an operator would."""
+    run_django(
+        "from metricdemo.models import MetricDefinition\n"
+        f"d = MetricDefinition.objects.get(name={name!r})\n"
+        f"d.value = {value!r}\n"
+        "d.full_clean()\n"
+        "d.save()\n",
+        settings="metricsite.settings",
+        db_url=db_url,
+    )
+
+
 def server_env(db_url: str, **extra: str) -> dict[str, str]:
     """Return the environment of a demo server process on `db_url`."""
     return django_env(settings="metricsite.settings", db_url=db_url, env=extra)

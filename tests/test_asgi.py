@@ -9,7 +9,14 @@ from html.parser import HTMLParser
 
 from tests.processes import ROOT, free_port, run_django, wait_until
 from tests.scraping import parse, value
-from tests.servers import demo_database, get, running, server_env, uvicorn_args
+from tests.servers import (
+    demo_database,
+    get,
+    running,
+    server_env,
+    set_value,
+    uvicorn_args,
+)
 
 OBSERVABLE = "metricdemo_demo_observable_counter_total"
 
@@ -48,16 +55,7 @@ def test_asgi__scrape_live_edit_and_admin_login(tmp_path):
         assert value(families, "metricdemo_demo_counter_total", const_attr_1="1") == 11
         assert value(families, OBSERVABLE, const_attr_3="3") == 10.0
 
-        run_django(
-            "from metricdemo.models import MetricDefinition\n"
-            "name = 'metricdemo.demo.observable_counter'\n"
-            "d = MetricDefinition.objects.get(name=name)\n"
-            "d.value = 25\n"
-            "d.full_clean()\n"
-            "d.save()\n",
-            settings="metricsite.settings",
-            db_url=db_url,
-        )
+        set_value(db_url, "metricdemo.demo.observable_counter", 25)
         status, body = get(f"{base}/metrics")
         assert status == 200, body
         assert value(parse(body), OBSERVABLE, const_attr_3="3") == 25.0
