@@ -1,5 +1,6 @@
 # The two commands a new user needs: `make run` and `make test`. `make test-all`
-# is continuous integration's: the suite on SQLite, PostgreSQL and MariaDB.
+# is continuous integration's: the suite on every supported Python and Django
+# (nox, SQLite), then on SQLite, PostgreSQL and MariaDB.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,6 +10,8 @@ CHROMIUM := /usr/bin/chromium
 REDIS_URL ?= redis://127.0.0.1:6379/0
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/test
 MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
+# For example NOX_ARGS=-r to reuse the matrix virtualenvs of an earlier run.
+NOX_ARGS ?=
 
 .PHONY: run serve test test-all bench venv browser lint format clean system-packages services
 
@@ -16,14 +19,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# Reinstall whenever the declared dependencies change.
-$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.txt
+# Reinstall whenever the declared dependencies change. `make run` and `make
+# serve` need only the demo; the test tooling (Playwright, ruff, build, nox)
+# comes with `make test`.
+$(VENV)/.installed-demo: $(BIN)/python pyproject.toml requirements.txt
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-demo
 	$(BIN)/pip install -q -r requirements.txt -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed
 
-run: venv
+run: $(VENV)/.installed-demo
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo_metrics
 	$(BIN)/python manage.py seed_shop
@@ -35,7 +44,7 @@ run: venv
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The demo under gunicorn with three workers (see gunicorn.conf.py).
-serve: venv
+serve: $(VENV)/.installed-demo
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo_metrics
 	$(BIN)/python manage.py seed_shop
@@ -80,7 +89,10 @@ services:
 # test fail the run, since test-all installs and starts everything the tests use.
 SUITE = REDIS_URL=$(REDIS_URL) METRICDEMO_NO_SKIP=1 $(BIN)/python -m pytest
 
+# The matrix first (noxfile.py: each Python and Django on SQLite, and the
+# lowest versions allowed), then the three databases on the default Python.
 test-all: system-packages services browser $(VENV)/.installed-db
+	$(BIN)/nox $(NOX_ARGS)
 	DATABASE_URL= $(SUITE)
 	DATABASE_URL=$(POSTGRES_URL) $(SUITE)
 	DATABASE_URL=$(MARIADB_URL) $(SUITE)
@@ -100,4 +112,4 @@ format: venv
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .pytest_cache build dist *.egg-info
+	rm -rf $(VENV) .nox db.sqlite3 .pytest_cache build dist *.egg-info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -11,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponseNotAllowed, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -20,10 +21,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import aggregates, callbacks, display, policy, sources
+from metricdemo import aggregates, callbacks, display, policy, sources, validators
 from metricdemo.conf import app_settings
 from metricdemo.evaluation import evaluate, evaluate_many
-from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
+from metricdemo.models import (
+    EDITABLE_FIELDS,
+    KIND_SHORT_CHOICES,
+    Kind,
+    MetricDefinition,
+)
 
 logger = logging.getLogger("metricdemo")
 
@@ -235,22 +241,54 @@ def field_suggestions() -> dict[str, dict[str, list[str]]]:
     return suggestions
 
 
+class ShortChoicesFilter(admin.ChoicesFieldListFilter):
+    """Filter on a choice field as Django does, naming the choices briefly."""
+
+    short_choices: list[tuple[str, str]] = []
+
+    def __init__(self, field, *args, **kwargs) -> None:
+        # A copy: the model's field keeps its long labels for the form.
+        field = copy.copy(field)
+        field.choices = self.short_choices
+        super().__init__(field, *args, **kwargs)
+
+    @classmethod
+    def using(cls, short_choices: list) -> type[ShortChoicesFilter]:
+        """Return the filter class for one field's short choices."""
+        return type(cls.__name__, (cls,), {"short_choices": short_choices})
+
+
+def short_label(choices: list, value: str) -> str:
+    """Return the short label of a stored choice, or the value if it has none."""
+    return str(dict(choices).get(value, value))
+
+
+#: The History fieldset's fields, which only a saved definition has.
+HISTORY_FIELDS = ("created_at", "updated_at", "last_editor")
+
+
 @admin.register(MetricDefinition)
 class MetricDefinitionAdmin(admin.ModelAdmin):
     """List, filter, search, preview and edit definitions."""
 
     form = MetricDefinitionForm
+    # Short labels and wrapping cells (admin.css) fit the list in a laptop's
+    # window; the form keeps the long labels that explain each choice.
     list_display = (
         "name",
         "exported_name",
-        "kind",
-        "source",
+        "kind_label",
+        "source_label",
         "unit",
         "current_value",
         "enabled",
         "updated_at",
     )
-    list_filter = ("enabled", "kind", "source")
+    list_filter = (
+        "enabled",
+        ("kind", ShortChoicesFilter.using(KIND_SHORT_CHOICES)),
+        ("source", ShortChoicesFilter.using(sources.SHORT_CHOICES)),
+    )
     search_fields = ("name", "description", "model", "setting", "callback")
     readonly_fields = ("exported_name", "created_at", "updated_at", "last_editor")
     actions = ("enable_definitions", "disable_definitions", "duplicate_definitions")
@@ -293,19 +331,26 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        (
-            _("History"),
-            {
-                "fields": ("created_at", "updated_at", "last_editor"),
-                "classes": ("collapse",),
-            },
-        ),
+        (_("History"), {"fields": HISTORY_FIELDS, "classes": ("collapse",)}),
     )
+
+    class Media:
+        css = {"all": ("metricdemo/admin.css",)}
 
     @admin.display(description=_("exported as"))
     def exported_name(self, obj: MetricDefinition) -> str:
         """Return the sample name Prometheus sees, once the definition is saved."""
         return obj.exported_name if obj.pk else "-"
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def kind_label(self, obj: MetricDefinition) -> str:
+        """Return the kind's short label."""
+        return short_label(KIND_SHORT_CHOICES, obj.kind)
+
+    @admin.display(description=_("source"), ordering="source")
+    def source_label(self, obj: MetricDefinition) -> str:
+        """Return the source's short label."""
+        return short_label(sources.SHORT_CHOICES, obj.source)
 
     @admin.display(description=_("current value"))
     def current_value(self, obj: MetricDefinition) -> str:
@@ -338,15 +383,32 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         obj.last_editor = request.user
         super().save_model(request, obj, form, change)
 
+    @property
+    def exported_name_url_name(self) -> str:
+        """Return the URL name of the exported-name view (without admin:)."""
+        return f"{self.opts.app_label}_{self.opts.model_name}_exported_name"
+
     def get_urls(self):
-        """Add the preview view, for the add form and for each change form."""
+        """Add the preview and exported-name views, for the add and change forms."""
         preview = self.admin_site.admin_view(self.preview_view)
         name = self.preview_url_name
         return [
+            path(
+                "exported-name/",
+                self.admin_site.admin_view(self.exported_name_view),
+                name=self.exported_name_url_name,
+            ),
             path("preview/", preview, name=name),
             path("<path:object_id>/preview/", preview, name=name),
             *super().get_urls(),
         ]
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        """Leave out History on the add form, where it would be empty."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            fieldsets = [fs for fs in fieldsets if fs[1]["fields"] != HISTORY_FIELDS]
+        return fieldsets
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         """Show the page, with each listed definition evaluated once for the values."""
@@ -381,7 +443,37 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             context["preview_url"] = reverse(
                 f"{self.admin_site.name}:{self.preview_url_name}", args=args
             )
+        context["exported_name_url"] = reverse(
+            f"{self.admin_site.name}:{self.exported_name_url_name}"
+        )
         return super().render_change_form(request, context, add, change, **kwargs)
+
+    def exported_name_view(self, request: HttpRequest) -> JsonResponse:
+        """Return, as JSON, the name Prometheus would see for ?name=&kind=&unit=.
+
+        The add and change forms show it as it is typed; the rules are
+        validators.exported_names(), the same that refuse colliding names.
+        """
+        if not self.has_add_permission(request):
+            if not self.has_change_permission(request):
+                raise PermissionDenied
+        name, kind, unit = (request.GET.get(k, "") for k in ("name", "kind", "unit"))
+        errors = []
+        for value, validate in (
+            (name, validators.validate_metric_name),
+            (unit, validators.validate_unit),
+        ):
+            try:
+                validate(value)
+            except ValidationError as exc:
+                errors.extend(exc.messages)
+        if kind not in Kind.values:
+            errors.append(
+                gettext("Unknown kind %(kind)r; choose one of %(kinds)s.")
+                % {"kind": kind, "kinds": ", ".join(Kind.values)}
+            )
+        exported = "" if errors else validators.exported_names(name, kind, unit)[1]
+        return JsonResponse({"exported_name": exported, "errors": errors})
 
     def preview_view(self, request: HttpRequest, object_id: str | None = None):
         """Evaluate the definition as posted from the change form, without saving."""

@@ -64,6 +64,15 @@ class Kind(models.TextChoices):
     GAUGE = "gauge", _("Gauge (a value measured now)")
 
 
+#: The kinds with short labels, for the admin's change list and filter; the
+#: form keeps the long ones, which explain each kind.
+KIND_SHORT_CHOICES = [
+    (Kind.COUNTER.value, _("Counter")),
+    (Kind.UPDOWNCOUNTER.value, _("Up-down counter")),
+    (Kind.GAUGE.value, _("Gauge")),
+]
+
+
 class ChangeStamp(models.Model):
     """Hold one row whose token changes with every change to any definition.
 

@@ -40,8 +40,10 @@ class Source(ABC):
 
     #: The value stored in MetricDefinition.source.
     key: ClassVar[str]
-    #: The choice's label in forms and lists.
+    #: The choice's label in forms.
     label: ClassVar[str | Promise]
+    #: The label in the admin's change list and filter, where space is short.
+    short_label: ClassVar[str | Promise]
     #: Which fields the source reads, for the admin's guidance.
     help_text: ClassVar[str | Promise]
     #: The definition fields this source reads; other sources' fields must be empty.
@@ -86,6 +88,7 @@ class ConstantSource(Source):
 
     key: ClassVar[str] = "constant"
     label: ClassVar[Promise] = gettext_lazy("Constant")
+    short_label: ClassVar[Promise] = gettext_lazy("Constant")
     help_text: ClassVar[Promise] = gettext_lazy("value for a constant")
     fields: ClassVar[tuple[str, ...]] = ("value",)
     static: ClassVar[bool] = True
@@ -108,6 +111,7 @@ class RowCountSource(Source):
     label: ClassVar[Promise] = gettext_lazy(
         "Rows of a model (count, sum, average, ...)"
     )
+    short_label: ClassVar[Promise] = gettext_lazy("Rows")
     help_text: ClassVar[Promise] = gettext_lazy(
         "model, aggregate, field, filters and group by for rows of a model"
     )
@@ -289,6 +293,7 @@ class SettingSource(Source):
 
     key: ClassVar[str] = "setting"
     label: ClassVar[Promise] = gettext_lazy("Django setting")
+    short_label: ClassVar[Promise] = gettext_lazy("Setting")
     help_text: ClassVar[Promise] = gettext_lazy("setting for a setting")
     fields: ClassVar[tuple[str, ...]] = ("setting",)
     permission: ClassVar[str] = policy.READ_SETTINGS
@@ -338,6 +343,7 @@ class CallbackSource(Source):
 
     key: ClassVar[str] = "callback"
     label: ClassVar[Promise] = gettext_lazy("Registered Python callback")
+    short_label: ClassVar[Promise] = gettext_lazy("Callback")
     help_text: ClassVar[Promise] = gettext_lazy("callback for a registered callback")
     fields: ClassVar[tuple[str, ...]] = ("callback",)
     permission: ClassVar[str] = policy.USE_CALLBACKS
@@ -371,6 +377,11 @@ SOURCES: dict[str, Source] = {
 #: The model's choices for MetricDefinition.source, in the order of SOURCES.
 CHOICES: list[tuple[str, str | Promise]] = [
     (key, source.label) for key, source in SOURCES.items()
+]
+
+#: The same choices with the short labels, for the admin's change list.
+SHORT_CHOICES: list[tuple[str, str | Promise]] = [
+    (key, source.short_label) for key, source in SOURCES.items()
 ]
 
 #: Every source's own fields, in the order of SOURCES.

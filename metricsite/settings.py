@@ -75,7 +75,8 @@ WSGI_APPLICATION = "metricsite.wsgi.application"
 def database_settings(url: str | None) -> dict:
     """Return the default database for a DATABASE_URL, SQLite when it is unset."""
     database = dj_database_url.parse(
-        url or f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60
+        url or f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
     )
     # django-prometheus wraps each of Django's backends to count connections,
     # queries and errors on /metrics; swap the plain backend for its wrapper.

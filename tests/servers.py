@@ -30,6 +30,19 @@ def demo_database(directory: Path) -> str:
     return url
 
 
+def set_value(db_url: str, name: str, value: float) -> None:
+    """Change a stored definition's value from another process, as an operator would."""
+    run_django(
+        "from metricdemo.models import MetricDefinition\n"
+        f"d = MetricDefinition.objects.get(name={name!r})\n"
+        f"d.value = {value!r}\n"
+        "d.full_clean()\n"
+        "d.save()\n",
+        settings="metricsite.settings",
+        db_url=db_url,
+    )
+
+
 def server_env(db_url: str, **extra: str) -> dict[str, str]:
     """Return the environment of a demo server process on `db_url`."""
     return django_env(settings="metricsite.settings", db_url=db_url, env=extra)
@@ -56,3 +69,18 @@ def gunicorn_args() -> list[str]:
 def manage_args(*args: str) -> list[str]:
     """Return the command that runs manage.py with `args`."""
     return [sys.executable, str(ROOT / "manage.py"), *args]
+
+
+def uvicorn_args(app: str, port: int) -> list[str]:
+    """Return the command that serves the ASGI application `app` with uvicorn."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-access-log",
+        app,
+    ]

@@ -7,7 +7,9 @@ from urllib.request import urlopen
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
 
+from metricdemo import validators
 from metricdemo.models import MetricDefinition
 from tests.scraping import parse, series
 
@@ -22,7 +24,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 PASSWORD = "a-long-test-password"
-ADD = "/admin/metricdemo/metricdefinition/add/"
+LIST = "/admin/metricdemo/metricdefinition/"
+ADD = f"{LIST}add/"
+#: A laptop's browser window: the admin must fit it without scrolling sideways.
+WINDOW = {"width": 1280, "height": 800}
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -54,8 +59,8 @@ def test_create_preview_save_and_scrape(live_server, django_user_model, orders):
 
 
 @contextmanager
-def add_form(base_url: str, username: str):
-    """Yield a Chromium page logged in as `username`, on the definition add form."""
+def add_form(base_url: str, username: str, page_path: str = ADD):
+    """Yield a 1280 px wide Chromium page logged in as `username`, on `page_path`."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -63,12 +68,12 @@ def add_form(base_url: str, username: str):
             executable_path=CHROMIUM, args=CHROMIUM_ARGS
         )
         try:
-            page = browser.new_page()
-            page.goto(f"{base_url}/admin/login/?next={ADD}")
+            page = browser.new_page(viewport=WINDOW)
+            page.goto(f"{base_url}/admin/login/?next={page_path}")
             page.fill("#id_username", username)
             page.fill("#id_password", PASSWORD)
             page.click("input[type=submit]")
-            expect(page).to_have_url(re.compile(re.escape(ADD) + "$"))
+            expect(page).to_have_url(re.compile(re.escape(page_path) + "$"))
             yield page
         finally:
             browser.close()
@@ -149,4 +154,77 @@ def try_to_count_users(base_url: str, username: str) -> dict[str, str]:
         return {
             "model": error.inner_text().strip(),
             "preview": " ".join(preview.all_inner_texts()),
+        }
+
+
+def test_the_change_list_fits_a_laptop_window(live_server, django_user_model, define):
+    """Several definitions, long names, units and errors: no sideways scrolling."""
+    django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    call_command("load_demo_metrics", verbosity=0)
+    define(name="shop." + "orders_waiting_for_payment." * 8 + "x", value=3)
+    define(name="y" * 200, kind="counter", unit="{" + "z" * 61 + "}", value=1)
+    define(name="shop.queue", kind="updowncounter", unit="By/s", value=2)
+    gone = define(name="shop.gone", source="setting", setting="SESSION_COOKIE_AGE")
+    MetricDefinition.objects.filter(pk=gone.pk).update(setting="NOT_THERE_" * 20)
+    widths = change_list_widths(live_server.url)
+    assert widths["rows"] == MetricDefinition.objects.count()
+    assert widths["page"] <= widths["window"], widths
+    assert widths["table"] <= widths["container"], widths
+
+
+def change_list_widths(base_url: str) -> dict[str, int]:
+    """Open the change list in a 1280 px window; return what is wider than what."""
+    with add_form(base_url, "admin", LIST) as page:
+        page.wait_for_selector("#result_list")
+        return page.evaluate(
+            """() => {
+                const root = document.documentElement;
+                const results = document.querySelector('#changelist .results');
+                return {
+                    rows: document.querySelectorAll('#result_list tbody tr').length,
+                    page: root.scrollWidth,
+                    window: root.clientWidth,
+                    table: results.scrollWidth,
+                    container: results.clientWidth,
+                };
+            }"""
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "unit"),
+    [
+        ("shop.Wait-Time", "counter", "s"),
+        ("jobs/queue.depth", "updowncounter", "{job}"),
+        ("disk.io", "gauge", "By/s"),
+    ],
+)
+def test_the_add_form_shows_the_exported_name_as_it_is_typed(
+    live_server, django_user_model, name, kind, unit
+):
+    django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    shown = type_a_name(live_server.url, name, kind, unit)
+    assert shown == {
+        "before": "-",
+        "typed": validators.exported_names(name, kind, unit)[1],
+        "history sections": 0,
+    }
+
+
+def type_a_name(base_url: str, name: str, kind: str, unit: str) -> dict:
+    """Type a name, kind and unit on the add form; return what it shows."""
+    from playwright.sync_api import expect
+
+    expected = validators.exported_names(name, kind, unit)[1]
+    with add_form(base_url, "admin") as page:
+        exported = page.locator(".form-row.field-exported_name .readonly")
+        before = exported.inner_text().strip()
+        page.fill("#id_name", name)
+        page.select_option("#id_kind", kind)
+        page.fill("#id_unit", unit)
+        expect(exported).to_have_text(expected)
+        return {
+            "before": before,
+            "typed": exported.inner_text().strip(),
+            "history sections": page.locator("fieldset h2", has_text="History").count(),
         }

@@ -6,10 +6,13 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
+import django
 import pytest
+from packaging.requirements import Requirement
 
 from tests.processes import ROOT, free_port, http_get, serving
 from tests.scraping import parse, value
@@ -44,11 +47,20 @@ def wheel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def venv(wheel, tmp_path_factory) -> Path:
-    """A new virtualenv with only the wheel and its dependencies installed."""
+    """A new virtualenv with the wheel, its dependencies and this run's Django."""
     path = tmp_path_factory.mktemp("venv")
     run([sys.executable, "-m", "venv", path], cwd=path)
-    run([path / "bin" / "pip", "install", "-q", wheel], cwd=path)
+    # The Django the suite runs on, so each cell of the matrix (noxfile.py)
+    # proves that the wheel installs and serves on its own Django.
+    this_django = f"django=={django.__version__}"
+    run([path / "bin" / "pip", "install", "-q", wheel, this_django], cwd=path)
     return path
+
+
+def extra(name: str) -> list[Requirement]:
+    """Return the requirements of one of pyproject.toml's optional dependencies."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(r) for r in project["optional-dependencies"][name]]
 
 
 def readme_steps() -> list[tuple[str, list[str]]]:
@@ -90,6 +102,8 @@ def test_wheel_holds_the_app_and_nothing_else(wheel):
         if path.is_file() and "__pycache__" not in path.parts
     }
     assert "metricdemo/migrations/0001_initial.py" in package
+    # Type checkers read the app's hints only where the wheel says it has them.
+    assert "metricdemo/py.typed" in names
     # Every file of the app, templates and static files included, if it has any.
     assert package <= names, sorted(package - names)
     assert {name.split("/")[0] for name in names} == {
@@ -165,3 +179,36 @@ def test_repository__sqlite_files_are_ignored_not_tracked():
     assert tracked == []
     ignored = run(["git", "check-ignore", "--no-index", *names], cwd=ROOT)
     assert ignored.stdout.split() == names
+
+
+def test_make_run_installs_the_demo_without_the_test_tooling(tmp_path):
+    """`make run` installs requirements.txt: the app and its demo extra, no more."""
+    venv = tmp_path / "venv"
+    plan = run(["make", "-n", "-B", "run", f"VENV={venv}"], cwd=ROOT).stdout
+    installs = [
+        line.split()
+        for line in plan.splitlines()
+        if " install " in line and "--upgrade pip" not in line
+    ]
+    assert installs == [[f"{venv}/bin/pip", "install", "-q", "-r", "requirements.txt"]]
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    assert [line for line in lines if not line.startswith("#")] == ["-e .[demo]"]
+
+    demo = {r.name for r in extra("demo")}
+    tooling = {r.name for r in extra("test")}
+    assert {"playwright", "ruff", "build", "nox", "pytest"} <= tooling
+    assert not demo & tooling, demo & tooling
+
+
+def test_pre_commit_runs_the_projects_ruff():
+    """The hooks run ruff check and format, at a version the test extra allows."""
+    config = (ROOT / ".pre-commit-config.yaml").read_text()
+    (repo,) = re.findall(r"^\s*- repo: (\S+)$", config, flags=re.M)
+    (rev,) = re.findall(r"^\s*rev: v(\S+)$", config, flags=re.M)
+    hooks = re.findall(r"^\s*- id: (\S+)$", config, flags=re.M)
+    assert repo == "https://github.com/astral-sh/ruff-pre-commit"
+    assert hooks == ["ruff-check", "ruff-format"]
+    # No --config or rule arguments: the settings are pyproject.toml's.
+    assert re.findall(r"^\s*args: (.*)$", config, flags=re.M) == ["[--fix]"]
+    (ruff,) = [r for r in extra("test") if r.name == "ruff"]
+    assert ruff.specifier.contains(rev), (rev, str(ruff.specifier))

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.processes import free_port, run_django
+from tests.processes import free_port
 from tests.scraping import demo_definitions, parse, series, value
 from tests.servers import (
     demo_database,
@@ -18,6 +18,7 @@ from tests.servers import (
     manage_args,
     running,
     server_env,
+    set_value,
 )
 
 OBSERVABLE = "metricdemo_demo_observable_counter_total"
@@ -61,16 +62,7 @@ def test_gunicorn_workers_agree_and_all_see_an_edit(tmp_path):
                 }
 
         # An edit from another process, as an operator's shell or command would.
-        run_django(
-            "from metricdemo.models import MetricDefinition\n"
-            "name = 'metricdemo.demo.observable_counter'\n"
-            "d = MetricDefinition.objects.get(name=name)\n"
-            "d.value = 25\n"
-            "d.full_clean()\n"
-            "d.save()\n",
-            settings="metricsite.settings",
-            db_url=db_url,
-        )
+        set_value(db_url, "metricdemo.demo.observable_counter", 25)
         after = scrape_workers(url, rounds=40, seen=3)
         assert len(after) == 3
         for scrapes in after.values():

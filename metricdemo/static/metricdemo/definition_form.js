@@ -1,12 +1,73 @@
-// Guide the metric definition form: show only the chosen source's fields, and
-// preview in place. Without this script every field shows, and Preview opens
-// its result in a new tab; the server validates either way.
+// Guide the metric definition form: show only the chosen source's fields,
+// show the exported name as the name, kind and unit are typed, and preview in
+// place. Without this script every field shows, the exported name shows once
+// saved, and Preview opens its result in a new tab; the server validates
+// either way.
 'use strict';
 {
     const translate = (text) => (window.gettext ? window.gettext(text) : text);
 
+    // Ask the admin for the exported name (the server's rules, the same that
+    // refuse colliding names) a moment after the typing stops.
+    function showExportedNameLive(form) {
+        const shown = form.querySelector('.form-row.field-exported_name .readonly');
+        const endpoint = document.getElementById('metricdemo-exported-name');
+        if (!shown || !endpoint) {
+            return;
+        }
+        const inputs = ['name', 'kind', 'unit'].map((name) => form.elements.namedItem(name));
+        if (inputs.some((input) => !input)) {
+            return; // a view-only form
+        }
+        let timer = null;
+        let asked = 0;
+        const show = async () => {
+            const query = new URLSearchParams();
+            for (const input of inputs) {
+                query.set(input.name, input.value);
+            }
+            if (!query.get('name')) {
+                shown.textContent = '-';
+                return;
+            }
+            const ticket = ++asked;
+            try {
+                const response = await fetch(endpoint.dataset.url + '?' + query, {
+                    headers: {'X-Requested-With': 'XMLHttpRequest'},
+                    credentials: 'same-origin',
+                });
+                if (!response.ok) {
+                    throw new Error('HTTP ' + response.status);
+                }
+                const answer = await response.json();
+                if (ticket === asked) { // no later question is on its way
+                    shown.textContent = answer.exported_name || answer.errors.join(' ');
+                    shown.classList.toggle('metricdemo-refused', !answer.exported_name);
+                }
+            } catch (error) {
+                if (ticket === asked) {
+                    shown.textContent = '-';
+                }
+            }
+        };
+        const later = () => {
+            clearTimeout(timer);
+            timer = setTimeout(show, 150);
+        };
+        for (const input of inputs) {
+            input.addEventListener('input', later);
+            input.addEventListener('change', later);
+        }
+        if (shown.textContent.trim() === '-' && inputs[0].value) {
+            show(); // an add form shown again with its errors
+        }
+    }
+
     function setUp() {
         const form = document.getElementById('metricdefinition_form');
+        if (form) {
+            showExportedNameLive(form);
+        }
         const source = form && form.elements.namedItem('source');
         if (!source || !source.dataset.sourceFields) {
             return;
