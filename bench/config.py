@@ -19,6 +19,11 @@ class Config:
     change_rounds: int = 20
     memory_sizes: tuple[int, ...] = (1000, 10000)
     profile_size: int = 1000
+    # A process after soak_edits edits of soak_size definitions, scraped
+    # soak_rounds times beside a fresh one.
+    soak_size: int = 100
+    soak_edits: int = 2000
+    soak_rounds: int = 30
     profile_scrapes: int = 10
     top_functions: int = 12
     # --profile: rank the top functions by cumulative time as well as self time.
@@ -37,6 +42,9 @@ QUICK = Config(
     change_rounds=2,
     memory_sizes=(5,),
     profile_size=5,
+    soak_size=5,
+    soak_edits=20,
+    soak_rounds=2,
     profile_scrapes=1,
     top_functions=5,
 )

@@ -26,6 +26,7 @@ def test_bench_quick_run_prints_every_section():
         "2. Row counts",
         "3. First scrape after one definition changes",
         "4. Resident memory",
+        "5. A process after 20 edits",
         "Where the row-count scrape's time goes",
         "Where the app collector's time goes",
     ):
