@@ -259,11 +259,14 @@ class DefinitionInstruments:
 
     def _hold_instruments(self, keys: Iterable[InstrumentKey]) -> None:
         """Make the instruments of `keys`, on a fresh provider if one is retired."""
-        keys = set(keys)
+        # In the definitions' order, which is the order /metrics shows them in.
+        keys = list(keys)
         current = self._provider
-        if current is not None and current.instruments.keys() <= keys:
-            for key in keys - current.instruments.keys():
-                current.instruments[key] = self._create_instrument(current.meter, key)
+        if current is not None and current.instruments.keys() <= set(keys):
+            for key in keys:
+                if key not in current.instruments:
+                    instrument = self._create_instrument(current.meter, key)
+                    current.instruments[key] = instrument
             return
         replacement = self._new_provider()
         try:
