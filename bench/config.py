@@ -22,6 +22,11 @@ class Config:
     big_table_rows: int = 1_000_000
     big_rounds: int = 5
     profile_size: int = 1000
+    # A process after soak_edits edits of soak_size definitions, scraped
+    # soak_rounds times beside a fresh one.
+    soak_size: int = 100
+    soak_edits: int = 2000
+    soak_rounds: int = 30
     profile_scrapes: int = 10
     top_functions: int = 12
     import_sizes: tuple[int, ...] = (1000, 10000)
@@ -48,6 +53,9 @@ QUICK = Config(
     big_table_rows=2000,
     big_rounds=1,
     profile_size=5,
+    soak_size=5,
+    soak_edits=20,
+    soak_rounds=2,
     profile_scrapes=1,
     top_functions=5,
     import_sizes=(20, 200),

@@ -17,7 +17,7 @@ from pathlib import Path
 import django
 from django.db import connections
 
-from bench import header, memory, routers
+from bench import header, memory, routers, soak
 from bench.config import QUICK, Config
 from bench.progress import progress
 
@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("child", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child and args.child[0] == "soak-child":
+        # python -m bench soak-child populate|soak|fresh N EDITS
+        _, role, size, edits = args.child
+        return soak.child(role, int(size), int(edits))
     if args.child:
         # python -m bench memory-child populate|hold N
         _, action, size = args.child
@@ -79,6 +83,9 @@ def measure(config: Config, directory: Path) -> str:
         finally:
             workload.close_worker_connections()
     resident = memory.section(list(config.memory_sizes), directory)
+    soaked = soak.section(
+        config.soak_size, config.soak_edits, config.soak_rounds, directory
+    )
     progress("done")
     sections = [
         header.describe(aliases),
@@ -89,6 +96,7 @@ def measure(config: Config, directory: Path) -> str:
         imported,
         scheduled,
         aggregates.section(config, aggregated),
+        soaked,
         *(database.breakdown for database in databases),
         constants.profile,
     ]

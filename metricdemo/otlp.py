@@ -12,6 +12,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from typing import Any
 
 from django.db import connections
@@ -109,6 +110,7 @@ class OTLPPusher(MetricReader):
         self.interval = seconds
         self._exporter = _new_exporter(url)
         self._prepared: Callable[[], AbstractContextManager] = nullcontext
+        self._also: Callable[[], MetricsData | None] = _nothing
         self._collected: MetricsData | None = None
         self._push_lock = threading.Lock()
         self._stop = threading.Event()
@@ -124,9 +126,18 @@ class OTLPPusher(MetricReader):
 
         os.register_at_fork(after_in_child=after_fork_in_child)
 
-    def start(self, prepared: Callable[[], AbstractContextManager]) -> None:
-        """Push every interval from a daemon thread, collecting inside `prepared()`."""
+    def start(
+        self,
+        prepared: Callable[[], AbstractContextManager],
+        also: Callable[[], MetricsData | None] | None = None,
+    ) -> None:
+        """Push every interval from a daemon thread, collecting inside `prepared()`.
+
+        `also` collects another provider's metrics (the definitions', whose
+        provider is replaced as they change) to push with this one's.
+        """
         self._prepared = prepared
+        self._also = also or _nothing
         self._start_thread()
 
     @property
@@ -143,6 +154,8 @@ class OTLPPusher(MetricReader):
                 with self._prepared():
                     self.collect()
                     data, self._collected = self._collected, None
+                    if data is not None:
+                        data = combined(data, self._also())
                 if data is None:
                     return False  # not registered with a MeterProvider
                 with _held_back_exporter_log() as records:
@@ -218,6 +231,36 @@ class OTLPPusher(MetricReader):
                 self.interval,
                 reason,
             )
+
+
+def combined(data: MetricsData, more: MetricsData | None) -> MetricsData:
+    """Return `data` with the metrics of `more` added under its first resource.
+
+    Both come from this process, so they describe the same resource; and a
+    scope that both hold (the app's, for its self-metrics and the
+    definitions) must be one ScopeMetrics, since the OTLP encoder keeps only
+    the last of several with the same scope.
+    """
+    if more is None or not more.resource_metrics:
+        return data
+    if not data.resource_metrics:
+        return more
+    first, *rest = data.resource_metrics
+    scopes = {scope.scope: scope for scope in first.scope_metrics}
+    for resource_metrics in more.resource_metrics:
+        for scope in resource_metrics.scope_metrics:
+            same = scopes.get(scope.scope)
+            if same is None:
+                scopes[scope.scope] = scope
+            else:
+                metrics = [*same.metrics, *scope.metrics]
+                scopes[scope.scope] = replace(same, metrics=metrics)
+    first = replace(first, scope_metrics=list(scopes.values()))
+    return MetricsData(resource_metrics=[first, *rest])
+
+
+def _nothing() -> None:
+    return None
 
 
 def _describe(records: list[logging.LogRecord]) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -19,6 +20,8 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk import metrics as sdk_metrics
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.resources import Resource
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.registry import Collector
 
@@ -58,18 +61,102 @@ class DefinitionStats:
     last_success: float | None = None
 
 
+class DefinitionsProvider:
+    """Hold the definitions' instruments on a MeterProvider of their own.
+
+    OpenTelemetry can never remove an instrument from a MeterProvider; only
+    dropping the provider frees them. So the definitions live apart from the
+    long-lived (global) provider of the code instruments and the self-metrics,
+    on one that is replaced when a definition's instrument is retired.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        cardinality_limits: dict[type, int],
+        *,
+        for_push: bool = False,
+    ) -> None:
+        # target_info comes from the long-lived provider's reader: a second
+        # one in the same exposition would make it invalid.
+        self.reader = PrometheusMetricReader(
+            disable_target_info=True,
+            registry=registry,
+            cardinality_limits=cardinality_limits,
+        )
+        readers: list = [self.reader]
+        # Readers cannot be added to a provider later, and the pusher belongs
+        # to the long-lived one: it takes this reader's collection along.
+        self.push_reader = None
+        if for_push:
+            self.push_reader = InMemoryMetricReader(
+                cardinality_limits=cardinality_limits
+            )
+            readers.append(self.push_reader)
+        # shutdown_on_exit would keep the provider alive in atexit for ever.
+        self.meter_provider = MeterProvider(
+            metric_readers=readers,
+            resource=process_resource(os.getpid()),
+            shutdown_on_exit=False,
+        )
+        self.meter = self.meter_provider.get_meter(
+            app_settings.METER_NAME, metricdemo.__version__
+        )
+        self.instruments: dict[InstrumentKey, object] = {}
+
+    def collect_for_push(self) -> MetricsData | None:
+        """Collect the definitions for an OTLP push, or None when nobody pushes."""
+        if self.push_reader is None:
+            return None
+        return self.push_reader.get_metrics_data()
+
+    def shutdown(self) -> None:
+        """Take the reader out of the registry and free the instruments now."""
+        self.meter_provider.shutdown()
+        self.instruments.clear()
+        # The SDK's instruments and its measurement consumer refer to each
+        # other, so only the cycle collector would free them, at its own pace:
+        # the garbage of many replacements would pile up first, and the process
+        # keep the memory it reached (a full collection per replacement costs
+        # more than the rebuild). Emptying the consumer breaks those cycles.
+        # These are SDK internals: where they differ, the collector still
+        # frees everything, later.
+        consumer = getattr(self.meter_provider, "_measurement_consumer", None)
+        for name in ("_async_instruments", "_reader_storages"):
+            held = getattr(consumer, name, None)
+            if isinstance(held, list | dict):
+                held.clear()
+
+
+@functools.lru_cache(maxsize=1)
+def process_resource(pid: int) -> Resource:
+    """Return the resource of this process, as a MeterProvider makes by default.
+
+    Made once per process (the pid tells a forked child apart, whose
+    service.instance.id differs): Resource.create() starts a thread pool for
+    its detectors, which would cost more than rebuilding a small provider.
+    """
+    return Resource.create()
+
+
 class DefinitionInstruments:
     """Keep one observable instrument per enabled definition, in step with the database.
 
-    OpenTelemetry cannot remove an instrument, so each instrument's callback
-    reports what the current definitions say about it: nothing, once its
-    definition is deleted, disabled or changed into another instrument, which
-    makes its series disappear from the next collection.
+    Each instrument's callback reports what the current definitions say about
+    it. When a definition is deleted, disabled or changed into another
+    instrument (a new name, kind, unit or description), the definitions move
+    to a fresh DefinitionsProvider, swapped in under the collection lock, and
+    the old one is shut down and freed with its instruments.
     """
 
-    def __init__(self, meter: otel_metrics.Meter) -> None:
+    def __init__(
+        self,
+        meter: otel_metrics.Meter,
+        new_provider: Callable[[], DefinitionsProvider],
+    ) -> None:
         self._meter = meter
-        self._instruments: dict[InstrumentKey, object] = {}
+        self._new_provider = new_provider
+        self._provider: DefinitionsProvider | None = None
         self._active: dict[InstrumentKey, ActiveDefinition] = {}
         self._observations: dict[InstrumentKey, list[Observation]] = {}
         # Observations of static definitions (constants), made once per load.
@@ -166,8 +253,6 @@ class DefinitionInstruments:
             key: InstrumentKey = (row.name, row.kind, row.unit, row.description)
             item = ActiveDefinition(key, row)
             active[key] = item
-            if key not in self._instruments:
-                self._instruments[key] = self._create_instrument(key)
             source = sources.SOURCES.get(row.source)
             if source is None or not source.static:
                 dynamic.append(item)
@@ -178,6 +263,7 @@ class DefinitionInstruments:
                 self._clear_failure(item.name)
             else:
                 self._log_failure(item.name, result.error)
+        self._hold_instruments(active.keys())
         self._active, self._static, self._dynamic = active, static, dynamic
         self._families = {
             validators.exported_names(item.name, item.key[1], item.key[2])[0]: item.name
@@ -263,12 +349,47 @@ class DefinitionInstruments:
                 kept.append(family)
         return kept
 
-    def _create_instrument(self, key: InstrumentKey):
+    @property
+    def provider(self) -> DefinitionsProvider | None:
+        """Return the provider of the current definitions' instruments."""
+        return self._provider
+
+    def collect_for_push(self) -> MetricsData | None:
+        """Collect the definitions' instruments for an OTLP push."""
+        provider = self._provider
+        return None if provider is None else provider.collect_for_push()
+
+    def _hold_instruments(self, keys: Iterable[InstrumentKey]) -> None:
+        """Make the instruments of `keys`, on a fresh provider if one is retired."""
+        # In the definitions' order, which is the order /metrics shows them in.
+        keys = list(keys)
+        current = self._provider
+        if current is not None and current.instruments.keys() <= set(keys):
+            for key in keys:
+                if key not in current.instruments:
+                    instrument = self._create_instrument(current.meter, key)
+                    current.instruments[key] = instrument
+            return
+        replacement = self._new_provider()
+        try:
+            for key in keys:
+                replacement.instruments[key] = self._create_instrument(
+                    replacement.meter, key
+                )
+        except BaseException:
+            replacement.shutdown()
+            raise
+        # Callers hold the collection lock: no collection sees both providers.
+        self._provider = replacement
+        if current is not None:
+            current.shutdown()
+
+    def _create_instrument(self, meter: otel_metrics.Meter, key: InstrumentKey):
         name, kind, unit, description = key
         create = {
-            "counter": self._meter.create_observable_counter,
-            "updowncounter": self._meter.create_observable_up_down_counter,
-            "gauge": self._meter.create_observable_gauge,
+            "counter": meter.create_observable_counter,
+            "updowncounter": meter.create_observable_up_down_counter,
+            "gauge": meter.create_observable_gauge,
         }[kind]
         return create(
             name,
@@ -473,7 +594,10 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
         if app_settings.SET_GLOBAL_METER_PROVIDER:
             is_global = _set_global_meter_provider(provider)
         meter = provider.get_meter(app_settings.METER_NAME, metricdemo.__version__)
-        instruments = DefinitionInstruments(meter)
+        new_provider = functools.partial(
+            DefinitionsProvider, private, limits, for_push=pusher is not None
+        )
+        instruments = DefinitionInstruments(meter, new_provider)
         collector = DefinitionsCollector(private, instruments)
         registry.register(collector)
         os.register_at_fork(
@@ -482,7 +606,7 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
             after_in_child=collector.after_fork_in_child,
         )
         if pusher is not None:
-            pusher.start(collector.prepared)
+            pusher.start(collector.prepared, instruments.collect_for_push)
         reserved.register_served_families(_served_families)
         _telemetry = Telemetry(
             provider, reader, instruments, collector, registry, is_global, pusher

@@ -29,6 +29,7 @@ def test_bench_quick_run_prints_every_section():
         "5. Import of N definitions",
         "6. Scheduled row counts",
         "7. Aggregates",
+        "8. A process after 20 edits",
         "Where the row-count scrape's time goes",
         "Where the app collector's time goes",
     ):

@@ -262,6 +262,35 @@ def test_without_an_endpoint_no_push_thread_starts():
     assert "exporter loaded: False" in result.stdout
 
 
+@pytest.mark.django_db(transaction=True)
+def test_pushes_after_an_instrument_is_retired_carry_definitions_and_code(
+    receiver, define
+):
+    """A rename moves the definitions to a new provider; pushes follow it."""
+    define(name="push.before", source="constant", value=2, attributes={"k": "v"})
+    run_django(
+        "from metricdemo.models import MetricDefinition\n"
+        "from metricdemo.telemetry import get_telemetry\n"
+        "pusher = get_telemetry().pusher\n"
+        "assert pusher.push()\n"
+        "d = MetricDefinition.objects.get(name='push.before')\n"
+        "d.name = 'push.after'\n"
+        "d.full_clean()\n"
+        "d.save()\n"
+        "assert pusher.push()\n",
+        # No push from the thread in between: only the two above.
+        env={**push_env(receiver), "OTEL_METRIC_EXPORT_INTERVAL": "600000"},
+    )
+    assert receiver.pushes == 2
+    (instance,) = receiver.latest("push.before", k="v")
+    assert receiver.latest("push.before", since=1, k="v") == {}
+    assert receiver.latest("push.after", since=1, k="v") == {instance: 2.0}
+    counter = receiver.latest("metricdemo.demo.counter", since=1, const_attr_1="1")
+    assert counter == {instance: 11.0}
+    active = receiver.latest("metricdemo.definitions.active", since=1)
+    assert active == {instance: 1.0}
+
+
 # The pusher in this process --------------------------------------------------
 
 
