@@ -76,6 +76,8 @@ SQLITE_BOUNDED_FUNCTIONS = frozenset(
         "stddev_samp",
         "var_pop",
         "var_samp",
+        # Django 6.
+        "any_value",
         # Registered only where SQLite lacks its own maths functions.
         *"acos asin atan atan2 ceiling cos degrees exp floor ln log mod pi power "
         "radians sin sqrt tan".split(),

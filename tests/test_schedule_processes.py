@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -23,7 +24,8 @@ WINDOW = 60
 CALL_SECONDS = 2
 
 pytestmark = pytest.mark.skipif(
-    postgres_bin() is None, reason="PostgreSQL's server binaries are not installed"
+    postgres_bin() is None or importlib.util.find_spec("psycopg") is None,
+    reason="needs the PostgreSQL server binaries and psycopg (make test-all)",
 )
 
 
