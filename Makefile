@@ -1,6 +1,6 @@
 # The two commands a new user needs: `make run` and `make test`. `make test-all`
-# is continuous integration's: the suite on every supported Python and Django
-# (nox, SQLite), then on SQLite, PostgreSQL and MariaDB.
+# is continuous integration's: the docs built strictly, the suite on every
+# supported Python and Django (nox, SQLite), then on SQLite, PostgreSQL and MariaDB.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,7 +13,7 @@ MARIADB_URL ?= mysql://root@127.0.0.1:3306/test
 # For example NOX_ARGS=-r to reuse the matrix virtualenvs of an earlier run.
 NOX_ARGS ?=
 
-.PHONY: run serve test test-all bench venv browser lint format clean system-packages services
+.PHONY: run serve test test-all bench venv browser lint format clean system-packages services docs screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,13 +92,26 @@ SUITE = REDIS_URL=$(REDIS_URL) METRICDEMO_NO_SKIP=1 $(BIN)/python -m pytest
 # The matrix first (noxfile.py: each Python and Django on SQLite, and the
 # lowest versions allowed), then the three databases on the default Python.
 test-all: system-packages services browser $(VENV)/.installed-db
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(DOCS_SITE)
 	$(BIN)/nox $(NOX_ARGS)
 	DATABASE_URL= $(SUITE)
 	DATABASE_URL=$(POSTGRES_URL) $(SUITE)
 	DATABASE_URL=$(MARIADB_URL) $(SUITE)
 
+# The documentation site (mkdocs.yml, docs/) on http://$(HOST):$(DOCS_PORT)/;
+# test-all builds it with --strict, so a broken link or anchor fails CI.
+DOCS_PORT ?= 8001
+DOCS_SITE ?= $(VENV)/site
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr $(HOST):$(DOCS_PORT)
+
+# Take the docs' pictures of the admin again (docs/img/*.png): the browser
+# test saves them there instead of in a temporary folder.
+screenshots: venv browser
+	METRICDEMO_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/test_browser.py
+
 # Scrape cost against bare OpenTelemetry, SQL per scrape, memory; prints a table
-# with each target marked PASS or MISS (see "Performance" in the README). With
+# with each target marked PASS or MISS (see docs/performance.md). With
 # DATABASE_URL set, the row counts are measured on that database too.
 bench: venv
 	$(BIN)/python -m bench
@@ -112,4 +125,4 @@ format: venv
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .nox db.sqlite3 .pytest_cache build dist *.egg-info
+	rm -rf $(VENV) .nox db.sqlite3 .pytest_cache build dist *.egg-info site

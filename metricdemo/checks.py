@@ -27,7 +27,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         return [
             checks.Error(
                 f"{SETTING_NAME} must be a dict, not {type(value).__name__}.",
-                hint=f"Write {SETTING_NAME} = {{...}} with keys from the README.",
+                hint=f"Write {SETTING_NAME} = {{...}} with keys from the settings "
+                "reference (docs/settings.md).",
                 id="metricdemo.E001",
             )
         ]
@@ -253,7 +254,7 @@ def check_metrics_exposure(
             f"{SETTING_NAME}['ALLOWED_IPS'], so anyone who can reach it reads "
             "every business metric and its labels.",
             hint="Set AUTH_TOKEN or ALLOWED_IPS, or keep the URL off public "
-            "networks; see 'Protecting /metrics' in the README.",
+            "networks; see 'Protecting /metrics' in docs/security.md.",
             id="metricdemo.W012",
         )
     ]

@@ -2,7 +2,9 @@
 
 import os
 import re
+import struct
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
@@ -11,6 +13,7 @@ from django.core.management import call_command
 
 from metricdemo import validators
 from metricdemo.models import MetricDefinition
+from tests.processes import ROOT
 from tests.scraping import parse, series
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,11 +41,20 @@ pytestmark = [
 ]
 
 
-def test_create_preview_save_and_scrape(live_server, django_user_model, orders):
+def test_create_preview_save_and_scrape(
+    live_server, django_user_model, orders, tmp_path
+):
     django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    # The demo's definitions fill the change list that the docs show.
+    call_command("load_demo_metrics", verbosity=0)
+    pictures = screenshot_folder(tmp_path)
     # The ORM stays out of the browser block: Playwright's sync API runs an
     # event loop in this thread, and Django refuses queries from one.
-    drive_the_admin(live_server.url)
+    drive_the_admin(live_server.url, pictures)
+
+    for name in SCREENSHOTS:
+        width, height = png_size(pictures / name)
+        assert width >= 600 and height >= 100, (name, width, height)
 
     families = parse(urlopen(f"{live_server.url}/metrics").read().decode())
     assert series(families, "shop_orders_by_status") == {
@@ -56,6 +68,23 @@ def test_create_preview_save_and_scrape(live_server, django_user_model, orders):
         None,
         "status",
     )
+
+
+#: The pictures of the admin in the docs (docs/img), taken by drive_the_admin().
+SCREENSHOTS = ("add-form.png", "preview.png", "change-list.png")
+
+
+def screenshot_folder(tmp_path: Path) -> Path:
+    """Return docs/img under `make screenshots`, a temporary folder otherwise."""
+    folder = os.environ.get("METRICDEMO_SCREENSHOTS")
+    return ROOT / folder if folder else tmp_path
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Return the width and height that a PNG file's header gives."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", header[16:24])
 
 
 @contextmanager
@@ -79,8 +108,11 @@ def add_form(base_url: str, username: str, page_path: str = ADD):
             browser.close()
 
 
-def drive_the_admin(base_url: str) -> None:
-    """Log in, fill the add form for a row count, preview it and save it."""
+def drive_the_admin(base_url: str, pictures: Path) -> None:
+    """Log in, fill the add form for a row count, preview it and save it.
+
+    Along the way, save the docs' pictures of the form, the preview and the list.
+    """
     from playwright.sync_api import expect
 
     with add_form(base_url, "admin") as page:
@@ -107,10 +139,15 @@ def drive_the_admin(base_url: str) -> None:
         expect(rows.nth(0).locator(".metricdemo-value")).to_have_text("2")
         expect(rows.nth(1).locator(".metricdemo-value")).to_have_text("3")
         expect(page).to_have_url(re.compile(re.escape(ADD) + "$"))  # not saved
+        page.locator("#content").screenshot(path=pictures / "add-form.png")
+        result.screenshot(path=pictures / "preview.png")
 
         page.click("input[name=_save]")
         expect(page.locator(".messagelist")).to_contain_text("added successfully")
-        expect(page.locator("td.field-current_value")).to_contain_text("2 series")
+        expect(page.locator("td.field-current_value").first).to_be_visible()
+        mine = page.locator("tr", has_text="shop.orders.by_status")
+        expect(mine.locator("td.field-current_value")).to_contain_text("2 series")
+        page.screenshot(path=pictures / "change-list.png")
 
 
 def test_a_restricted_editor_sees_the_permission_error(live_server, django_user_model):

@@ -187,7 +187,7 @@ def test_deploy_check_warns_when_metrics_are_open_to_anyone():
             include_deployment_checks=True,
             databases=NO_DATABASES,
         )
-    assert "AUTH_TOKEN" in warning.msg and "README" in warning.hint
+    assert "AUTH_TOKEN" in warning.msg and "docs/security.md" in warning.hint
     assert deploy_ids(DEBUG=False, METRICDEMO={"AUTH_TOKEN": "s3cret-token"}) == []
     assert deploy_ids(DEBUG=False, METRICDEMO={"ALLOWED_IPS": ["10.0.0.0/8"]}) == []
     assert deploy_ids(DEBUG=True, METRICDEMO={}) == []
