@@ -8,7 +8,6 @@ from `cache`, and those of scheduled definitions from `store`.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +30,7 @@ from metricdemo.observations import (
     encoding_problem,
     with_constant_attributes,
 )
-from metricdemo.workers import WorkerPool
+from metricdemo.workers import PerProcess, WorkerPool
 
 logger = logging.getLogger("metricdemo")
 
@@ -187,7 +186,7 @@ class Evaluator:
                 )
                 continue
             seconds = timeout if timeout is not None else timeout_of(definition)
-            if source.batchable and _key(definition) not in self._alone:
+            if source.batchable and definition_key(definition) not in self._alone:
                 batches.setdefault((read_alias(definition), seconds), []).append(i)
             else:
                 tasks.append(([i], seconds))
@@ -230,11 +229,11 @@ class Evaluator:
             for i, outcome in zip(indices, outcomes, strict=True):
                 definition = definitions[i]
                 if outcome.outcome == _BATCH_FAILED:
-                    self._alone.add(_key(definition))
+                    self._alone.add(definition_key(definition))
                     retry.append((i, seconds))
                     continue
                 if len(indices) == 1 and outcome.outcome == SUCCESS:
-                    self._alone.discard(_key(definition))
+                    self._alone.discard(definition_key(definition))
                 if outcome.outcome == SUCCESS:
                     self._remember(definition, outcome)
                 results[i] = outcome
@@ -281,12 +280,12 @@ class Evaluator:
     def is_suspect(self, definition: MetricDefinition) -> bool:
         """Return whether `definition` waits for the background to find a slow one."""
         with self._lock:
-            return _key(definition) in self._suspects
+            return definition_key(definition) in self._suspects
 
     def _remember(self, definition: MetricDefinition, result: Evaluation) -> None:
         if definition.pk is not None:
             updated = getattr(definition, "updated_at", None)
-            self._last_good[_key(definition)] = (
+            self._last_good[definition_key(definition)] = (
                 updated,
                 result.observations,
                 time.time(),
@@ -294,7 +293,7 @@ class Evaluator:
 
     def _kept(self, definition: MetricDefinition) -> Evaluation | None:
         """Return the last good value of a suspect batch member, or None."""
-        key = _key(definition)
+        key = definition_key(definition)
         with self._lock:
             if key not in self._suspects:
                 return None
@@ -316,7 +315,7 @@ class Evaluator:
         Members that succeed alone stay batched (and their value is kept);
         the ones that fail or time out alone run on their own from then on.
         """
-        keys = [_key(d) for d in members if d.pk is not None]
+        keys = [definition_key(d) for d in members if d.pk is not None]
         with self._lock:
             if any(key in self._suspects for key in keys):
                 return  # already being looked for
@@ -334,7 +333,7 @@ class Evaluator:
                 (result,) = _evaluate_on_worker([definition], seconds)
             except Exception:  # noqa: BLE001 - _evaluate_on_worker does not raise
                 result = Evaluation(definition.name, ERROR)
-            key = _key(definition)
+            key = definition_key(definition)
             if result.outcome == SUCCESS:
                 self._remember(definition, result)
             # Slow even alone (a callback inside the count is not cut by the
@@ -353,10 +352,13 @@ class Evaluator:
 
     def _is_running(self, definition: MetricDefinition) -> bool:
         with self._lock:
-            return definition.pk is not None and _key(definition) in self._running
+            return (
+                definition.pk is not None
+                and definition_key(definition) in self._running
+            )
 
     def _start(self, definitions: list[MetricDefinition], seconds: float) -> Future:
-        keys = [_key(d) for d in definitions if d.pk is not None]
+        keys = [definition_key(d) for d in definitions if d.pk is not None]
         with self._lock:
             future = self._pool.submit(
                 lambda: _evaluate_on_worker(definitions, seconds)
@@ -495,29 +497,14 @@ def idle_seconds() -> float:
     return min(IDLE_MAX, max(ages, default=0))
 
 
-_evaluator: Evaluator | None = None
-_evaluator_lock = threading.Lock()
+_evaluator: PerProcess[Evaluator] = PerProcess(
+    lambda: Evaluator(int(app_settings.EVALUATION_THREADS))
+)
 
 
 def get_evaluator() -> Evaluator:
     """Return the process's evaluator, created on first use."""
-    global _evaluator
-    if _evaluator is None:
-        with _evaluator_lock:
-            if _evaluator is None:
-                _evaluator = Evaluator(int(app_settings.EVALUATION_THREADS))
-    return _evaluator
-
-
-def _forget_evaluator_after_fork() -> None:
-    # Worker threads do not survive fork(); a forked child (a preloaded
-    # gunicorn worker) starts a fresh evaluator on first use.
-    global _evaluator, _evaluator_lock
-    _evaluator = None
-    _evaluator_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_evaluator_after_fork)
+    return _evaluator.get()
 
 
 def evaluate_here(definition: MetricDefinition) -> Evaluation:
@@ -654,7 +641,8 @@ def _out_of_budget(definition: MetricDefinition, waited: float) -> Evaluation:
     )
 
 
-def _key(definition: MetricDefinition) -> tuple[Any, str]:
+def definition_key(definition: MetricDefinition) -> tuple[Any, str]:
+    """Return what tells one definition from another while it is evaluated."""
     return (definition.pk, definition.name)
 
 

@@ -25,7 +25,7 @@ from django.utils import timezone
 from metricdemo import evaluation, store
 from metricdemo.conf import app_settings
 from metricdemo.models import ChangeStamp, MetricDefinition
-from metricdemo.workers import WorkerPool
+from metricdemo.workers import PerProcess, WorkerPool
 
 logger = logging.getLogger("metricdemo")
 
@@ -155,7 +155,7 @@ class Refresher:
         leased = [
             definition
             for definition in store.due(self._definitions)
-            if _key(definition) not in busy
+            if evaluation.definition_key(definition) not in busy
             and store.take_lease(
                 definition, self.holder, evaluation.timeout_of(definition)
             )
@@ -166,7 +166,7 @@ class Refresher:
 
     def _start(self, leased: list[MetricDefinition]) -> None:
         started = timezone.now()
-        keys = [_key(d) for d in leased]
+        keys = [evaluation.definition_key(d) for d in leased]
 
         def refresh() -> None:
             try:
@@ -197,7 +197,9 @@ class Refresher:
                     self._store(definition, result, started)
             finally:
                 with self._lock:
-                    self._in_flight.difference_update(_key(d) for d in leased)
+                    self._in_flight.difference_update(
+                        evaluation.definition_key(d) for d in leased
+                    )
         with self._lock:
             self._jobs_running = [j for j in self._jobs_running if not j.done()]
 
@@ -234,39 +236,16 @@ class Refresher:
             )
 
 
-def _key(definition: MetricDefinition) -> tuple[Any, str]:
-    return (definition.pk, definition.name)
-
-
-_refresher: Refresher | None = None
-_refresher_lock = threading.Lock()
+_refresher: PerProcess[Refresher] = PerProcess(Refresher)
 
 
 def get_refresher() -> Refresher:
     """Return this process's refresher, created (not started) on first use."""
-    global _refresher
-    if _refresher is None:
-        with _refresher_lock:
-            if _refresher is None:
-                _refresher = Refresher()
-    return _refresher
+    return _refresher.get()
 
 
 def stop_refresher() -> None:
     """Stop this process's refresher if it runs (tests, shutdown)."""
-    global _refresher
-    with _refresher_lock:
-        refresher, _refresher = _refresher, None
+    refresher = _refresher.take()
     if refresher is not None:
         refresher.stop()
-
-
-def _forget_refresher_after_fork() -> None:
-    # The thread does not survive fork(): a forked child (a preloaded gunicorn
-    # worker) starts its own refresher, with its own holder id, on first use.
-    global _refresher, _refresher_lock
-    _refresher = None
-    _refresher_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_refresher_after_fork)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class WorkerPool:
@@ -125,3 +128,41 @@ def _run_then_wait(fn: Callable[[], Any], barrier: Any, timeout: float) -> None:
             barrier.wait(timeout)
         except threading.BrokenBarrierError:
             pass
+
+
+class PerProcess(Generic[T]):
+    """Hold one object per process: made on first use, forgotten after fork().
+
+    Threads do not survive fork(), so a forked child (a preloaded gunicorn
+    worker) makes its own object, with its own threads, on first use.
+    """
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._value: T | None = None
+        self._lock = threading.Lock()
+        os.register_at_fork(after_in_child=self._forget)
+
+    def get(self) -> T:
+        """Return this process's object, making it on first use."""
+        value = self._value
+        if value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._make()
+                value = self._value
+        return value
+
+    def peek(self) -> T | None:
+        """Return this process's object if one was made, without making one."""
+        return self._value
+
+    def take(self) -> T | None:
+        """Forget this process's object and return it, if one was made."""
+        with self._lock:
+            value, self._value = self._value, None
+        return value
+
+    def _forget(self) -> None:
+        self._value = None
+        self._lock = threading.Lock()

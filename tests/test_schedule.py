@@ -228,13 +228,13 @@ def test_scrape__starts_the_refresher_only_where_refreshing_is_on(
     client, define, counter, monkeypatch
 ):
     scheduled(define)
-    monkeypatch.setattr(scheduler, "_refresher", None)
+    scheduler.stop_refresher()
     scrape(client)  # REFRESH is False in the test settings
-    assert scheduler._refresher is None
+    assert scheduler._refresher.peek() is None
     monkeypatch.setenv("METRICDEMO_REFRESH", "1")
     try:
         scrape(client)
-        assert scheduler._refresher is not None
+        assert scheduler._refresher.peek() is not None
         wait_until(lambda: counter or None, timeout=30, what="the first refresh")
     finally:
         scheduler.stop_refresher()
