@@ -6,6 +6,7 @@ import datetime as dt
 import os
 
 import pytest
+from django.db import connection
 
 from metricdemo import register_callback, unregister_callback
 from metricdemo.models import MetricDefinition
@@ -37,6 +38,14 @@ def _close_evaluation_connections(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         stop_refresher()
         get_evaluator().close_connections()
+        # Evaluators that tests made for themselves may still hold a session;
+        # end those on PostgreSQL so that the test database can be dropped.
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
 
 
 @pytest.fixture
