@@ -76,8 +76,13 @@ SQLITE_BOUNDED_FUNCTIONS = frozenset(
         "stddev_samp",
         "var_pop",
         "var_samp",
-        # Django 6.
+        # Django 6.0 and 6.1: aggregates folding one value per row, new UUIDs.
         "any_value",
+        "bit_and",
+        "bit_or",
+        "bit_xor",
+        "uuidv4",
+        "uuidv7",
         # Registered only where SQLite lacks its own maths functions.
         *"acos asin atan atan2 ceiling cos degrees exp floor ln log mod pi power "
         "radians sin sqrt tan".split(),
