@@ -59,6 +59,24 @@ KINDS_FOR = {
 WINDOW_LOOKUPS = ("exact", "gt", "gte", "lt", "lte", "range", "in")
 
 
+def never_null(model: type[Model], path: str) -> bool:
+    """Return whether every row has a value at `path`.
+
+    True when each field on the way is a concrete, non-nullable column or
+    forward relation; a path this cannot tell about counts as nullable.
+    """
+    fields, rest = policy.lookup_fields(model, path)
+    if not fields or rest:
+        return False
+    return all(
+        getattr(field, "concrete", False)
+        and not getattr(field, "null", True)
+        and not getattr(field, "many_to_many", False)
+        and not getattr(field, "one_to_many", False)
+        for field in fields
+    )
+
+
 def value_kind(field: Any) -> str | None:
     """Return how `field`'s values export (number, duration, datetime, date)."""
     if getattr(field, "is_relation", False) or not isinstance(field, Field):

@@ -173,6 +173,7 @@ class Evaluator:
         results: list[Evaluation | None] = [None] * len(definitions)
         batches: dict[tuple[str, float], list[int]] = {}
         tasks: list[tuple[list[int], float]] = []
+        aliases: dict[str, str] = {}  # each model's read database, found once
         for i, definition in enumerate(definitions):
             source = sources.SOURCES.get(definition.source)
             if source is None or not source.blocking:
@@ -187,7 +188,10 @@ class Evaluator:
                 continue
             seconds = timeout if timeout is not None else timeout_of(definition)
             if source.batchable and definition_key(definition) not in self._alone:
-                batches.setdefault((read_alias(definition), seconds), []).append(i)
+                alias = aliases.get(definition.model)
+                if alias is None:
+                    alias = aliases[definition.model] = read_alias(definition)
+                batches.setdefault((alias, seconds), []).append(i)
             else:
                 tasks.append(([i], seconds))
         tasks.extend((indices, seconds) for (_, seconds), indices in batches.items())

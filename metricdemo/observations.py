@@ -82,6 +82,8 @@ def encoding_problem(observations: Observations) -> str | None:
     surrogate (from stored attributes, a group value or a callback) would fail
     every scrape; the definition that yields it fails alone instead.
     """
+    if _all_plain_text(observations):
+        return None
     for _value, attributes in observations:
         if validators.unencodable_text(attributes) is None:
             continue
@@ -93,3 +95,17 @@ def encoding_problem(observations: Observations) -> str | None:
                     "the value it is read from."
                 ) % {"key": key, "value": item}
     return None
+
+
+def _all_plain_text(observations: Observations) -> bool:
+    # The common case in one pass: every key and value is a str, and all of
+    # them together are ASCII, or at least encodable and free of NUL.
+    texts = []
+    for _value, attributes in observations:
+        texts.extend(attributes)
+        texts.extend(attributes.values())
+    try:
+        joined = "".join(texts)
+    except TypeError:
+        return False  # not all text: the thorough check looks at each
+    return validators.unencodable_text(joined) is None

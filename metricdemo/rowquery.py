@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import operator
 import threading
 from collections import OrderedDict
@@ -134,6 +133,8 @@ class Member:
     column: int = 0
     presence: int | None = None
     filtered: bool = False
+    #: Every row has a value of the aggregated field (no NULL on the way).
+    never_null: bool = False
 
 
 @dataclass
@@ -161,7 +162,15 @@ class Pass:
 
 @dataclass
 class Statement:
-    """One compiled UNION ALL statement and where its relative times go."""
+    """One compiled UNION ALL statement and where its relative times go.
+
+    `sql` bounds the rows of the whole statement with one LIMIT, the sum of
+    its passes' bounds, which leaves PostgreSQL free to run the passes in
+    parallel; a LIMIT inside each part would not. `bounded_sql` bounds each
+    grouped pass by its own LIMIT instead. When `sql` reads as many rows as its
+    LIMIT, some pass may have been cut short, so the statement runs again as
+    `bounded_sql`, and keeps doing so until no pass reaches its bound.
+    """
 
     alias: str
     sql: str
@@ -169,6 +178,34 @@ class Statement:
     #: (parameter position, relative time, DATE or DATETIME) to bind each time.
     slots: list[tuple[int, str, str]]
     passes: dict[int, Pass]
+    #: Each grouped pass bounded by its own LIMIT; the parameters are the same.
+    bounded_sql: str = ""
+    #: The LIMIT of `sql`, or None when `sql` is already `bounded_sql`.
+    limit: int | None = None
+    #: Whether the last rows needed `bounded_sql`: the next run starts with it.
+    bounded: bool = False
+
+    def fetch(self, now: dt.datetime) -> list[tuple[Any, ...]]:
+        """Run the statement with its times resolved at `now`; return its rows."""
+        params = self.bind(now)
+        with connections[self.alias].cursor() as cursor:
+            if self.limit is None or not self.bounded:
+                cursor.execute(self.sql, params)
+                rows = cursor.fetchall()
+                if self.limit is None or len(rows) < self.limit:
+                    return rows
+            cursor.execute(self.bounded_sql, params)
+            rows = cursor.fetchall()
+        read: dict[int, int] = {}
+        for row in rows:
+            read[int(row[0])] = read.get(int(row[0]), 0) + 1
+        # Benign if two threads race: either form gives the same values.
+        self.bounded = any(
+            read.get(number, 0) >= computed.limit
+            for number, computed in self.passes.items()
+            if computed.grouped
+        )
+        return rows
 
     def bind(self, now: dt.datetime) -> list[Any]:
         """Return the parameters with every relative time resolved at `now`."""
@@ -230,10 +267,8 @@ def _compute(
         _fill(found, empty, [], unsure)
     for statement in plan.statements:
         rows: dict[int, list[tuple[Any, ...]]] = {n: [] for n in statement.passes}
-        with connections[statement.alias].cursor() as cursor:
-            cursor.execute(statement.sql, statement.bind(now))
-            for row in cursor.fetchall():
-                rows[int(row[0])].append(row)
+        for row in statement.fetch(now):
+            rows[int(row[0])].append(row)
         for number, rows_of_pass in rows.items():
             _fill(found, statement.passes[number], rows_of_pass, unsure)
     if unsure:
@@ -253,6 +288,12 @@ def _fill(
 ) -> None:
     shared = len(computed.members) > 1
     start = computed.offset
+    # Every member of a pass groups by the same paths: label values once a row.
+    booleans = computed.members[0].booleans if computed.members else ()
+    groups = [
+        [_group_label(row[1 + i], boolean) for i, boolean in enumerate(booleans)]
+        for row in rows
+    ]
     for member in computed.members:
         column = start + member.column
         if not computed.grouped:
@@ -260,7 +301,8 @@ def _fill(
             found[member.index] = _ungrouped(member, value)
             continue
         observations = []
-        for row in rows:
+        keys = member.keys
+        for row, group in zip(rows, groups, strict=True):
             value = row[column]
             if shared and member.filtered and not _present(member, row, start, value):
                 continue
@@ -268,12 +310,7 @@ def _fill(
                 if member.aggregate not in (COUNT, COUNT_DISTINCT, SUM):
                     continue
                 value = 0
-            labels = {
-                key: _group_label(row[1 + i], boolean)
-                for i, (key, boolean) in enumerate(
-                    zip(member.keys, member.booleans, strict=True)
-                )
-            }
+            labels = dict(zip(keys, group, strict=True))
             observations.append((_converted(member.kind, value), labels))
         if len(observations) > member.bound:
             found[member.index] = too_many_groups(member.definition, member.bound)
@@ -284,10 +321,13 @@ def _fill(
 
 
 def _present(member: Member, row: tuple[Any, ...], start: int, value: Any) -> bool:
-    # Whether any row of this group matched the member's filters.
+    # Whether any row of this group matched the member's filters. Without a
+    # presence column the value tells: a count above 0, or any other
+    # aggregate not NULL (a sum or distinct count only where the field is
+    # never NULL, or it would have a presence column).
     if member.presence is not None:
         return bool(row[start + member.presence])
-    if member.aggregate == COUNT:
+    if member.aggregate in (COUNT, COUNT_DISTINCT):
         return bool(value)
     return value is not None
 
@@ -333,17 +373,24 @@ _plans: OrderedDict[Any, Plan] = OrderedDict()
 _plans_lock = threading.Lock()
 
 
+def clear_plans() -> None:
+    """Forget every compiled plan; the next evaluations build them again."""
+    with _plans_lock:
+        _plans.clear()
+
+
 def plan_for(definitions: Sequence[MetricDefinition], *, alone: bool = False) -> Plan:
     """Return the compiled plan of `definitions`, built once and then kept.
 
     The key holds every field a plan depends on, and the settings the safe
     source rules read, so an edit or a tightened rule builds a new plan.
     """
+    aliases: dict[str, str | None] = {}
     key = (
         alone,
         settings.USE_TZ,
         repr(sorted(app_settings.user_settings.items())),
-        tuple(_fingerprint(d) for d in definitions),
+        tuple(_fingerprint(d, aliases) for d in definitions),
     )
     with _plans_lock:
         plan = _plans.get(key)
@@ -362,17 +409,24 @@ def plan_for(definitions: Sequence[MetricDefinition], *, alone: bool = False) ->
     return plan
 
 
-def _fingerprint(definition: MetricDefinition) -> tuple[Any, ...]:
-    try:
-        alias = policy.read_alias(apps.get_model(definition.model))
-    except (LookupError, ValueError):
-        alias = None
+def _fingerprint(
+    definition: MetricDefinition, aliases: dict[str, str | None]
+) -> tuple[Any, ...]:
+    # `aliases` keeps each model's read database for one plan_for() call.
+    label = definition.model
+    if label not in aliases:
+        try:
+            aliases[label] = policy.read_alias(apps.get_model(label))
+        except (LookupError, ValueError):
+            aliases[label] = None
+    filters = definition.filters
     return (
-        alias,
-        definition.model,
+        aliases[label],
+        label,
         getattr(definition, "aggregate", COUNT) or COUNT,
         getattr(definition, "field", "") or "",
-        json.dumps(definition.filters, sort_keys=True, default=str),
+        # repr() tells 1 from True and "1", as the compiled SQL does.
+        repr(filters) if filters else "",
         definition.group_by,
         getattr(definition, "max_series", None),
     )
@@ -461,6 +515,7 @@ def _member(index: int, definition: MetricDefinition) -> tuple[type[Model], Memb
         ),
         bound=validators.max_series_bound(getattr(definition, "max_series", None)),
         filtered=bool(filters),
+        never_null=bool(path) and aggregates.never_null(model, path),
     )
 
 
@@ -493,33 +548,53 @@ def _statement(
         _place_columns(computed)
     groups = max(len(p.paths) for p in passes)
     values = max(_value_columns(p) for p in passes)
-    parts, params, kept = [], [], {}
+    parts, bounded_parts, params, kept = [], [], [], {}
     outer = _outer_columns(connections[alias], groups, values)
     for computed in passes:
         query = _pass_query(computed, groups, values, slots, now, plan)
         if query is None:
             continue
-        compiler = query.query.get_compiler(using=alias)
         try:
-            sql, branch = compiler.as_sql(with_col_aliases=True)
+            sql, branch = _compiled(query, alias)
+            bounded_sql, bounded_branch = sql, branch
+            if computed.grouped:
+                bounded_sql, bounded_branch = _compiled(query[: computed.limit], alias)
         except EmptyResultSet:
             # Filters that match nothing (`status__in=[]`): no rows to read.
             plan.empty.append(computed)
             continue
-        parts.append(f"SELECT {outer} FROM ({sql}) AS b{computed.number}")
+        if bounded_branch != branch:  # pragma: no cover - Django inlines LIMIT
+            raise NotSupportedError("A LIMIT changed the parameters of a query.")
+        name = f"b{computed.number}"
+        parts.append(f"SELECT {outer} FROM ({sql}) AS {name}")
+        bounded_parts.append(f"SELECT {outer} FROM ({bounded_sql}) AS {name}")
         params.extend(branch)
         kept[computed.number] = computed
     if not parts:
         return None
     for computed in kept.values():
         computed.offset = 1 + groups
+    bounded = " UNION ALL ".join(bounded_parts)
+    sql, limit = bounded, None
+    if len(kept) > 1 and any(p.grouped for p in kept.values()):
+        # One row per ungrouped pass; at most its limit per grouped one.
+        limit = sum(p.limit if p.grouped else 1 for p in kept.values())
+        # After the last part, a LIMIT bounds the whole UNION ALL on every
+        # backend; a derived table around it would cost PostgreSQL planning.
+        sql = f"{' UNION ALL '.join(parts)} LIMIT {limit}"
     return Statement(
         alias=alias,
-        sql=" UNION ALL ".join(parts),
+        sql=sql,
         params=params,
         slots=_find_slots(alias, params, slots),
         passes=kept,
+        bounded_sql=bounded,
+        limit=limit,
     )
+
+
+def _compiled(query: Any, alias: str) -> tuple[str, tuple[Any, ...]]:
+    return query.query.get_compiler(using=alias).as_sql(with_col_aliases=True)
 
 
 def _outer_columns(connection: Any, groups: int, values: int) -> str:
@@ -540,7 +615,11 @@ def _place_columns(computed: Pass) -> None:
         member.column = column
         column += 1
         member.presence = None
+        # A sum or distinct count of a field that may be NULL is NULL or 0
+        # both for a group where no row matched and for one where the matched
+        # rows have no value; only the second is a series (of 0).
         needs_presence = member.aggregate in (COUNT_DISTINCT, SUM)
+        needs_presence = needs_presence and not member.never_null
         if computed.grouped and shared and member.filtered and needs_presence:
             member.presence = column
             column += 1
@@ -606,8 +685,7 @@ def _pass_query(
     for i in range(values):
         measures.setdefault(f"_m_v{i}", Null(output_field=FloatField()))
     names = [*columns, *(f"_m_v{i}" for i in range(values))]
-    query = rows.annotate(**measures).values_list(*names)
-    return query[: computed.limit] if computed.grouped else query
+    return rows.annotate(**measures).values_list(*names)
 
 
 def _measure(member: Member, condition: Q | None) -> AsNumber:

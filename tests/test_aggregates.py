@@ -15,7 +15,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from metricdemo import rowquery
+from metricdemo import aggregates, rowquery
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
 from metricdemo.rowquery import count_rows
@@ -205,6 +205,9 @@ GROUPED = [
     ("customer__country", "min", "shipped_on", {}),
     ("status, express", "count", "", {"status": "pending"}),
     ("status", "sum", "total", {"status": "refunded"}),
+    # Fields that are never NULL: the value alone tells which groups matched.
+    ("status", "sum", "total", {"customer__country": "DE"}),
+    ("status", "count_distinct", "created", {"total__gte": 50}),
 ]
 
 
@@ -374,3 +377,40 @@ def test_count_rows__a_join_to_many_rows_gets_a_pass_of_its_own(shop):
     assert found[1] == [(float(pending.count()), {})]
     distinct = Customer.objects.aggregate(n=Count("order__status", distinct=True))
     assert found[2] == [(float(distinct["n"]), {})]
+
+
+@pytest.mark.parametrize(
+    ("model", "path", "never"),
+    [
+        (Order, "total", True),
+        (Order, "created", True),
+        (Order, "quantity", False),  # null=True
+        (Order, "customer", False),  # a nullable relation
+        (Order, "customer__name", False),  # through a nullable relation
+        (Customer, "name", True),
+        (Customer, "order", False),  # reverse: a customer may have no order
+        (Order, "created__year", False),  # a transform: cannot tell
+        (Order, "nothing", False),
+    ],
+)
+def test_never_null__only_non_nullable_columns_and_relations(model, path, never):
+    assert aggregates.never_null(model, path) is never
+
+
+def test_count_rows__a_pass_reads_whether_a_group_matched_only_where_needed(shop):
+    """A filtered sum of a nullable field needs a column saying a group matched."""
+    nullable = row_based(aggregate="sum", field="quantity", group_by="status")
+    nullable.filters = {"status": "paid"}
+    never = row_based(aggregate="sum", field="total", group_by="status")
+    never.filters = {"status": "paid"}
+    count = row_based(group_by="status")
+    for definitions, columns in [([never, count], 2), ([nullable, count], 3)]:
+        rowquery.clear_plans()
+        (statement,) = rowquery.plan_for(definitions).statements
+        (computed,) = statement.passes.values()
+        assert rowquery._value_columns(computed) == columns
+    # Both give the paid orders' group alone: one has a quantity of 2 and one
+    # none, a total of 100.00.
+    found = count_rows([nullable, never, count])
+    assert found[0] == [(2.0, {"status": "paid"})]
+    assert found[1] == [(pytest.approx(100.0), {"status": "paid"})]

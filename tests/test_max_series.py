@@ -16,7 +16,7 @@ from django.test import override_settings
 from django.test.utils import isolate_apps
 from django.urls import reverse
 
-from metricdemo import policy, validators
+from metricdemo import policy, rowquery, validators
 from metricdemo.cache import cache_key
 from metricdemo.evaluation import evaluate
 from metricdemo.models import MetricDefinition
@@ -91,9 +91,58 @@ def test_count_rows__over_the_bound_is_left_out_and_reads_one_group_more(
     assert outcomes(families, "customers.by_country") == {"error": 1.0}
     assert outcomes(families, "orders.by_status") == {"success": 1.0}
     (counts,) = [s for s in statements if "UNION ALL" in s]
-    # One bound per grouped branch: 5 + 1 for the countries, 1000 + 1 for the
-    # statuses; the ungrouped count has a single row and no bound.
-    assert sorted(int(n) for n in LIMIT_RE.findall(counts)) == [6, 1001]
+    # One bound for the whole statement, the sum of its passes' bounds: 5 + 1
+    # for the countries, 1000 + 1 for the statuses, 1 row for the ungrouped
+    # count. The 30 + 3 + 1 rows stay below it, so no pass was cut short.
+    assert [int(n) for n in LIMIT_RE.findall(counts)] == [1008]
+
+
+def counting_statements(statements: list[str]) -> list[list[int]]:
+    """Return the LIMITs of each statement that computes row-based definitions."""
+    return [
+        [int(n) for n in LIMIT_RE.findall(s)]
+        for s in statements
+        if "metricdemo_changestamp" not in s
+        and "metricdemo_metricdefinition" not in s
+        and "LIMIT" in s
+    ]
+
+
+def test_count_rows__a_statement_that_reaches_its_bound_reads_each_pass_bounded(
+    client, customers, orders, define
+):
+    """The whole statement's LIMIT may cut any pass short; then each gets its own."""
+    rowquery.clear_plans()
+    define(**BY_COUNTRY, max_series=5)
+    define(name="orders.all", source="row_count", model="shop.Order")
+    with all_queries() as statements:
+        families = scrape(client)
+    # 30 countries + 1 row reach the statement's LIMIT of 5 + 1 + 1: it runs
+    # again with a LIMIT of 5 + 1 on the countries alone.
+    assert counting_statements(statements) == [[7], [6]]
+    assert value(families, "orders_all") == 6.0
+    assert "customers_by_country" not in families
+    # While a pass is over its bound, scrapes start with the bounded form.
+    with all_queries() as statements:
+        families = scrape(client)
+    assert counting_statements(statements) == [[6]]
+    assert value(families, "orders_all") == 6.0
+
+    from tests.shop.models import Customer
+
+    # Down to 5 countries: 00, 01 and the orders' DE, FR and none.
+    gone = [f"c{i}" for i in range(60) if i % 30 > 1]
+    Customer.objects.filter(name__in=gone).delete()
+    with all_queries() as statements:
+        families = scrape(client)
+    assert counting_statements(statements) == [[6]]
+    assert len(series(families, "customers_by_country")) == 5
+    # Back within its bound: the next scrape is one statement with one LIMIT.
+    with all_queries() as statements:
+        families = scrape(client)
+    assert counting_statements(statements) == [[7]]
+    assert len(series(families, "customers_by_country")) == 5
+    assert value(families, "orders_all") == 6.0
 
 
 def test_count_rows__the_error_names_the_model_field_and_bound(customers):
