@@ -205,3 +205,32 @@ def test_count_rows__a_failing_statement_raises_a_database_error(orders):
         count_rows([count("shop.Order"), broken])
     # The caller's transaction is still usable.
     assert count_rows([count("shop.Order")]) == [[(6.0, {})]]
+
+
+def test_statement__one_limit_after_the_last_part_bounds_the_whole_statement(orders):
+    """On every backend the LIMIT bounds the UNION ALL, not its last part."""
+    rowquery.clear_plans()
+    definitions = [
+        count("shop.Order", group_by="status", max_series=1),
+        count("shop.Customer", group_by="country", max_series=1),
+    ]
+    (statement,) = rowquery.plan_for(definitions).statements
+    assert statement.limit == 4  # (1 + 1) for each grouped pass
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, statement.params)
+        rows = cursor.fetchall()
+    # 3 statuses and 3 countries: cut at 4 rows, whichever parts they come from.
+    assert len(rows) == 4
+    # Reaching the LIMIT runs the statement again, each pass bounded alone.
+    found, statements = counted(definitions)
+    assert len(statements) == 2
+    assert statement.bounded
+    assert [str(result) for result in found] == [
+        "shop.Order grouped by status has more than 1 groups (max_series); group "
+        "by a field with fewer distinct values or raise max series.",
+        "shop.Customer grouped by country has more than 1 groups (max_series); "
+        "group by a field with fewer distinct values or raise max series.",
+    ]
+    # Then it starts with the bounded form: one statement.
+    found, statements = counted(definitions)
+    assert len(statements) == 1
