@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -171,9 +172,12 @@ class MetricDefinitionForm(forms.ModelForm):
         self.fields["source"].widget.attrs["data-source-fields"] = json.dumps(
             {key: list(source.fields) for key, source in sources.SOURCES.items()}
         )
+        # Suggestions name only what the user may use: the models they may
+        # view, settings only with read_settings, callbacks with use_callbacks.
+        user = self.acting_user
         for name, suggestions in (
-            ("model", policy.allowed_models),
-            ("setting", policy.suggested_settings),
+            ("model", lambda: policy.allowed_models(user)),
+            ("setting", lambda: policy.suggested_settings(user)),
             ("field", self._field_suggestions),
         ):
             attrs = self.fields[name].widget.attrs
@@ -191,30 +195,34 @@ class MetricDefinitionForm(forms.ModelForm):
         aggregate.choices = list(aggregates.AGGREGATES.items())
         aggregate.widget.attrs["data-default"] = aggregates.COUNT
         self.fields["field"].widget.attrs["data-field-suggestions"] = json.dumps(
-            field_suggestions()
+            field_suggestions(self.acting_user)
         )
 
     def _field_suggestions(self) -> list[str]:
         """Return the stored model's fields that fit the stored aggregate."""
         label = self.initial.get("model") or ""
         aggregate = self.initial.get("aggregate") or aggregates.COUNT
-        return field_suggestions().get(label, {}).get(aggregate, [])
+        return field_suggestions(self.acting_user).get(label, {}).get(aggregate, [])
 
     def clean_aggregate(self) -> str:
         """Read an empty choice (a hidden field the script blanked) as count."""
         return self.cleaned_data.get("aggregate") or aggregates.COUNT
 
     def _callback_choices(self) -> list[tuple[str, str]]:
-        choices = [("", "---------")] + [
-            (c.name, c.label) for c in callbacks.registered_callbacks()
-        ]
+        user = self.acting_user
+        choices = [("", "---------")]
+        if user is None or user.has_perm(policy.USE_CALLBACKS):
+            choices += [(c.name, c.label) for c in callbacks.registered_callbacks()]
         current = self.initial.get("callback") or ""
         if current and current not in dict(choices):
-            # Keep a stored name that is no longer registered visible, so the
-            # validation message can say what is wrong with it.
-            choices.append(
-                (current, _("%(name)s (not registered)") % {"name": current})
-            )
+            # Keep the stored name visible: a registered one the user may not
+            # choose, or one no longer registered, which the validation
+            # message then explains.
+            registered = {c.name: c.label for c in callbacks.registered_callbacks()}
+            label = registered.get(current) or _("%(name)s (not registered)") % {
+                "name": current
+            }
+            choices.append((current, label))
         return choices
 
     def clean_attributes(self) -> object:
@@ -228,13 +236,21 @@ class MetricDefinitionForm(forms.ModelForm):
         return {} if value is None else value
 
 
-def field_suggestions() -> dict[str, dict[str, list[str]]]:
-    """Return {model: {aggregate: fields}} for every model row counts may read."""
+def field_suggestions(user: Any = None) -> dict[str, dict[str, list[str]]]:
+    """Return {model: {aggregate: fields}} for every model row counts may read.
+
+    With a `user`, only the models they may view, and only the fields that
+    lead to no model they may not view.
+    """
     suggestions = {}
-    for label in policy.allowed_models():
+    for label in policy.allowed_models(user):
         model = policy.resolve_model(label)
         suggestions[label] = {
-            aggregate: aggregates.fitting_fields(model, aggregate)
+            aggregate: [
+                name
+                for name in aggregates.fitting_fields(model, aggregate)
+                if not policy.path_permission_refusal(user, model, name)
+            ]
             for aggregate in aggregates.AGGREGATES
             if aggregate != aggregates.COUNT
         }

@@ -515,13 +515,25 @@ def setting_refusal(path: str) -> str | None:
     return None
 
 
-def allowed_models() -> list[str]:
-    """Return the labels of the installed models that row counts may read."""
-    return sorted(m._meta.label for m in apps.get_models() if not model_refusal(m))
+def allowed_models(user: Any = None) -> list[str]:
+    """Return the labels of the installed models that row counts may read.
+
+    With a `user`, only those they may view (or change) as well.
+    """
+    return sorted(
+        m._meta.label
+        for m in apps.get_models()
+        if not model_refusal(m) and (user is None or may_view(user, m))
+    )
 
 
-def suggested_settings() -> list[str]:
-    """Return the top-level settings a setting source may export, by name."""
+def suggested_settings(user: Any = None) -> list[str]:
+    """Return the top-level settings a setting source may export, by name.
+
+    A `user` without the read_settings permission gets none.
+    """
+    if user is not None and not user.has_perm(READ_SETTINGS):
+        return []
     names = []
     for name in dir(settings):
         if not name.isupper() or setting_refusal(name):

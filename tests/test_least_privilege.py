@@ -6,6 +6,8 @@ auth.view_user. A count of users grouped by is_staff is theirs to define only
 if they may view users; nobody may group by email or filter on its prefix.
 """
 
+import json
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
@@ -359,6 +361,66 @@ def test_settings_and_callbacks_need_their_own_permission(
     MetricDefinition.objects.all().delete()
     superuser, _ = people["superuser"]
     assert superuser.post(ADD_URL, data).status_code == 302
+
+
+# Suggestions
+
+
+def suggestions(client) -> dict:
+    """Return what the add form suggests: models, settings, callbacks, fields."""
+    response = client.get(ADD_URL)
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    return {
+        "models": list(form.fields["model"].widget.suggestions()),
+        "settings": list(form.fields["setting"].widget.suggestions()),
+        "callbacks": [c for c, _ in form.fields["callback"].widget.choices if c],
+        "fields": json.loads(
+            form.fields["field"].widget.attrs["data-field-suggestions"]
+        ),
+    }
+
+
+def test_suggestions__name_only_what_the_user_may_use(people):
+    editor, user = people["editor"]
+    found = suggestions(editor)
+    # The editor may view no model but the definitions themselves.
+    assert found["models"] == ["metricdemo.MetricDefinition"]
+    assert list(found["fields"]) == ["metricdemo.MetricDefinition"]
+    assert found["settings"] == []
+    assert found["callbacks"] == []
+    grant(user, "shop.view_order", "metricdemo.read_settings")
+    found = suggestions(editor)
+    assert "shop.Order" in found["models"] and "auth.User" not in found["models"]
+    # Distinct customers would lead to shop.Customer, which they may not view.
+    assert "customer" not in found["fields"]["shop.Order"]["count_distinct"]
+    assert "status" in found["fields"]["shop.Order"]["count_distinct"]
+    assert "SESSION_COOKIE_AGE" in found["settings"]
+    grant(user, "shop.view_customer", "metricdemo.use_callbacks")
+    found = suggestions(editor)
+    assert "customer" in found["fields"]["shop.Order"]["count_distinct"]
+    assert "process.cpu_time" in found["callbacks"]
+
+
+def test_suggestions__the_user_viewer_sees_users_and_the_superuser_all(people):
+    viewer, _ = people["user_viewer"]
+    assert "auth.User" in suggestions(viewer)["models"]
+    superuser, _ = people["superuser"]
+    found = suggestions(superuser)
+    assert {"auth.User", "shop.Order", "shop.Customer"} <= set(found["models"])
+    assert "SESSION_COOKIE_AGE" in found["settings"]
+    assert "process.cpu_time" in found["callbacks"]
+
+
+def test_suggestions__a_stored_callback_stays_shown_to_an_editor_without_the_permission(
+    people,
+):
+    definition = stored(name="cpu", source="callback", callback="process.cpu_time")
+    editor, _ = people["user_viewer"]
+    response = editor.get(change_url(definition))
+    choices = dict(response.context["adminform"].form.fields["callback"].widget.choices)
+    assert list(choices) == ["", "process.cpu_time"]
+    assert "not registered" not in str(choices["process.cpu_time"])
 
 
 # Saves without a user
