@@ -534,11 +534,15 @@ def suggested_settings(user: Any = None) -> list[str]:
     """
     if user is not None and not user.has_perm(READ_SETTINGS):
         return []
+    # The values are read past LazySettings, which warns on every read of a
+    # deprecated setting (Django 6.1's EMAIL_*): looking at them for a list
+    # of suggestions is not using them.
+    holder = settings._wrapped if settings.configured else settings
     names = []
     for name in dir(settings):
         if not name.isupper() or setting_refusal(name):
             continue
-        value = getattr(settings, name, None)
+        value = getattr(holder, name, None)
         if isinstance(value, bool | int | float):
             names.append(name)
     return sorted(names)

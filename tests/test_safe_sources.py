@@ -1,6 +1,7 @@
 """Safe sources: definitions cannot read what their editor could not otherwise see."""
 
 import sys
+import warnings
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -162,6 +163,14 @@ def test_suggested_settings_are_numeric_and_not_secret():
     assert "SESSION_COOKIE_AGE" in suggested and "DEBUG" in suggested
     assert "SECRET_KEY" not in suggested and "TIME_ZONE" not in suggested
     assert "PASSWORD_RESET_TIMEOUT" not in suggested
+
+
+def test_suggested_settings_read_no_setting_through_its_deprecation_warning():
+    """Django 6.1 warns on reading EMAIL_*; listing suggestions is not reading."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        suggested = policy.suggested_settings()
+    assert "SESSION_COOKIE_AGE" in suggested
 
 
 def test_the_default_lists_are_documented_values():
