@@ -121,6 +121,10 @@ class Evaluator:
         # Members of a batch that overran, until the background finds the slow
         # one: they serve their last good value meanwhile.
         self._suspects: set[Any] = set()
+        # {key: part}: members of a batch that overran although none was slow
+        # alone run in smaller batches, one per part.
+        self._parts: dict[Any, int] = {}
+        self._next_part = 0
         #: {key: (updated_at, observations, Unix time)} of the last success.
         self._last_good: dict[Any, tuple[Any, Observations, float]] = {}
         self._background: WorkerPool | None = None
@@ -171,7 +175,7 @@ class Evaluator:
         started, past it: the rest count as timed out.
         """
         results: list[Evaluation | None] = [None] * len(definitions)
-        batches: dict[tuple[str, float], list[int]] = {}
+        batches: dict[tuple[str, float, int | None], list[int]] = {}
         tasks: list[tuple[list[int], float]] = []
         aliases: dict[str, str] = {}  # each model's read database, found once
         for i, definition in enumerate(definitions):
@@ -191,10 +195,11 @@ class Evaluator:
                 alias = aliases.get(definition.model)
                 if alias is None:
                     alias = aliases[definition.model] = read_alias(definition)
-                batches.setdefault((alias, seconds), []).append(i)
+                part = self._parts.get(definition_key(definition))
+                batches.setdefault((alias, seconds, part), []).append(i)
             else:
                 tasks.append(([i], seconds))
-        tasks.extend((indices, seconds) for (_, seconds), indices in batches.items())
+        tasks.extend((indices, key[1]) for key, indices in batches.items())
         retry = self._run(definitions, tasks, results, deadline)
         if retry:
             # A batch failed for one of its definitions: find which, alone.
@@ -332,6 +337,7 @@ class Evaluator:
         future.add_done_callback(lambda f: self._finished(keys, f))
 
     def _run_alone(self, members: list[MetricDefinition], seconds: float) -> None:
+        alone_seconds: dict[Any, float] = {}
         for definition in members:
             try:
                 (result,) = _evaluate_on_worker([definition], seconds)
@@ -349,10 +355,52 @@ class Evaluator:
                     definition.name,
                     result.error or f"{result.seconds:.3g} s",
                 )
+            else:
+                alone_seconds[key] = result.seconds
             with self._lock:
                 if slow:
                     self._alone.add(key)
                 self._suspects.discard(key)
+        if len(alone_seconds) == len(members) > 1:
+            # Nobody is slow alone: together they are too much for the timeout.
+            self._split(members, alone_seconds, seconds)
+
+    def _split(
+        self,
+        members: list[MetricDefinition],
+        alone_seconds: dict[Any, float],
+        seconds: float,
+    ) -> None:
+        """Put the members of a batch into parts that each fit half the timeout.
+
+        Largest first, each into the first part with room (by the time it took
+        alone); at least two parts, so every overrun halves the batch at worst.
+        """
+        room = seconds / 2
+        parts: list[tuple[list[float], list[Any]]] = []
+        for key, took in sorted(alone_seconds.items(), key=lambda kv: -kv[1]):
+            for total, keys in parts:
+                if total[0] + took <= room:
+                    total[0] += took
+                    keys.append(key)
+                    break
+            else:
+                parts.append(([took], [key]))
+        if len(parts) == 1:
+            keys = parts[0][1]
+            parts = [([0.0], keys[::2]), ([0.0], keys[1::2])]
+        with self._lock:
+            for _total, keys in parts:
+                self._next_part += 1
+                for key in keys:
+                    self._parts[key] = self._next_part
+        logger.info(
+            "Metrics %s overran their timeout of %g s together but not alone; "
+            "they now run in %d smaller batches.",
+            ", ".join(d.name for d in members),
+            seconds,
+            len(parts),
+        )
 
     def _is_running(self, definition: MetricDefinition) -> bool:
         with self._lock:

@@ -352,6 +352,48 @@ def test_batch_overrun__members_keep_their_values_and_the_slow_one_is_found_apar
         evaluator.close_connections()
 
 
+def test_batch_overrun__members_that_overrun_only_together_run_in_parts(
+    orders, define, monkeypatch
+):
+    """Four counts that each take 0.3 s: alone within 1 s, together not."""
+    counts = [
+        define(
+            name=f"orders.{n}",
+            source="row_count",
+            model="shop.Order",
+            filters={"status": "pending"},
+        )
+        for n in range(4)
+    ]
+    evaluator = Evaluator(2)
+    real = evaluation.rowquery.count_rows
+    calls: list[list[str]] = []
+
+    def count_rows(definitions):
+        calls.append([d.name for d in definitions])
+        threading.Event().wait(0.3 * len(definitions))
+        return real(definitions)
+
+    try:
+        assert all(r.ok for r in evaluator.evaluate_many(counts, timeout=5))
+        monkeypatch.setattr(evaluation.rowquery, "count_rows", count_rows)
+        results = evaluator.evaluate_many(counts, timeout=1)
+        assert [r.outcome for r in results] == [KEPT] * 4
+        wait_until(
+            lambda: not any(evaluator.is_suspect(d) for d in counts) or None,
+            timeout=30,
+            what="the background to run each count alone",
+        )
+        # Nobody was slow alone: 0.3 s each, parts of at most half the timeout.
+        calls.clear()
+        results = evaluator.evaluate_many(counts, timeout=1)
+        assert [r.outcome for r in results] == [SUCCESS] * 4
+        assert [r.observations for r in results] == [[(3.0, {})]] * 4
+        assert sorted(calls) == [[f"orders.{n}"] for n in range(4)]
+    finally:
+        evaluator.close_connections()
+
+
 class ReadsElsewhere:
     """A router that sends reads of the shop's models to a replica alias."""
 
