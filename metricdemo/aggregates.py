@@ -44,6 +44,8 @@ AGGREGATES = {
 }
 #: The aggregates that publish a value of the field rather than a count.
 VALUE_AGGREGATES = (SUM, AVG, MIN, MAX)
+#: Aggregates that give no series over no values (count and sum give 0).
+SKIPS_EMPTY = (AVG, MIN, MAX)
 
 # What a field's values export as: numbers as they are, durations in seconds,
 # dates and datetimes as Unix time in seconds.

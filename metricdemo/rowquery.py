@@ -307,7 +307,7 @@ def _fill(
             if shared and member.filtered and not _present(member, row, start, value):
                 continue
             if value is None:
-                if member.aggregate not in (COUNT, COUNT_DISTINCT, SUM):
+                if member.aggregate in aggregates.SKIPS_EMPTY:
                     continue
                 value = 0
             labels = dict(zip(keys, group, strict=True))
@@ -334,7 +334,7 @@ def _present(member: Member, row: tuple[Any, ...], start: int, value: Any) -> bo
 
 def _ungrouped(member: Member, value: Any) -> Observations:
     if value is None:
-        if member.aggregate not in (COUNT, COUNT_DISTINCT, SUM):
+        if member.aggregate in aggregates.SKIPS_EMPTY:
             return []  # avg, min and max of no rows: no series
         value = 0
     return [(_converted(member.kind, value), {})]
@@ -662,8 +662,15 @@ def _pass_query(
         _place_columns(computed)
     alone = len(usable) == 1
     rows = manager.all()
-    if alone and conditions[0] is not None:
-        rows = rows.filter(conditions[0])
+    if alone:
+        if conditions[0] is not None:
+            rows = rows.filter(conditions[0])
+        if computed.grouped and usable[0].aggregate in aggregates.SKIPS_EMPTY:
+            # A group whose rows have no value is no series of an average,
+            # minimum or maximum; left out here, every group read is a series,
+            # so the LIMIT of max series + 1 cannot hide series behind them.
+            path = (getattr(usable[0].definition, "field", "") or "").strip()
+            rows = rows.filter(**{f"{path}__isnull": False})
     elif computed.grouped and all(c is not None for c in conditions):
         # Only groups that some member counts: the LIMIT bounds those.
         rows = rows.filter(functools.reduce(operator.or_, conditions))
