@@ -46,10 +46,33 @@ FILTERS = [
 GROUPINGS = ["", "status", "status, customer__country", "express", "customer__country"]
 
 
+#: Customers, through the reverse relation to their orders (a pass of its own).
+CUSTOMER_SHAPES = [
+    ("count", "", {}, "country"),
+    ("count", "", {"order__status": "paid"}, ""),
+    ("sum", "order__total", {}, "country"),
+    ("count_distinct", "order__status", {"country": "DE"}, ""),
+    ("max", "order__created", {}, "country"),
+    ("count", "", {"name__startswith": "A"}, "country"),
+]
+
+
 def random_definitions(seed: int, size: int) -> list:
     rng = random.Random(seed)
     made = []
-    for _ in range(size):
+    for _ in range(size // 5):
+        aggregate, field, filters, group_by = rng.choice(CUSTOMER_SHAPES)
+        made.append(
+            row_based(
+                model="shop.Customer",
+                aggregate=aggregate,
+                field=field,
+                filters=dict(filters),
+                group_by=group_by,
+                max_series=rng.choice([None, 2]),
+            )
+        )
+    for _ in range(size - len(made)):
         aggregate = rng.choice(list(FIELDS))
         made.append(
             row_based(
@@ -60,6 +83,7 @@ def random_definitions(seed: int, size: int) -> list:
                 max_series=rng.choice([None, None, 2, 3]),
             )
         )
+    rng.shuffle(made)
     return made
 
 
