@@ -377,20 +377,20 @@ class Evaluator:
         alone); at least two parts, so every overrun halves the batch at worst.
         """
         room = seconds / 2
-        parts: list[tuple[list[float], list[Any]]] = []
+        totals: list[float] = []
+        parts: list[list[Any]] = []
         for key, took in sorted(alone_seconds.items(), key=lambda kv: -kv[1]):
-            for total, keys in parts:
-                if total[0] + took <= room:
-                    total[0] += took
-                    keys.append(key)
-                    break
+            fits = [n for n, total in enumerate(totals) if total + took <= room]
+            if fits:
+                totals[fits[0]] += took
+                parts[fits[0]].append(key)
             else:
-                parts.append(([took], [key]))
+                totals.append(took)
+                parts.append([key])
         if len(parts) == 1:
-            keys = parts[0][1]
-            parts = [([0.0], keys[::2]), ([0.0], keys[1::2])]
+            parts = [parts[0][::2], parts[0][1::2]]
         with self._lock:
-            for _total, keys in parts:
+            for keys in parts:
                 self._next_part += 1
                 for key in keys:
                     self._parts[key] = self._next_part

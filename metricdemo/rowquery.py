@@ -289,10 +289,10 @@ def _fill(
     shared = len(computed.members) > 1
     start = computed.offset
     # Every member of a pass groups by the same paths: label values once a row.
-    booleans = computed.members[0].booleans if computed.members else ()
+    booleans = computed.members[0].booleans if computed.grouped else ()
     groups = [
         [_group_label(row[1 + i], boolean) for i, boolean in enumerate(booleans)]
-        for row in rows
+        for row in (rows if computed.grouped else ())
     ]
     for member in computed.members:
         column = start + member.column
