@@ -3,7 +3,8 @@
 The interpreters come from pyenv when it is installed: each wanted minor
 version resolves to its newest installed patch release through pyenv's shims.
 `nox -s "tests(python='3.12', django='6.1')"` runs one cell; `nox -s lowest` runs the
-lowest versions that pyproject.toml allows.
+lowest versions that pyproject.toml allows; `nox -s injection` runs the filter-key
+injection tests on Django 5.2.7, the last release open to CVE-2025-64459.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ MATRIX: dict[str, tuple[str, ...]] = {
 #: which serves its families next to the definitions, proves it works.
 DJANGO_PROMETHEUS_DECLARES = ("5.2", "6.0")
 
-nox.options.sessions = ["tests", "lowest"]
+nox.options.sessions = ["tests", "lowest", "injection"]
 # A missing interpreter fails the run rather than skipping its cells.
 nox.options.error_on_missing_interpreters = True
 
@@ -86,13 +87,14 @@ def floors_of(requirements: list[str]) -> list[str]:
     return pins
 
 
-def run_suite(session: nox.Session) -> None:
+def run_suite(session: nox.Session, *paths: str) -> None:
     """Run pytest on SQLite, with no server URL leaking in from the caller."""
     session.run(
         "python",
         "-m",
         "pytest",
         "-q",
+        *paths,
         *session.posargs,
         env={"DATABASE_URL": "", "REDIS_URL": "", "METRICDEMO_NO_SKIP": ""},
     )
@@ -121,3 +123,16 @@ def lowest(session: nox.Session) -> None:
     floors = floors_of([*PROJECT["dependencies"], *demo, prometheus])
     session.install("-e", ".[test,demo]", *floors)
     run_suite(session)
+
+
+#: The last Django release whose Q(**kwargs) took `_connector` as SQL
+#: (CVE-2025-64459); pyproject.toml allows only later ones.
+VULNERABLE_DJANGO = "django==5.2.7"
+
+
+@nox.session(python=min(MATRIX))
+def injection(session: nox.Session) -> None:
+    """Prove on a vulnerable Django that filter keys cannot write SQL."""
+    session.install("-e", ".[test,demo]")
+    session.install("--no-deps", VULNERABLE_DJANGO)
+    run_suite(session, "tests/test_injection.py")

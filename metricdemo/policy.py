@@ -32,7 +32,7 @@ from django.db.models.constants import LOOKUP_SEP
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from metricdemo import validators
+from metricdemo import lookups, validators
 from metricdemo.conf import ALL, SENSITIVE_NAMES, app_settings
 
 #: The permission a user needs to define a setting source (superusers hold it).
@@ -235,6 +235,12 @@ def row_count_refusals(
         if refusal:
             refusals["filters"] = refusal
             break
+    try:
+        # Only keys the app takes apart into fields, transforms and a lookup
+        # are accepted; the query is built from those parts alone.
+        lookups.parse_filters(model, filters if isinstance(filters, Mapping) else {})
+    except lookups.LookupParseError as exc:
+        refusals.setdefault("filters", str(exc))
     identity = identity_refusals(model, filters, group_by)
     for path in validators.group_by_paths(group_by):
         # A unique identity field (username) is refused as identity: that
@@ -592,7 +598,9 @@ def _calls(
         manager = model._default_manager
         try:
             query = (
-                manager.values(lookup) if grouped else manager.filter(**{lookup: value})
+                manager.values(lookup)
+                if grouped
+                else manager.filter(lookups.parse(model, lookup).q(value))
             )
             sql, _params = query.query.get_compiler(connection=connection).as_sql()
         except Exception:  # noqa: BLE001 - an unusable lookup is refused elsewhere

@@ -42,7 +42,7 @@ from django.db.models import (
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from metricdemo import aggregates, policy, timewindows, validators
+from metricdemo import aggregates, lookups, policy, timewindows, validators
 from metricdemo.aggregates import COUNT, COUNT_DISTINCT, DATE, DATETIME, NUMBER, SUM
 from metricdemo.conf import app_settings
 from metricdemo.observations import EvaluationError, Observations
@@ -644,9 +644,11 @@ def _pass_query(
     for member in computed.members:
         filters = _with_slots(model, member.filters, slots, now)
         try:
-            # Resolving the filters finds a bad lookup or value now, for
+            # Only parsed keys reach the query (a stored row may have skipped
+            # validation); resolving them finds a bad lookup or value now, for
             # this definition alone rather than for the whole statement.
-            manager.filter(**filters)
+            condition = lookups.condition(model, filters)
+            manager.filter(condition)
         except (FieldError, ValueError, TypeError, ValidationError) as exc:
             plan.errors[member.index] = EvaluationError(
                 _("The filters do not work on %(model)s: %(error)s")
@@ -654,7 +656,7 @@ def _pass_query(
             )
             continue
         usable.append(member)
-        conditions.append(Q(**filters) if filters else None)
+        conditions.append(condition if filters else None)
     if not usable:
         return None
     if len(usable) != len(computed.members):
@@ -670,7 +672,7 @@ def _pass_query(
             # minimum or maximum; left out here, every group read is a series,
             # so the LIMIT of max series + 1 cannot hide series behind them.
             path = (getattr(usable[0].definition, "field", "") or "").strip()
-            rows = rows.filter(**{f"{path}__isnull": False})
+            rows = rows.filter(Q((f"{path}__isnull", False)))
     elif computed.grouped and all(c is not None for c in conditions):
         # Only groups that some member counts: the LIMIT bounds those.
         rows = rows.filter(functools.reduce(operator.or_, conditions))

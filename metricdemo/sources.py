@@ -21,7 +21,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from metricdemo import aggregates, callbacks, policy, rowquery, validators
+from metricdemo import aggregates, callbacks, lookups, policy, rowquery, validators
 from metricdemo.observations import (
     EvaluationError,
     Observations,
@@ -161,7 +161,7 @@ class RowCountSource(Source):
         manager = model._default_manager
         for lookup, value in filters.items():
             try:
-                str(manager.filter(**{lookup: value}).query)
+                str(manager.filter(lookups.parse(model, lookup).q(value)).query)
             except (FieldError, ValueError, TypeError, ValidationError) as exc:
                 raise ValidationError(
                     {
@@ -462,7 +462,8 @@ def regex_error(model: type[Model], lookup: str, value: Any) -> str | None:
     if connection.vendor == "sqlite":
         # Refused by policy.unbounded_lookup_refusals() before this.
         return None
-    where = model._default_manager.filter(**{lookup: value}).query.where
+    where = model._default_manager.filter(lookups.parse(model, lookup).q(value))
+    where = where.query.where
     for leaf in _leaves(where):
         if not isinstance(leaf, Regex):
             continue

@@ -60,6 +60,20 @@ REFUSALS = {
         "filters",
         "colour",
     ),
+    "filter key Django 5.2.7 took as SQL": Refusal(
+        {
+            **ROW_COUNT,
+            "model": "shop.Order",
+            "filters": {"_connector": "OR 1=1 OR", "status": "paid"},
+        },
+        "filters",
+        "'_connector'",
+    ),
+    "filter key with a lookup Django lacks": Refusal(
+        {**ROW_COUNT, "model": "shop.Order", "filters": {"status__nope": "x"}},
+        "filters",
+        "'nope'",
+    ),
     "lookup value of the wrong type": Refusal(
         {**ROW_COUNT, "model": "shop.Order", "filters": {"total__gt": "lots"}},
         "filters",

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "metricdemo"
 #: lower layer; a package (cli, management, migrations) counts as one module.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("conf",),
-    ("validators", "timewindows"),
+    ("validators", "timewindows", "lookups"),
     ("callbacks", "reserved"),
     ("__init__",),
     ("observations",),
