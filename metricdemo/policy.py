@@ -18,7 +18,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import FieldDoesNotExist, FieldError
-from django.db import connections, router
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import (
     EmailField,
@@ -32,7 +32,7 @@ from django.db.models.constants import LOOKUP_SEP
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from metricdemo import lookups, validators
+from metricdemo import lookups, routing, validators
 from metricdemo.conf import ALL, SENSITIVE_NAMES, app_settings
 
 #: The permission a user needs to define a setting source (superusers hold it).
@@ -120,24 +120,6 @@ _WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # rest of the check.
 _CALLS: dict[tuple, frozenset[str]] = {}
 _CALLS_MAX = 4096
-
-
-def resolve_model(label: str) -> type[Model]:
-    """Return the installed model named `app_label.ModelName`.
-
-    Raises:
-        LookupError: with a message naming the label and what to use instead.
-    """
-    try:
-        return apps.get_model(label)
-    except (LookupError, ValueError):
-        raise LookupError(
-            _(
-                "No installed model is called %(label)r; use app_label.ModelName of "
-                "an installed app, for example auth.User."
-            )
-            % {"label": label}
-        ) from None
 
 
 def sensitive_match(name: str, patterns: Iterable[str] = SENSITIVE_NAMES) -> str | None:
@@ -444,15 +426,6 @@ def group_by_refusal(model: type[Model], path: str) -> str | None:
     return message % params
 
 
-def read_alias(model: type[Model]) -> str:
-    """Return the database alias that row counts of `model` read.
-
-    METRICDEMO['DATABASE'] (for example a replica) when set, else where the
-    router sends reads of `model`.
-    """
-    return app_settings.DATABASE or router.db_for_read(model)
-
-
 def unbounded_lookup_refusals(
     model: type[Model],
     filters: Any,
@@ -463,16 +436,16 @@ def unbounded_lookup_refusals(
 ) -> dict[str, str]:
     """Return {field: why} for lookups whose cost the database cannot bound.
 
-    The database is the one the row count reads (see read_alias()) unless
-    `connection` is given. Only SQLite runs lookups in Python
-    (`__regex` and `__iregex` through REGEXP, date parts through Django's
-    functions); PostgreSQL and MariaDB run them in the server, where the
-    statement timeout cuts them. Each lookup is compiled for the database, so
+    The database is the one the row count reads (see
+    routing.model_database()) unless `connection` is given. Only SQLite runs
+    lookups in Python (`__regex` and `__iregex` through REGEXP, date parts
+    through Django's functions); PostgreSQL and MariaDB run them in the server,
+    where the statement timeout cuts them. Each lookup is compiled for the database, so
     a custom lookup or transform that calls one of these functions is caught
     as well as the built-in ones.
     """
     if connection is None:
-        connection = connections[read_alias(model)]
+        connection = connections[routing.model_database(model)]
     if connection.vendor != "sqlite":
         return {}
     refusals: dict[str, str] = {}

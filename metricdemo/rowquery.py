@@ -42,7 +42,7 @@ from django.db.models import (
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from metricdemo import aggregates, lookups, policy, timewindows, validators
+from metricdemo import aggregates, lookups, policy, routing, timewindows, validators
 from metricdemo.aggregates import COUNT, COUNT_DISTINCT, DATE, DATETIME, NUMBER, SUM
 from metricdemo.conf import app_settings
 from metricdemo.observations import EvaluationError, Observations
@@ -416,7 +416,7 @@ def _fingerprint(
     label = definition.model
     if label not in aliases:
         try:
-            aliases[label] = policy.read_alias(apps.get_model(label))
+            aliases[label] = routing.model_database(apps.get_model(label))
         except (LookupError, ValueError):
             aliases[label] = None
     filters = definition.filters
@@ -454,7 +454,7 @@ def build_plan(
             continue
         isolated = alone or _multi_valued(model, member)
         key = (
-            policy.read_alias(model),
+            routing.model_database(model),
             model._meta.label,
             tuple(validators.group_by_paths(definition.group_by)),
             index if isolated else None,
@@ -480,7 +480,7 @@ def build_plan(
 
 def _member(index: int, definition: MetricDefinition) -> tuple[type[Model], Member]:
     try:
-        model = policy.resolve_model(definition.model)
+        model = routing.resolve_model(definition.model)
     except LookupError as exc:
         raise EvaluationError(str(exc)) from None
     filters = definition.filters or {}

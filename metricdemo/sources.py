@@ -21,7 +21,15 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from metricdemo import aggregates, callbacks, lookups, policy, rowquery, validators
+from metricdemo import (
+    aggregates,
+    callbacks,
+    lookups,
+    policy,
+    routing,
+    rowquery,
+    validators,
+)
 from metricdemo.observations import (
     EvaluationError,
     Observations,
@@ -134,7 +142,7 @@ class RowCountSource(Source):
                 {"model": _("A row count needs a model, for example auth.User.")}
             )
         try:
-            model = policy.resolve_model(definition.model)
+            model = routing.resolve_model(definition.model)
         except LookupError as exc:
             raise ValidationError({"model": str(exc)}) from None
         filters = definition.filters
@@ -189,7 +197,7 @@ class RowCountSource(Source):
                             "lookup": lookup,
                             "value": value,
                             "vendor": connections[
-                                policy.read_alias(model)
+                                routing.model_database(model)
                             ].display_name,
                             "error": error,
                         }
@@ -273,7 +281,7 @@ class RowCountSource(Source):
         self, definition: MetricDefinition, user: Any
     ) -> dict[str, str]:
         try:
-            model = policy.resolve_model(definition.model)
+            model = routing.resolve_model(definition.model)
         except LookupError:
             return {}  # validate() names the unknown model
         return policy.row_count_permission_refusals(
@@ -457,7 +465,7 @@ def regex_error(model: type[Model], lookup: str, value: Any) -> str | None:
     database that the row count reads is asked, with the operator the query
     would use; otherwise the error would surface only at scrape time.
     """
-    alias = policy.read_alias(model)
+    alias = routing.model_database(model)
     connection = connections[alias]
     if connection.vendor == "sqlite":
         # Refused by policy.unbounded_lookup_refusals() before this.

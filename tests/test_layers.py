@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "metricdemo"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("conf",),
     ("validators", "timewindows", "lookups"),
+    ("routing",),
     ("callbacks", "reserved"),
     ("__init__",),
     ("observations",),
