@@ -300,9 +300,11 @@ def test_count_rows__a_window_moves_with_the_clock_and_keeps_its_sql(
     shop, clock, monkeypatch
 ):
     builds = []
-    build_plan = rowquery.build_plan
+    build_plan = rowquery.plan.build_plan
     monkeypatch.setattr(
-        rowquery, "build_plan", lambda *a, **k: builds.append(1) or build_plan(*a, **k)
+        rowquery.plan,
+        "build_plan",
+        lambda *a, **k: builds.append(1) or build_plan(*a, **k),
     )
     definition = row_based(filters={"created__gte": "now-1h"})
     since = NOW - dt.timedelta(hours=1)
@@ -408,7 +410,7 @@ def test_count_rows__a_pass_reads_whether_a_group_matched_only_where_needed(shop
         rowquery.clear_plans()
         (statement,) = rowquery.plan_for(definitions).statements
         (computed,) = statement.passes.values()
-        assert rowquery._value_columns(computed) == columns
+        assert computed.layout.width == columns
     # Both give the paid orders' group alone: one has a quantity of 2 and one
     # none, a total of 100.00.
     found = count_rows([nullable, never, count])

@@ -161,9 +161,9 @@ def test_count_rows__nothing_countable_runs_no_statement(orders):
 
 
 def test_count_rows__chunks_at_counts_per_statement(orders, monkeypatch):
-    monkeypatch.setattr(rowquery, "COUNTS_PER_STATEMENT", 2)
+    monkeypatch.setattr(rowquery.plan, "COUNTS_PER_STATEMENT", 2)
     # One definition per pass, so that each pass is one part of a statement.
-    monkeypatch.setattr(rowquery, "MEMBERS_PER_PASS", 1)
+    monkeypatch.setattr(rowquery.plan, "MEMBERS_PER_PASS", 1)
     statuses = ["pending", "paid", "shipped", "pending", "paid"]
     definitions = [count("shop.Order", {"status": status}) for status in statuses]
     # A refused definition takes no place in a statement.
@@ -179,14 +179,14 @@ def test_count_rows__the_largest_statement_is_accepted_by_the_database(
     orders, monkeypatch
 ):
     """SQLite refuses compound statements of more than 500 SELECTs."""
-    monkeypatch.setattr(rowquery, "MEMBERS_PER_PASS", 1)
+    monkeypatch.setattr(rowquery.plan, "MEMBERS_PER_PASS", 1)
     definitions = [
         count("shop.Customer", {"pk__gte": i % 3})
-        for i in range(rowquery.COUNTS_PER_STATEMENT + 1)
+        for i in range(rowquery.plan.COUNTS_PER_STATEMENT + 1)
     ]
     found, statements = counted(definitions)
     assert len(statements) == 2
-    assert statements[0].count("UNION ALL") == rowquery.COUNTS_PER_STATEMENT - 1
+    assert statements[0].count("UNION ALL") == rowquery.plan.COUNTS_PER_STATEMENT - 1
     assert all(len(item) == 1 and item[0][0] >= 0 for item in found)
     assert found[0] == [(3.0, {})]
 
