@@ -638,7 +638,7 @@ def _observe_with_timeout(
 def _count(definitions: list[MetricDefinition]) -> list[Evaluation]:
     started = time.perf_counter()
     try:
-        found = rowquery.count_rows(definitions)
+        found = rowquery.compute_rows(definitions)
     except Exception as exc:  # noqa: BLE001 - the statement failed as a whole
         outcome = _BATCH_FAILED if len(definitions) > 1 else ERROR
         error, seconds = describe(exc), _since(started)

@@ -112,8 +112,8 @@ class ConstantSource(Source):
 
 
 @dataclass(frozen=True)
-class RowCountSource(Source):
-    """Count a model's rows, optionally filtered and grouped by a field."""
+class RowsSource(Source):
+    """Aggregate a model's rows (count, sum, average, ...), filtered and grouped."""
 
     key: ClassVar[str] = "row_count"
     label: ClassVar[Promise] = gettext_lazy(
@@ -133,7 +133,7 @@ class RowCountSource(Source):
     optional_fields: ClassVar[tuple[str, ...]] = ("aggregate", "field")
     uses_database: ClassVar[bool] = True
     blocking: ClassVar[bool] = True
-    #: Whether many definitions are observed together by rowquery.count_rows().
+    #: Whether many definitions are observed together by rowquery.compute_rows().
     batchable: ClassVar[bool] = True
 
     def validate(self, definition: MetricDefinition) -> None:
@@ -289,7 +289,7 @@ class RowCountSource(Source):
         )
 
     def observe(self, definition: MetricDefinition) -> Observations:
-        (observations,) = rowquery.count_rows([definition])
+        (observations,) = rowquery.compute_rows([definition])
         if isinstance(observations, EvaluationError):
             raise observations
         return observations
@@ -376,7 +376,7 @@ SOURCES: dict[str, Source] = {
     source.key: source
     for source in (
         ConstantSource(),
-        RowCountSource(),
+        RowsSource(),
         SettingSource(),
         CallbackSource(),
     )

@@ -18,7 +18,7 @@ each importing only those above it here:
 This module names the functions other modules use.
 """
 
-from metricdemo.rowquery.fetch import count_rows
+from metricdemo.rowquery.fetch import compute_rows
 from metricdemo.rowquery.plan import clear_plans, plan_for
 
-__all__ = ["clear_plans", "count_rows", "plan_for"]
+__all__ = ["clear_plans", "compute_rows", "plan_for"]

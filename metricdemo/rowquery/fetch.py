@@ -21,15 +21,17 @@ if TYPE_CHECKING:
     from metricdemo.models import MetricDefinition
 
 
-def count_rows(
+def compute_rows(
     definitions: Sequence[MetricDefinition],
 ) -> list[Observations | EvaluationError]:
     """Compute many row-based definitions in one statement per database.
 
-    A definition whose model, field or filters are unknown or refused gets its
-    EvaluationError in its place, and so does a grouped one with more groups
-    than its max_series (each pass reads at most the sum of its members'
-    bounds, plus one group); constant attributes are not added.
+    Each definition gets its aggregate of its model's rows: a count, distinct
+    count, sum, average, minimum or maximum. A definition whose model, field
+    or filters are unknown or refused gets its EvaluationError in its place,
+    and so does a grouped one with more groups than its max_series (each pass
+    reads at most the sum of its members' bounds, plus one group); constant
+    attributes are not added.
 
     Raises:
         DatabaseError: a statement failed; any of its definitions may be the cause.
