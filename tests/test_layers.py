@@ -10,7 +10,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "metricdemo"
 
 #: The app's modules from low to high. A module may import only modules of a
-#: lower layer; a package (cli, management, migrations) counts as one module.
+#: lower layer; a package (policy, rowquery, cli, management, migrations)
+#: counts as one module.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("conf",),
     ("validators", "timewindows", "lookups"),
