@@ -22,7 +22,15 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import aggregates, callbacks, display, policy, sources, validators
+from metricdemo import (
+    aggregates,
+    callbacks,
+    display,
+    policy,
+    routing,
+    sources,
+    validators,
+)
 from metricdemo.conf import app_settings
 from metricdemo.evaluation import evaluate, evaluate_many
 from metricdemo.models import (
@@ -244,7 +252,7 @@ def field_suggestions(user: Any = None) -> dict[str, dict[str, list[str]]]:
     """
     suggestions = {}
     for label in policy.allowed_models(user):
-        model = policy.resolve_model(label)
+        model = routing.resolve_model(label)
         suggestions[label] = {
             aggregate: [
                 name
