@@ -1,0 +1,45 @@
+"""A definition's fingerprint: rows stored before an upgrade still match after it."""
+
+from __future__ import annotations
+
+from metricdemo import cache, store
+from metricdemo.models import MetricDefinition
+
+
+def every_field() -> MetricDefinition:
+    """Return an unsaved definition with every editable field set."""
+    return MetricDefinition(
+        name="shop.orders.pending",
+        description="Pending orders",
+        unit="{order}",
+        kind="gauge",
+        enabled=True,
+        attributes={"team": "shop", "tier": 1},
+        source="row_count",
+        model="shop.Order",
+        aggregate="sum",
+        field="total",
+        filters={"status": "pending", "created__gte": "now-1h"},
+        group_by="customer__country",
+        timeout=5,
+        cache_seconds=30,
+        refresh_interval=60,
+        max_series=100,
+    )
+
+
+def test_fingerprint__stored_rows_keep_matching():
+    """The values were computed before the cache and the table shared one hash."""
+    assert store.fingerprint(every_field()) == "49be1dc6d9f1d9ea55e877ae10b9c58c"
+    constant = MetricDefinition(name="x", source="constant", value=1.5)
+    assert store.fingerprint(constant) == "0a5019f402503b79ba6b67f9c4d0a5e3"
+
+
+def test_fingerprint__cache_keys_keep_their_value():
+    assert cache.cache_key(every_field()) == (
+        "metricdemo:value:c42692c8c413b76bd55175e7745a406f"
+    )
+    constant = MetricDefinition(name="x", source="constant", value=1.5)
+    assert cache.cache_key(constant) == (
+        "metricdemo:value:2213e60975da48d84fdc2162ad17e35c"
+    )
