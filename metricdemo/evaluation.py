@@ -10,23 +10,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, connections, router, transaction
+from django.db import DatabaseError, connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
 from metricdemo import cache, policy, rowquery, sources, store, validators
 from metricdemo.conf import app_settings
+from metricdemo.database import savepoint_if_in_transaction, statement_timeout
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import (
     EvaluationError,
     Observations,
+    describe,
     encoding_problem,
     with_constant_attributes,
 )
@@ -698,61 +699,5 @@ def definition_key(definition: MetricDefinition) -> tuple[Any, str]:
     return (definition.pk, definition.name)
 
 
-@contextmanager
-def statement_timeout(
-    connection: BaseDatabaseWrapper, seconds: float
-) -> Iterator[None]:
-    """Bound the queries run in this block in the database itself, where it can.
-
-    PostgreSQL and MariaDB/MySQL get a session timeout, set again only when it
-    changes; SQLite gets a progress handler that interrupts the query.
-    """
-    connection.ensure_connection()
-    vendor = connection.vendor
-    if vendor == "sqlite":
-        deadline = time.monotonic() + seconds
-        raw = connection.connection
-        raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-        try:
-            yield
-        finally:
-            raw.set_progress_handler(None, 0)
-        return
-    statement = None
-    if vendor == "postgresql":
-        statement = f"SET statement_timeout = {int(seconds * 1000)}"
-    elif vendor == "mysql":
-        statement = (
-            f"SET SESSION max_statement_time = {seconds:.3f}"
-            if connection.mysql_is_mariadb
-            else f"SET SESSION max_execution_time = {int(seconds * 1000)}"
-        )
-    # Remember the raw connection itself, not its id(): a new connection may
-    # reuse the id of a closed one, and its session has no timeout yet.
-    raw, done = connection.connection, getattr(connection, "_metricdemo_timeout", None)
-    if statement and (done is None or done[0] is not raw or done[1] != statement):
-        with connection.cursor() as cursor:
-            cursor.execute(statement)
-        connection._metricdemo_timeout = (raw, statement)
-    yield
-
-
-def describe(exc: BaseException) -> str:
-    """Return a one-line description of why an evaluation failed."""
-    if isinstance(exc, EvaluationError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _since(started: float) -> float:
     return time.perf_counter() - started
-
-
-def savepoint_if_in_transaction(using: str) -> AbstractContextManager:
-    """Return a savepoint inside a transaction, and a no-op context outside one."""
-    # On PostgreSQL a failed query aborts the surrounding transaction; a
-    # savepoint keeps the caller's transaction usable. Outside a transaction
-    # (the usual scrape) no savepoint, and no extra query, is needed.
-    if connections[using].in_atomic_block:
-        return transaction.atomic(using=using)
-    return nullcontext()

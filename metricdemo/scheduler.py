@@ -25,6 +25,7 @@ from django.utils import timezone
 from metricdemo import evaluation, store
 from metricdemo.conf import app_settings
 from metricdemo.models import ChangeStamp, MetricDefinition
+from metricdemo.observations import describe
 from metricdemo.workers import PerProcess, WorkerPool
 
 logger = logging.getLogger("metricdemo")
@@ -172,7 +173,7 @@ class Refresher:
             try:
                 results = self._evaluator.evaluate_many(leased)
             except Exception as exc:  # noqa: BLE001 - recorded as each one's error
-                error = evaluation.describe(exc)
+                error = describe(exc)
                 results = [
                     evaluation.Evaluation(d.name, evaluation.ERROR, error=error)
                     for d in leased

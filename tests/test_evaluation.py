@@ -22,6 +22,7 @@ from django.test.utils import CaptureQueriesContext
 
 from metricdemo import cache, evaluation, sources
 from metricdemo.conf import app_settings
+from metricdemo.database import savepoint_if_in_transaction, statement_timeout
 from metricdemo.evaluation import (
     CACHED,
     ERROR,
@@ -29,15 +30,12 @@ from metricdemo.evaluation import (
     TIMEOUT,
     Evaluation,
     Evaluator,
-    describe,
     evaluate_here,
     get_evaluator,
-    savepoint_if_in_transaction,
-    statement_timeout,
     timeout_of,
 )
 from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
-from metricdemo.observations import EvaluationError
+from metricdemo.observations import EvaluationError, describe
 from metricdemo.workers import WorkerPool
 
 #: A statement long enough for SQLite's progress handler to be called.

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "metricdemo"
 #: counts as one module.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("conf",),
-    ("validators", "timewindows", "lookups"),
+    ("validators", "timewindows", "lookups", "database"),
     ("callbacks", "reserved"),
     ("__init__",),
     ("observations",),

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from metricdemo import policy, rowquery
-from metricdemo.evaluation import statement_timeout
+from metricdemo.database import statement_timeout
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
 from tests.queries import all_queries
