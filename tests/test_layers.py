@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("rowquery",),
     ("sources",),
     ("models",),
-    ("signals", "serialization", "cache", "store", "workers"),
+    ("signals", "serialization", "values", "workers"),
     ("evaluation",),
     ("display", "otlp", "scheduler"),
     ("telemetry",),
