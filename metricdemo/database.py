@@ -1,4 +1,4 @@
-"""Bound statements per connection with a timeout, and guard callers' transactions."""
+"""Bound statements and idle connections' lifetime; guard callers' transactions."""
 
 from __future__ import annotations
 
@@ -58,3 +58,23 @@ def savepoint_if_in_transaction(using: str) -> AbstractContextManager:
     if connections[using].in_atomic_block:
         return transaction.atomic(using=using)
     return nullcontext()
+
+
+#: The longest an idle evaluation thread keeps its database connections.
+IDLE_MAX = 60.0
+
+
+def idle_seconds() -> float:
+    """Return how long an idle evaluation thread keeps its connections.
+
+    CONN_MAX_AGE, as Django keeps a request's connection, but at most
+    IDLE_MAX, and never for ever (CONN_MAX_AGE None).
+    """
+    ages = [
+        IDLE_MAX if age is None else age
+        for age in (
+            connections.settings[alias].get("CONN_MAX_AGE", 0)
+            for alias in connections.settings
+        )
+    ]
+    return min(IDLE_MAX, max(ages, default=0))

@@ -22,7 +22,11 @@ from django.utils.translation import gettext as _
 
 from metricdemo import policy, rowquery, sources
 from metricdemo.conf import app_settings
-from metricdemo.database import savepoint_if_in_transaction, statement_timeout
+from metricdemo.database import (
+    idle_seconds,
+    savepoint_if_in_transaction,
+    statement_timeout,
+)
 from metricdemo.evaluation.budget import (
     batch_overran,
     out_of_budget,
@@ -374,26 +378,6 @@ def _pool(threads: int) -> WorkerPool:
         on_idle=connections.close_all,
         idle_seconds=idle_seconds,
     )
-
-
-#: The longest an idle evaluation thread keeps its database connections.
-IDLE_MAX = 60.0
-
-
-def idle_seconds() -> float:
-    """Return how long an idle evaluation thread keeps its connections.
-
-    CONN_MAX_AGE, as Django keeps a request's connection, but at most
-    IDLE_MAX, and never for ever (CONN_MAX_AGE None).
-    """
-    ages = [
-        IDLE_MAX if age is None else age
-        for age in (
-            connections.settings[alias].get("CONN_MAX_AGE", 0)
-            for alias in connections.settings
-        )
-    ]
-    return min(IDLE_MAX, max(ages, default=0))
 
 
 _evaluator: PerProcess[Evaluator] = PerProcess(
