@@ -84,7 +84,8 @@ class Evaluator:
         # Reentrant: isolation takes it too, inside _find_slow's hold.
         self._lock = threading.RLock()
         self._isolation = Isolation(self._lock)
-        # Served by the suspect members of a batch that overran meanwhile.
+        # The last good values, which the suspect members of a batch that
+        # overran serve until the background has looked into them.
         self._kept_values = KeptValues()
 
     def collect(
