@@ -161,12 +161,13 @@ class Evaluator:
                 )
                 continue
             seconds = timeout if timeout is not None else timeout_of(definition)
-            key = definition_key(definition)
-            if source.batchable and not self._isolation.runs_alone(key):
+            if source.batchable and not self._isolation.runs_alone(
+                definition_key(definition)
+            ):
                 alias = aliases.get(definition.model)
                 if alias is None:
                     alias = aliases[definition.model] = definition_database(definition)
-                part = self._isolation.part_of(key)
+                part = self._isolation.part_of(definition_key(definition))
                 batches.setdefault((alias, seconds, part), []).append(i)
             else:
                 tasks.append(([i], seconds))
@@ -405,27 +406,26 @@ def evaluate_here(definition: MetricDefinition) -> Evaluation:
                 pairs = source.observe(definition)
         else:
             pairs = source.observe(definition)
+        result = _success(definition, pairs, _since(started))
     except Exception as exc:  # noqa: BLE001 - one definition must not fail the rest
         return Evaluation(
             definition.name, Outcome.ERROR, error=describe(exc), seconds=_since(started)
         )
-    return _succeeded(definition, pairs, _since(started))
+    return _encodable(result)
 
 
-def _succeeded(
+def _success(
     definition: MetricDefinition, observations: Observations, seconds: float
 ) -> Evaluation:
     """Return the success of `definition`, with its constant attributes added.
 
     The one place they are added, whatever the source, batched or not.
     """
-    return _encodable(
-        Evaluation(
-            definition.name,
-            Outcome.SUCCESS,
-            with_constant_attributes(definition, observations),
-            seconds=seconds,
-        )
+    return Evaluation(
+        definition.name,
+        Outcome.SUCCESS,
+        with_constant_attributes(definition, observations),
+        seconds=seconds,
     )
 
 
@@ -499,7 +499,7 @@ def _count(definitions: list[MetricDefinition]) -> list[Evaluation]:
     return [
         Evaluation(d.name, Outcome.ERROR, error=str(item), seconds=seconds)
         if isinstance(item, EvaluationError)
-        else _succeeded(d, item, seconds)
+        else _encodable(_success(d, item, seconds))
         for d, item in zip(definitions, found, strict=True)
     ]
 
