@@ -20,7 +20,7 @@ from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
-from metricdemo import policy, rowquery, sources
+from metricdemo import policy, sources
 from metricdemo.conf import app_settings
 from metricdemo.database import (
     idle_seconds,
@@ -39,10 +39,8 @@ from metricdemo.evaluation.outcomes import Evaluation, Outcome
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import (
     EvaluationError,
-    Observations,
     describe,
     encoding_problem,
-    with_constant_attributes,
 )
 from metricdemo.values import scheduled, shared_cache
 from metricdemo.values.kept import KeptValues
@@ -403,29 +401,15 @@ def evaluate_here(definition: MetricDefinition) -> Evaluation:
             )
         if source.uses_database:
             with savepoint_if_in_transaction(router.db_for_read(type(definition))):
-                pairs = source.observe(definition)
+                pairs = sources.observe(definition)
         else:
-            pairs = source.observe(definition)
-        result = _success(definition, pairs, _since(started))
+            pairs = sources.observe(definition)
     except Exception as exc:  # noqa: BLE001 - one definition must not fail the rest
         return Evaluation(
             definition.name, Outcome.ERROR, error=describe(exc), seconds=_since(started)
         )
-    return _encodable(result)
-
-
-def _success(
-    definition: MetricDefinition, observations: Observations, seconds: float
-) -> Evaluation:
-    """Return the success of `definition`, with its constant attributes added.
-
-    The one place they are added, whatever the source, batched or not.
-    """
-    return Evaluation(
-        definition.name,
-        Outcome.SUCCESS,
-        with_constant_attributes(definition, observations),
-        seconds=seconds,
+    return _encodable(
+        Evaluation(definition.name, Outcome.SUCCESS, pairs, seconds=_since(started))
     )
 
 
@@ -487,7 +471,7 @@ def _observe_with_timeout(
 def _count(definitions: list[MetricDefinition]) -> list[Evaluation]:
     started = time.perf_counter()
     try:
-        found = rowquery.count_rows(definitions)
+        found = sources.observe_rows(definitions)
     except Exception as exc:  # noqa: BLE001 - the statement failed as a whole
         outcome = _BATCH_FAILED if len(definitions) > 1 else Outcome.ERROR
         error, seconds = describe(exc), _since(started)
@@ -499,7 +483,7 @@ def _count(definitions: list[MetricDefinition]) -> list[Evaluation]:
     return [
         Evaluation(d.name, Outcome.ERROR, error=str(item), seconds=seconds)
         if isinstance(item, EvaluationError)
-        else _encodable(_success(d, item, seconds))
+        else _encodable(Evaluation(d.name, Outcome.SUCCESS, item, seconds=seconds))
         for d, item in zip(definitions, found, strict=True)
     ]
 

@@ -1,10 +1,11 @@
 """Share scheduled definitions' values between processes, and lease their refreshes.
 
-Every process serves the values here (`serve`); the one process whose conditional UPDATE
-takes a definition's lease evaluates it and writes the value back. The
-database's own row locking makes the UPDATE atomic (PostgreSQL and MariaDB
-lock the row and check the condition again on its latest version; SQLite
-runs one writer at a time), so no server besides the database is needed.
+Every process serves the values here (`serve`); the one process whose
+conditional UPDATE takes a definition's lease evaluates it and writes the
+value back. The database's own row locking makes the UPDATE atomic
+(PostgreSQL and MariaDB lock the row and check the condition again on its
+latest version; SQLite runs one writer at a time), so no server besides the
+database is needed.
 """
 
 from __future__ import annotations
