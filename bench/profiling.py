@@ -16,7 +16,7 @@ from bench.table import render
 # (substring of a file path, area), first match wins.
 AREAS = [
     ("metricdemo/telemetry.py", "metricdemo.telemetry"),
-    ("metricdemo/evaluation.py", "metricdemo.evaluation"),
+    ("metricdemo/evaluation/", "metricdemo.evaluation"),
     ("metricdemo/sources.py", "metricdemo.sources"),
     ("metricdemo/", "metricdemo, other modules"),
     ("opentelemetry/sdk/metrics", "OpenTelemetry SDK metrics"),

@@ -21,6 +21,13 @@ class EvaluationError(Exception):
     """A definition could not produce a value; the message says why."""
 
 
+def describe(exc: BaseException) -> str:
+    """Return a one-line description of why an evaluation failed."""
+    if isinstance(exc, EvaluationError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def normalize_result(result: Any) -> Observations:
     """Turn a callback's result into `(value, attributes)` pairs.
 

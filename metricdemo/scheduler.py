@@ -3,7 +3,7 @@
 Each process that serves metrics runs one refresher thread, started on its
 first collection that includes a scheduled definition (never at startup).
 Once a second it reads which refreshes are due, takes the lease of each with
-one atomic UPDATE (store.take_lease), evaluates the ones it took on threads
+one atomic UPDATE (values.scheduled.take_lease), evaluates the ones it took on threads
 of its own and stores the values, which every process then serves.
 """
 
@@ -22,9 +22,11 @@ from typing import Any
 from django.db import DatabaseError, connections, router
 from django.utils import timezone
 
-from metricdemo import evaluation, store
+from metricdemo import evaluation
 from metricdemo.conf import app_settings
 from metricdemo.models import ChangeStamp, MetricDefinition
+from metricdemo.observations import describe
+from metricdemo.values import scheduled
 from metricdemo.workers import PerProcess, WorkerPool
 
 logger = logging.getLogger("metricdemo")
@@ -143,7 +145,7 @@ class Refresher:
                 enabled=True, refresh_interval__gt=0
             )
         )
-        store.forget_others([d.pk for d in self._definitions])
+        scheduled.forget_others([d.pk for d in self._definitions])
         self._token = token
 
     def _start_due(self) -> list[str]:
@@ -154,9 +156,9 @@ class Refresher:
             busy = set(self._in_flight)
         leased = [
             definition
-            for definition in store.due(self._definitions)
+            for definition in scheduled.due(self._definitions)
             if evaluation.definition_key(definition) not in busy
-            and store.take_lease(
+            and scheduled.take_lease(
                 definition, self.holder, evaluation.timeout_of(definition)
             )
         ]
@@ -172,9 +174,9 @@ class Refresher:
             try:
                 results = self._evaluator.evaluate_many(leased)
             except Exception as exc:  # noqa: BLE001 - recorded as each one's error
-                error = evaluation.describe(exc)
+                error = describe(exc)
                 results = [
-                    evaluation.Evaluation(d.name, evaluation.ERROR, error=error)
+                    evaluation.Evaluation(d.name, evaluation.Outcome.ERROR, error=error)
                     for d in leased
                 ]
             # Queued before the job ends, so that waiting for it is enough.
@@ -209,8 +211,8 @@ class Refresher:
         result: evaluation.Evaluation,
         started: Any,
     ) -> None:
-        if result.outcome == evaluation.SUCCESS:
-            store.save(
+        if result.outcome == evaluation.Outcome.SUCCESS:
+            scheduled.save(
                 definition,
                 self.holder,
                 started=started,
@@ -218,14 +220,14 @@ class Refresher:
                 observations=result.observations,
                 seconds=result.seconds,
             )
-        elif result.outcome == evaluation.KEPT or self._evaluator.is_suspect(
+        elif result.outcome == evaluation.Outcome.KEPT or self._evaluator.is_suspect(
             definition
         ):
             # Its batch overran: due again at once, to run alone once the
             # background has found the slow member.
-            store.release(definition, self.holder)
+            scheduled.release(definition, self.holder)
         else:
-            store.save(
+            scheduled.save(
                 definition,
                 self.holder,
                 started=started,

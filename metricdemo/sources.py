@@ -9,7 +9,7 @@ migration.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -423,6 +423,30 @@ def observe(definition: MetricDefinition) -> Observations:
     """
     return with_constant_attributes(
         definition, SOURCES[definition.source].observe(definition)
+    )
+
+
+def observe_rows(
+    definitions: Sequence[MetricDefinition],
+) -> Iterator[Observations | EvaluationError]:
+    """Count the rows of definitions together, one statement per database.
+
+    Returns an iterator over the definitions' results: each one's
+    observations, constant attributes included, or the EvaluationError that
+    stopped it alone.
+
+    Raises:
+        Exception: the statement failed as a whole (raised by this call, before
+            any result is read).
+    """
+    found = rowquery.compute_rows(definitions)
+    # Added as each item is read, so that the caller tells a statement that
+    # failed (raised here) from one definition's attributes that fail.
+    return (
+        item
+        if isinstance(item, EvaluationError)
+        else with_constant_attributes(definition, item)
+        for definition, item in zip(definitions, found, strict=True)
     )
 
 

@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 import metricdemo
 from metricdemo import evaluation, otlp, reserved, scheduler, sources, validators
 from metricdemo.conf import app_settings
+from metricdemo.database import savepoint_if_in_transaction
 from metricdemo.models import ChangeStamp, Kind, MetricDefinition
 from metricdemo.reserved import SELF_METRICS
 
@@ -216,7 +217,7 @@ class DefinitionInstruments:
         """Reload the enabled definitions when the change stamp moved."""
         using = router.db_for_read(MetricDefinition)
         try:
-            with evaluation.savepoint_if_in_transaction(using):
+            with savepoint_if_in_transaction(using):
                 token = ChangeStamp.current(using)
                 if token == self._token:
                     self._loads["unchanged"] += 1

@@ -1,4 +1,4 @@
-"""Unit tests for metricdemo.evaluation, with its cache and its worker threads."""
+"""Unit tests for metricdemo.evaluation, the shared cache and the worker threads."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from django.db.utils import ConnectionHandler
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
-from metricdemo import cache, evaluation, sources
+from metricdemo import sources
 from metricdemo.conf import app_settings
+from metricdemo.database import savepoint_if_in_transaction, statement_timeout
 from metricdemo.evaluation import (
     CACHED,
     ERROR,
@@ -29,15 +30,13 @@ from metricdemo.evaluation import (
     TIMEOUT,
     Evaluation,
     Evaluator,
-    describe,
     evaluate_here,
     get_evaluator,
-    savepoint_if_in_transaction,
-    statement_timeout,
     timeout_of,
 )
 from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
-from metricdemo.observations import EvaluationError
+from metricdemo.observations import EvaluationError, describe
+from metricdemo.values import shared_cache
 from metricdemo.workers import WorkerPool
 
 #: A statement long enough for SQLite's progress handler to be called.
@@ -526,31 +525,33 @@ def test_cache_key__changes_list_covers_every_editable_field():
 
 @pytest.mark.parametrize("name", EDITABLE_FIELDS)
 def test_cache_key__changes_with_every_editable_field(name):
-    assert cache.cache_key(cached(**{name: CHANGES[name]})) != cache.cache_key(cached())
+    assert shared_cache.cache_key(
+        cached(**{name: CHANGES[name]})
+    ) != shared_cache.cache_key(cached())
 
 
 def test_cache_key__depends_on_the_fields_alone():
-    key = cache.cache_key(cached(attributes={"a": 1, "b": 2}))
+    key = shared_cache.cache_key(cached(attributes={"a": 1, "b": 2}))
     assert re.fullmatch(r"metricdemo:value:[0-9a-f]{32}", key)
     same = cached(pk=12, attributes={"b": 2, "a": 1})
-    assert cache.cache_key(same) == key
+    assert shared_cache.cache_key(same) == key
 
 
 def test_cache__write_then_read_round_trip(private_cache):
     a, b, c = cached("a"), cached("b", cache_seconds=0), cached("c")
-    cache.write([(a, [(1.0, {"q": "x"}), (2.0, {"q": "y"})]), (b, [(2.0, {})])])
-    assert cache.read([b, a, c]) == {1: [(1.0, {"q": "x"}), (2.0, {"q": "y"})]}
+    shared_cache.write([(a, [(1.0, {"q": "x"}), (2.0, {"q": "y"})]), (b, [(2.0, {})])])
+    assert shared_cache.read([b, a, c]) == {1: [(1.0, {"q": "x"}), (2.0, {"q": "y"})]}
     # A definition that does not cache is neither written nor read.
-    assert caches["default"].get(cache.cache_key(b)) is None
+    assert caches["default"].get(shared_cache.cache_key(b)) is None
     # An edit is a new key, so the old value is not served.
-    assert cache.read([cached("a", value=5.0)]) == {}
+    assert shared_cache.read([cached("a", value=5.0)]) == {}
 
 
 def test_cache__read_hands_out_copies(private_cache):
     a = cached("a")
-    cache.write([(a, [(1.0, {"q": "x"})])])
-    cache.read([a])[0][0][1]["q"] = "changed"
-    assert cache.read([a]) == {0: [(1.0, {"q": "x"})]}
+    shared_cache.write([(a, [(1.0, {"q": "x"})])])
+    shared_cache.read([a])[0][0][1]["q"] = "changed"
+    assert shared_cache.read([a]) == {0: [(1.0, {"q": "x"})]}
 
 
 class RecordingCache(LocMemCache):
@@ -568,10 +569,12 @@ def test_cache__write_stores_each_lifetime_for_its_own_time():
     a, b, c = cached("a"), cached("b", cache_seconds=300), cached("c")
     backend = "tests.test_evaluation.RecordingCache"
     with override_settings(CACHES=local_cache("recording", backend)):
-        cache.write([(d, [(1.0, {})]) for d in (a, b, c, cached("d", cache_seconds=0))])
+        shared_cache.write(
+            [(d, [(1.0, {})]) for d in (a, b, c, cached("d", cache_seconds=0))]
+        )
     assert sorted(RecordingCache.stored, key=lambda s: s[1]) == [
-        (sorted([cache.cache_key(a), cache.cache_key(c)]), 60),
-        ([cache.cache_key(b)], 300),
+        (sorted([shared_cache.cache_key(a), shared_cache.cache_key(c)]), 60),
+        ([shared_cache.cache_key(b)], 300),
     ]
 
 
@@ -579,9 +582,9 @@ def test_cache__uses_the_cache_alias_of_the_setting():
     both = {**local_cache("one"), "metrics": local_cache("two")["default"]}
     a = cached("a")
     with override_settings(CACHES=both, METRICDEMO={"CACHE": "metrics"}):
-        cache.write([(a, [(1.0, {})])])
-        assert caches["metrics"].get(cache.cache_key(a)) == [(1.0, {})]
-        assert caches["default"].get(cache.cache_key(a)) is None
+        shared_cache.write([(a, [(1.0, {})])])
+        assert caches["metrics"].get(shared_cache.cache_key(a)) == [(1.0, {})]
+        assert caches["default"].get(shared_cache.cache_key(a)) is None
 
 
 class UnreachableCache(BaseCache):
@@ -598,13 +601,13 @@ class UnreachableCache(BaseCache):
 
 
 def test_cache__unreachable_cache_falls_back(monkeypatch, caplog, evaluator):
-    monkeypatch.setattr(cache, "_cache_failed", False)
+    monkeypatch.setattr(shared_cache, "_cache_failed", False)
     a = cached("a")
     down = local_cache("down", "tests.test_evaluation.UnreachableCache")
     with caplog.at_level(logging.INFO, logger="metricdemo"):
         with override_settings(CACHES=down):
-            assert cache.read([a]) == {}
-            cache.write([(a, [(1.0, {})])])
+            assert shared_cache.read([a]) == {}
+            shared_cache.write([(a, [(1.0, {})])])
             results = evaluator.collect([a, a])
         assert [r.outcome for r in results] == [SUCCESS, SUCCESS]
         # Said once, not on every scrape.
@@ -614,8 +617,8 @@ def test_cache__unreachable_cache_falls_back(monkeypatch, caplog, evaluator):
         ]
         caplog.clear()
         with override_settings(CACHES=local_cache("up")):
-            cache.write([(a, [(1.0, {})])])
-            assert cache.read([a]) == {0: [(1.0, {})]}
+            shared_cache.write([(a, [(1.0, {})])])
+            assert shared_cache.read([a]) == {0: [(1.0, {})]}
         assert [r.getMessage() for r in caplog.records] == [
             "The metricdemo cache works again."
         ]
@@ -718,7 +721,7 @@ def test_evaluator__close_connections_reaches_every_worker(
 ):
     closed: list[str] = []
     monkeypatch.setattr(
-        evaluation.connections,
+        connections,
         "close_all",
         lambda: closed.append(threading.current_thread().name),
     )

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "metricdemo"
 #: counts as one module.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("conf",),
-    ("validators", "timewindows", "lookups"),
+    ("validators", "timewindows", "lookups", "database"),
     ("routing",),
     ("callbacks", "reserved"),
     ("__init__",),
@@ -35,7 +35,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("rowquery",),
     ("sources",),
     ("models",),
-    ("signals", "serialization", "cache", "store", "workers"),
+    ("signals", "serialization", "workers", "values.fingerprint", "values.kept"),
+    ("values.shared_cache", "values.scheduled"),
+    ("values",),
+    ("evaluation.outcomes",),
+    ("evaluation.budget",),
+    ("evaluation.isolation",),
+    ("evaluation.evaluator",),
     ("evaluation",),
     ("display", "otlp", "scheduler"),
     ("telemetry",),

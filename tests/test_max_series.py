@@ -17,9 +17,9 @@ from django.test.utils import isolate_apps
 from django.urls import reverse
 
 from metricdemo import policy, rowquery, validators
-from metricdemo.cache import cache_key
 from metricdemo.evaluation import evaluate
 from metricdemo.models import MetricDefinition
+from metricdemo.values.shared_cache import cache_key
 from tests.queries import all_queries
 from tests.refusals import form_data
 from tests.scraping import scrape, series, value

@@ -7,7 +7,7 @@ import pytest
 from django.db import OperationalError, connection, connections
 from django.test import override_settings
 
-from metricdemo.evaluation import statement_timeout
+from metricdemo.database import statement_timeout
 from metricdemo.models import MetricDefinition
 from tests.processes import run_django
 from tests.queries import all_queries

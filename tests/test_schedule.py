@@ -1,4 +1,4 @@
-"""Scheduled definitions: refreshed in the background once, served from the store."""
+"""Scheduled definitions: refreshed in the background once, served from their table."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from metricdemo import evaluation, scheduler, store
+from metricdemo import evaluation, rowquery, scheduler
 from metricdemo.evaluation import KEPT, SUCCESS, Evaluator
+from metricdemo.evaluation.evaluator import definition_database
 from metricdemo.models import MetricDefinition, ScheduledValue
 from metricdemo.scheduler import Refresher
+from metricdemo.values import scheduled as scheduled_values
 from tests.processes import wait_until
 from tests.scraping import evaluations, scrape, series, value
 
@@ -85,14 +87,14 @@ def test_refresh__one_of_several_processes_evaluates_and_all_serve_it(
 
 def test_take_lease__exactly_one_of_many_concurrent_takers(define, counter):
     definition = scheduled(define)
-    store.due([definition])  # creates the row
+    scheduled_values.due([definition])  # creates the row
     barrier = threading.Barrier(8)
     taken: list[bool] = []
 
     def take(holder: str) -> None:
         barrier.wait(10)
         try:
-            taken.append(store.take_lease(definition, holder, 5))
+            taken.append(scheduled_values.take_lease(definition, holder, 5))
         finally:
             connection.close()
 
@@ -108,23 +110,23 @@ def test_take_lease__a_dead_holders_lease_is_taken_over_once_it_expires(
     define, counter
 ):
     definition = scheduled(define)
-    store.due([definition])
+    scheduled_values.due([definition])
     now = timezone.now()
     ScheduledValue.objects.filter(definition_id=definition.pk).update(
         holder="dead:1:x", expires_at=now + dt.timedelta(seconds=5)
     )
-    assert not store.take_lease(definition, "alive", 5, now=now)
+    assert not scheduled_values.take_lease(definition, "alive", 5, now=now)
     later = now + dt.timedelta(seconds=6)
-    assert store.take_lease(definition, "alive", 5, now=later)
-    assert store.holder_of(definition.pk) == "alive"
+    assert scheduled_values.take_lease(definition, "alive", 5, now=later)
+    assert scheduled_values.holder_of(definition.pk) == "alive"
 
 
 def test_refresh__due_again_one_interval_after_the_last_start(define, counter):
     definition = scheduled(define, interval=10)
     now = timezone.now()
-    assert store.due([definition], now) == [definition]
-    assert store.take_lease(definition, "a", 5, now=now)
-    store.save(
+    assert scheduled_values.due([definition], now) == [definition]
+    assert scheduled_values.take_lease(definition, "a", 5, now=now)
+    scheduled_values.save(
         definition,
         "a",
         started=now,
@@ -132,9 +134,13 @@ def test_refresh__due_again_one_interval_after_the_last_start(define, counter):
         observations=[(1.0, {})],
         seconds=0.1,
     )
-    assert store.due([definition], now + dt.timedelta(seconds=9)) == []
-    assert not store.take_lease(definition, "b", 5, now=now + dt.timedelta(seconds=9))
-    assert store.take_lease(definition, "b", 5, now=now + dt.timedelta(seconds=10))
+    assert scheduled_values.due([definition], now + dt.timedelta(seconds=9)) == []
+    assert not scheduled_values.take_lease(
+        definition, "b", 5, now=now + dt.timedelta(seconds=9)
+    )
+    assert scheduled_values.take_lease(
+        definition, "b", 5, now=now + dt.timedelta(seconds=10)
+    )
 
 
 def test_serve__a_value_older_than_three_intervals_is_not_exported(
@@ -298,7 +304,7 @@ def test_batch_overrun__members_keep_their_values_and_the_slow_one_is_found_apar
         for status in ("pending", "paid", "shipped")
     ]
     evaluator = Evaluator(2)
-    real = evaluation.rowquery.compute_rows
+    real = rowquery.compute_rows
     calls: list[list[str]] = []
     slow = threading.Event()
 
@@ -316,7 +322,7 @@ def test_batch_overrun__members_keep_their_values_and_the_slow_one_is_found_apar
             [(2.0, {})],
             [(1.0, {})],
         ]
-        monkeypatch.setattr(evaluation.rowquery, "compute_rows", compute_rows)
+        monkeypatch.setattr(rowquery, "compute_rows", compute_rows)
         calls.clear()
         results = evaluator.evaluate_many(counts, timeout=0.2)
         assert [r.outcome for r in results] == [KEPT] * 3
@@ -366,7 +372,7 @@ def test_batch_overrun__members_that_overrun_only_together_run_in_parts(
         for n in range(4)
     ]
     evaluator = Evaluator(2)
-    real = evaluation.rowquery.compute_rows
+    real = rowquery.compute_rows
     calls: list[list[str]] = []
 
     def compute_rows(definitions):
@@ -376,7 +382,7 @@ def test_batch_overrun__members_that_overrun_only_together_run_in_parts(
 
     try:
         assert all(r.ok for r in evaluator.evaluate_many(counts, timeout=5))
-        monkeypatch.setattr(evaluation.rowquery, "compute_rows", compute_rows)
+        monkeypatch.setattr(rowquery, "compute_rows", compute_rows)
         results = evaluator.evaluate_many(counts, timeout=1)
         assert [r.outcome for r in results] == [KEPT] * 4
         wait_until(
@@ -405,12 +411,12 @@ def test_row_counts__read_the_database_named_by_the_setting(orders, define):
     """METRICDEMO['DATABASE'] wins over the router, which wins by default."""
     definition = define(name="orders.all", source="row_count", model="shop.Order")
     with override_settings(DATABASE_ROUTERS=[f"{__name__}.ReadsElsewhere"]):
-        assert evaluation.read_alias(definition) == "replica"
+        assert definition_database(definition) == "replica"
         with override_settings(METRICDEMO={"DATABASE": "default"}):
-            assert evaluation.read_alias(definition) == "default"
+            assert definition_database(definition) == "default"
             # The router's "replica" alias does not exist: only a count that
             # reads "default" can succeed.
-            (found,) = evaluation.rowquery.compute_rows([definition])
+            (found,) = rowquery.compute_rows([definition])
             assert found == [(6.0, {})]
             (result,) = Evaluator(1).evaluate_many([definition], timeout=5)
             assert result.observations == [(6.0, {})]

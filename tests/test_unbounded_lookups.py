@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from metricdemo import rowquery
-from metricdemo.evaluation import statement_timeout
+from metricdemo.database import statement_timeout
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
 from metricdemo.policy import sqlite_functions

@@ -1,9 +1,7 @@
-"""Keep the last good values of definitions with cache_seconds in a Django cache."""
+"""Share the values of definitions with cache_seconds through a Django cache."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -11,23 +9,23 @@ from typing import Any
 from django.core.cache import caches
 
 from metricdemo.conf import app_settings
-from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
+from metricdemo.models import MetricDefinition
 from metricdemo.observations import Observations
+from metricdemo.values.fingerprint import fingerprint
 
 logger = logging.getLogger("metricdemo")
 
 
 def cache_key(definition: MetricDefinition) -> str:
     """Return the cache key of a definition's value; any edit changes it."""
-    params = {name: getattr(definition, name, None) for name in EDITABLE_FIELDS}
-    digest = hashlib.sha256(
-        json.dumps(params, sort_keys=True, default=str).encode()
-    ).hexdigest()[:32]
-    return f"metricdemo:value:{digest}"
+    return f"metricdemo:value:{fingerprint(definition)}"
 
 
 def read(definitions: Sequence[MetricDefinition]) -> dict[int, Observations]:
-    """Return the cached observations of the definitions that cache, by index."""
+    """Return the cached observations of the definitions that cache, by index.
+
+    Logs, once, that the cache cannot be used, and that it works again.
+    """
     keys = {
         i: cache_key(d)
         for i, d in enumerate(definitions)
@@ -44,7 +42,10 @@ def read(definitions: Sequence[MetricDefinition]) -> dict[int, Observations]:
 
 
 def write(values: Iterable[tuple[MetricDefinition, Observations]]) -> None:
-    """Store fresh observations of the definitions that cache, each for its time."""
+    """Store fresh observations of the definitions that cache, each for its time.
+
+    Logs, once, that the cache cannot be used, and that it works again.
+    """
     by_lifetime: dict[int, dict[str, Observations]] = {}
     for definition, observations in values:
         seconds = getattr(definition, "cache_seconds", 0)

@@ -1,26 +1,31 @@
 """Share scheduled definitions' values between processes, and lease their refreshes.
 
-Every process reads the values here; the one process whose conditional UPDATE
-takes a definition's lease evaluates it and writes the value back. The
-database's own row locking makes the UPDATE atomic (PostgreSQL and MariaDB
-lock the row and check the condition again on its latest version; SQLite
-runs one writer at a time), so no server besides the database is needed.
+Every process serves the values here (`serve`); the one process whose
+conditional UPDATE takes a definition's lease evaluates it and writes the
+value back. The database's own row locking makes the UPDATE atomic
+(PostgreSQL and MariaDB lock the row and check the condition again on its
+latest version; SQLite runs one writer at a time), so no server besides the
+database is needed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from django.db import router
+from django.db import DatabaseError, router
 from django.db.models import Case, DateTimeField, F, Q, TextField, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from metricdemo.models import EDITABLE_FIELDS, MetricDefinition, ScheduledValue
-from metricdemo.observations import Observations
+from metricdemo import validators
+from metricdemo.database import savepoint_if_in_transaction
+from metricdemo.models import MetricDefinition, ScheduledValue
+from metricdemo.observations import Observations, describe
+from metricdemo.values.fingerprint import fingerprint
 
 #: Seconds a lease outlives its definition's timeout: a process that dies
 #: while it evaluates is replaced once this has passed after the timeout.
@@ -44,7 +49,7 @@ NOT_IN_FINGERPRINT = frozenset(
 
 @dataclass(frozen=True)
 class Stored:
-    """What the store holds for one definition in its current version."""
+    """What the table holds for one definition in its current version."""
 
     observations: Observations | None
     computed_at: float | None
@@ -53,15 +58,80 @@ class Stored:
     error: str
 
 
-def fingerprint(definition: MetricDefinition) -> str:
-    """Return a hash of the fields the value depends on; editing one changes it."""
-    params = {
-        name: getattr(definition, name, None)
-        for name in EDITABLE_FIELDS
-        if name not in NOT_IN_FINGERPRINT
+#: What a scrape serves for a scheduled definition, by the outcome names it is
+#: exported under: the value a background refresh computed, none yet, one
+#: refreshed too long ago, or none because the table cannot be read.
+STORED = "stored"
+PENDING = "pending"
+STALE = "stale"
+ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a scrape serves for one scheduled definition, and why."""
+
+    outcome: str
+    observations: Observations = field(default_factory=list)
+    error: str = ""
+    seconds: float = 0.0
+    computed_at: float | None = None
+
+
+def serve(definitions: Sequence[MetricDefinition]) -> dict[int, Served]:
+    """Return {index: Served} for the scheduled definitions; one query.
+
+    A scrape never evaluates them: it serves what the last background refresh
+    stored, unless that is older than STALE_INTERVALS intervals.
+    """
+    scheduled = [i for i, d in enumerate(definitions) if _interval(d)]
+    if not scheduled:
+        return {}
+    alias = router.db_for_read(ScheduledValue)
+    try:
+        with savepoint_if_in_transaction(alias):
+            found = read([definitions[i] for i in scheduled], using=alias)
+    except DatabaseError as exc:
+        error = _("The stored values cannot be read: %(error)s") % {
+            "error": describe(exc)
+        }
+        return {i: Served(ERROR, error=error) for i in scheduled}
+    now = time.time()
+    return {
+        i: _served(definitions[i], found.get(n), now) for n, i in enumerate(scheduled)
     }
-    text = json.dumps(params, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _served(definition: MetricDefinition, stored: Stored | None, now: float) -> Served:
+    interval = _interval(definition)
+    if stored is None or stored.observations is None:
+        if stored is not None and stored.error:
+            return Served(ERROR, error=stored.error, seconds=stored.seconds or 0)
+        return Served(
+            PENDING,
+            error=_("Not refreshed yet: its first refresh is under way or due."),
+        )
+    age = now - stored.computed_at
+    if age > validators.STALE_INTERVALS * interval:
+        return Served(
+            STALE,
+            error=_(
+                "Its last refresh was %(age)d s ago, more than %(count)d intervals "
+                "of %(interval)d s: is any process refreshing (METRICDEMO['REFRESH'])?"
+            )
+            % {"age": age, "count": validators.STALE_INTERVALS, "interval": interval},
+            computed_at=stored.computed_at,
+        )
+    return Served(
+        STORED,
+        stored.observations,
+        seconds=stored.seconds or 0.0,
+        computed_at=stored.computed_at,
+    )
+
+
+def _interval(definition: MetricDefinition) -> int:
+    return getattr(definition, "refresh_interval", None) or 0
 
 
 def read(
@@ -91,7 +161,9 @@ def read(
     found = {}
     for pk, stored_print, text, computed_at, seconds, outcome, error in rows:
         index = ids[pk]
-        if stored_print != fingerprint(definitions[index]):
+        if stored_print != fingerprint(
+            definitions[index], leave_out=NOT_IN_FINGERPRINT
+        ):
             found[index] = Stored(None, None, None, "", "")
             continue
         found[index] = Stored(
@@ -132,7 +204,7 @@ def due(
         if (
             attempted_at is None
             or attempted_at <= now - interval
-            or stored_print != fingerprint(definition)
+            or stored_print != fingerprint(definition, leave_out=NOT_IN_FINGERPRINT)
         ):
             found.append(definition)
     return found
@@ -157,7 +229,7 @@ def take_lease(
     due_now = (
         Q(attempted_at__isnull=True)
         | Q(attempted_at__lte=now - interval)
-        | ~Q(fingerprint=fingerprint(definition))
+        | ~Q(fingerprint=fingerprint(definition, leave_out=NOT_IN_FINGERPRINT))
     )
     taken = (
         ScheduledValue.objects.using(router.db_for_write(ScheduledValue))
@@ -186,7 +258,7 @@ def save(
     good value stays, unless it belongs to an older version of the definition.
     The next refresh is due one interval after `started`.
     """
-    mine = fingerprint(definition)
+    mine = fingerprint(definition, leave_out=NOT_IN_FINGERPRINT)
     fields = {
         "fingerprint": mine,
         "attempted_at": started,

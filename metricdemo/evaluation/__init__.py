@@ -1,0 +1,56 @@
+"""Evaluate definitions into observations, with timeouts, batches and isolation.
+
+The entry points are here; the work is in the submodules, which import one
+another one way, from the first to the last:
+
+- `outcomes`: the Evaluation of one definition and its Outcome;
+- `budget`: each definition's timeout, the scrape budget, what ran out of it;
+- `isolation`: finding the slow member of a batch that overran, splitting it;
+- `evaluator`: the Evaluator (cheap sources inline, the rest on worker
+  threads), one per process.
+
+Values not computed now come from `metricdemo.values`.
+"""
+
+from metricdemo.evaluation.budget import scrape_deadline, timeout_of
+from metricdemo.evaluation.evaluator import (
+    Evaluator,
+    definition_key,
+    evaluate,
+    evaluate_here,
+    evaluate_many,
+    get_evaluator,
+)
+from metricdemo.evaluation.outcomes import Evaluation, Outcome
+
+# The outcomes under the names they had before Outcome, for code written
+# against them (telemetry, the tests).
+SUCCESS = Outcome.SUCCESS
+ERROR = Outcome.ERROR
+TIMEOUT = Outcome.TIMEOUT
+CACHED = Outcome.CACHED
+STORED = Outcome.STORED
+KEPT = Outcome.KEPT
+PENDING = Outcome.PENDING
+STALE = Outcome.STALE
+
+__all__ = [
+    "CACHED",
+    "ERROR",
+    "KEPT",
+    "PENDING",
+    "STALE",
+    "STORED",
+    "SUCCESS",
+    "TIMEOUT",
+    "Evaluation",
+    "Evaluator",
+    "Outcome",
+    "definition_key",
+    "evaluate",
+    "evaluate_here",
+    "evaluate_many",
+    "get_evaluator",
+    "scrape_deadline",
+    "timeout_of",
+]
