@@ -12,9 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from django.core.exceptions import ValidationError
 from django.db import DatabaseError, router
-from django.utils.translation import gettext as _
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -26,7 +24,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.registry import Collector
 
 import metricdemo
-from metricdemo import evaluation, otlp, reserved, scheduler, sources, validators
+from metricdemo import evaluation, naming, otlp, scheduler, sources
 from metricdemo.conf import app_settings
 from metricdemo.models import ChangeStamp, Kind, MetricDefinition
 from metricdemo.reserved import SELF_METRICS
@@ -170,8 +168,8 @@ class DefinitionInstruments:
         # Definitions the exposition cannot carry, and why; see _exportable().
         self._left_out: dict[str, str] = {}
         self._judged_against: frozenset[str] = frozenset()
-        #: {exported family: definition name} of the definitions exported.
-        self._families: dict[str, str] = {}
+        #: {exported family: definition} of the definitions exported.
+        self._families: dict[str, ActiveDefinition] = {}
         #: {taken name: family} of the families served last that are not
         #: definitions (None before the first collection).
         self.seen_families: dict[str, str] | None = None
@@ -185,7 +183,8 @@ class DefinitionInstruments:
         value; by default the scrape budget from now).
         """
         with self._lock:
-            if frozenset(reserved.served_names()) != self._judged_against:
+            served = naming.served_names(naming.registry_families())
+            if frozenset(served) != self._judged_against:
                 # A family appeared that a definition may clash with: judge again.
                 self._token = None
             self.refresh()
@@ -266,7 +265,7 @@ class DefinitionInstruments:
         self._hold_instruments(active.keys())
         self._active, self._static, self._dynamic = active, static, dynamic
         self._families = {
-            validators.exported_names(item.name, item.key[1], item.key[2])[0]: item.name
+            naming.exported_names(item.name, item.key[1], item.key[2])[0]: item
             for item in active.values()
         }
         current = {item.name for item in active.values()} | set(self._left_out)
@@ -286,14 +285,13 @@ class DefinitionInstruments:
         an exported name that another family (or an older definition) takes;
         each is left out alone rather than breaking the whole scrape.
         """
-        others = reserved.served_names()
-        self._judged_against = frozenset(others)
-        served = {**others, **reserved.self_metric_names()}
-        taken: dict[str, str] = {}
+        served = naming.served_names(naming.registry_families())
+        self._judged_against = frozenset(served)
+        index = naming.ExportedNameIndex(served=served)
         kept, left_out = [], {}
         # The older definition keeps a contested name.
         for row in sorted(rows, key=lambda row: (row.pk is None, row.pk or 0)):
-            problem = exposition_problem(row, served, taken)
+            problem = naming.exposition_problem(row, index, Kind.values)
             if problem is None:
                 kept.append(row)
             else:
@@ -321,29 +319,30 @@ class DefinitionInstruments:
             shown = family.name + {"counter": "_total", "info": "_info"}.get(
                 family.type, ""
             )
-            for name in validators.family_names(family.name, family.type):
+            for name in naming.family_names(family.name, family.type):
                 others[name] = shown
         self.seen_families = others
+        index = naming.ExportedNameIndex(served=others)
         kept = []
         for family in families:
-            definition = self._families.get(family.name)
-            if definition is None:
+            item = self._families.get(family.name)
+            if item is None:
                 kept.append(family)
                 continue
             theirs = [sample for sample in family.samples if not ours(sample)]
             if len(theirs) == len(family.samples):
                 kept.append(family)
                 continue
-            clash = reserved.claimant(
-                validators.family_names(family.name, family.type), others
-            )
+            name, kind, unit, _description = item.key
+            clash = naming.clash(name, kind, unit, index)
             if clash is None and not theirs:
                 kept.append(family)
                 continue
-            self._log_failure(
-                definition,
-                _clash_message(definition, family.name, clash or family.name),
-            )
+            if clash is None:
+                # A family of another scope under the very same name.
+                exported = naming.exported_names(name, kind, unit)[1]
+                clash = naming.Clash(naming.SERVED_FAMILY, name, exported, family.name)
+            self._log_failure(name, naming.field_problem("name", clash.message))
             if theirs:
                 family.samples = theirs
                 kept.append(family)
@@ -607,7 +606,7 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
         )
         if pusher is not None:
             pusher.start(collector.prepared, instruments.collect_for_push)
-        reserved.register_served_families(_served_families)
+        naming.register_served_families(_served_families)
         _telemetry = Telemetry(
             provider, reader, instruments, collector, registry, is_global, pusher
         )
@@ -651,7 +650,7 @@ def _set_global_meter_provider(provider: MeterProvider) -> bool:
 def _served_families() -> dict[str, str]:
     """Return {taken name: family} for the served registry's other families.
 
-    Registered with reserved, so that validation, which must not import this
+    Registered with naming, so that validation, which must not import this
     module, knows them: what the registry's collectors describe, and the
     families (code instruments, target_info) that the last collection served.
     """
@@ -670,69 +669,3 @@ def _described_names(registry: CollectorRegistry) -> list[str]:
     # when registered) only in this private map; without it, the static list
     # and the last collection still cover the usual families.
     return list(getattr(registry, "_names_to_collectors", {}))
-
-
-def exposition_problem(
-    row: MetricDefinition, served: dict[str, str], taken: dict[str, str]
-) -> str | None:
-    """Return why a stored row cannot be exported, or None; record its names.
-
-    `served` maps the names other families take; `taken` those of the rows
-    accepted so far, and gains this row's names when it is accepted.
-    """
-    if row.kind not in Kind.values:
-        return _("kind: unknown kind %(kind)r") % {"kind": row.kind}
-    for column in ("name", "description", "unit", "attributes"):
-        text = validators.unencodable_text(getattr(row, column))
-        if text is not None:
-            return _("%(field)s: %(text)r cannot be encoded as UTF-8") % {
-                "field": column,
-                "text": text,
-            }
-    if not validators.INSTRUMENT_NAME_RE.fullmatch(row.name):
-        return _("name: %(name)r is not a valid instrument name") % {"name": row.name}
-    try:
-        validators.validate_unit(row.unit)
-    except (ValidationError, TypeError, AttributeError):
-        return _("unit: %(unit)r is not a valid unit") % {"unit": row.unit}
-    problem = _labels_problem(row.attributes)
-    if problem:
-        return problem
-    names = validators.taken_names(row.name, row.kind, row.unit)
-    family = reserved.claimant(names, served)
-    if family is not None:
-        exported = validators.exported_names(row.name, row.kind, row.unit)[1]
-        return _clash_message(row.name, exported, family)
-    for name in sorted(names):
-        if name in taken:
-            return _(
-                "name: exported as %(exported)r, which the older definition "
-                "%(other)r already exports"
-            ) % {"exported": name, "other": taken[name]}
-    taken.update(dict.fromkeys(names, row.name))
-    return None
-
-
-def _labels_problem(attributes: object) -> str | None:
-    if not isinstance(attributes, dict):
-        return _("attributes: %(value)r is not a JSON object") % {"value": attributes}
-    labels = set()
-    for key in attributes:
-        label = validators.label_name(key) if isinstance(key, str) else ""
-        if (
-            not validators.LABEL_NAME_RE.fullmatch(label)
-            or label.startswith(validators.RESERVED_LABEL_PREFIXES)
-            or label in labels
-        ):
-            return _("attributes: the key %(key)r does not make a usable label") % {
-                "key": key
-            }
-        labels.add(label)
-    return None
-
-
-def _clash_message(definition: str, exported: str, family: str) -> str:
-    return _(
-        "name: %(name)r is exported as %(exported)r, which clashes with the family "
-        "%(family)r that /metrics also serves; rename the definition"
-    ) % {"name": definition, "exported": exported, "family": family}
