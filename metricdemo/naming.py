@@ -89,7 +89,11 @@ def unregister_served_families(reader: ServedFamilies) -> None:
 
 
 def registry_families() -> dict[str, str]:
-    """Return {taken name: family} as the registered functions report them."""
+    """Return {taken name: family} as the registered functions report them.
+
+    A function may collect the app's readers once (without evaluating any
+    definition) to learn the families, when no scrape has run yet.
+    """
     names: dict[str, str] = {}
     for reader in list(_family_readers):
         try:
