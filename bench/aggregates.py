@@ -183,7 +183,7 @@ def _aggregate(connection: Any, definition: MetricDefinition, now: dt.datetime):
     kind = KINDS.get(definition.field, aggregates.NUMBER)
     if definition.aggregate in ("count", "count_distinct"):
         kind = aggregates.NUMBER
-    template = rowquery.AS_NUMBER[(connection.vendor, kind)]
+    template = rowquery.sql.AS_NUMBER[(connection.vendor, kind)]
     return template % {"expressions": sql}, params
 
 

@@ -9,7 +9,7 @@ from bench.config import Config
 from bench.progress import progress
 from bench.scrapes import Scrapes
 from bench.table import ms, render
-from metricdemo import evaluation, policy, sources
+from metricdemo import evaluation, policy, routing, sources
 from metricdemo.models import MetricDefinition
 
 
@@ -27,7 +27,7 @@ def measure(
     def check_all() -> None:
         for definition in stored:
             policy.row_count_refusals(
-                policy.resolve_model(definition.model),
+                routing.resolve_model(definition.model),
                 definition.filters,
                 definition.group_by,
             )

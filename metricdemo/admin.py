@@ -28,6 +28,7 @@ from metricdemo import (
     display,
     naming,
     policy,
+    routing,
     sources,
     validators,
 )
@@ -252,7 +253,7 @@ def field_suggestions(user: Any = None) -> dict[str, dict[str, list[str]]]:
     """
     suggestions = {}
     for label in policy.allowed_models(user):
-        model = policy.resolve_model(label)
+        model = routing.resolve_model(label)
         suggestions[label] = {
             aggregate: [
                 name

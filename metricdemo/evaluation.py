@@ -21,7 +21,7 @@ from django.db import DatabaseError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
-from metricdemo import cache, policy, rowquery, sources, store, validators
+from metricdemo import cache, routing, rowquery, sources, store, validators
 from metricdemo.conf import app_settings
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import (
@@ -512,7 +512,7 @@ def read_alias(definition: MetricDefinition) -> str:
     source = sources.SOURCES.get(definition.source)
     if source is not None and source.batchable:
         try:
-            return policy.read_alias(policy.resolve_model(definition.model))
+            return routing.model_database(routing.resolve_model(definition.model))
         except LookupError:
             pass
     return router.db_for_read(type(definition))
@@ -638,7 +638,7 @@ def _observe_with_timeout(
 def _count(definitions: list[MetricDefinition]) -> list[Evaluation]:
     started = time.perf_counter()
     try:
-        found = rowquery.count_rows(definitions)
+        found = rowquery.compute_rows(definitions)
     except Exception as exc:  # noqa: BLE001 - the statement failed as a whole
         outcome = _BATCH_FAILED if len(definitions) > 1 else ERROR
         error, seconds = describe(exc), _since(started)

@@ -21,7 +21,15 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from metricdemo import aggregates, callbacks, lookups, policy, rowquery, validators
+from metricdemo import (
+    aggregates,
+    callbacks,
+    lookups,
+    policy,
+    routing,
+    rowquery,
+    validators,
+)
 from metricdemo.observations import (
     EvaluationError,
     Observations,
@@ -104,8 +112,8 @@ class ConstantSource(Source):
 
 
 @dataclass(frozen=True)
-class RowCountSource(Source):
-    """Count a model's rows, optionally filtered and grouped by a field."""
+class RowsSource(Source):
+    """Aggregate a model's rows (count, sum, average, ...), filtered and grouped."""
 
     key: ClassVar[str] = "row_count"
     label: ClassVar[Promise] = gettext_lazy(
@@ -125,7 +133,7 @@ class RowCountSource(Source):
     optional_fields: ClassVar[tuple[str, ...]] = ("aggregate", "field")
     uses_database: ClassVar[bool] = True
     blocking: ClassVar[bool] = True
-    #: Whether many definitions are observed together by rowquery.count_rows().
+    #: Whether many definitions are observed together by rowquery.compute_rows().
     batchable: ClassVar[bool] = True
 
     def validate(self, definition: MetricDefinition) -> None:
@@ -134,7 +142,7 @@ class RowCountSource(Source):
                 {"model": _("A row count needs a model, for example auth.User.")}
             )
         try:
-            model = policy.resolve_model(definition.model)
+            model = routing.resolve_model(definition.model)
         except LookupError as exc:
             raise ValidationError({"model": str(exc)}) from None
         filters = definition.filters
@@ -189,7 +197,7 @@ class RowCountSource(Source):
                             "lookup": lookup,
                             "value": value,
                             "vendor": connections[
-                                policy.read_alias(model)
+                                routing.model_database(model)
                             ].display_name,
                             "error": error,
                         }
@@ -273,7 +281,7 @@ class RowCountSource(Source):
         self, definition: MetricDefinition, user: Any
     ) -> dict[str, str]:
         try:
-            model = policy.resolve_model(definition.model)
+            model = routing.resolve_model(definition.model)
         except LookupError:
             return {}  # validate() names the unknown model
         return policy.row_count_permission_refusals(
@@ -281,7 +289,7 @@ class RowCountSource(Source):
         )
 
     def observe(self, definition: MetricDefinition) -> Observations:
-        (observations,) = rowquery.count_rows([definition])
+        (observations,) = rowquery.compute_rows([definition])
         if isinstance(observations, EvaluationError):
             raise observations
         return observations
@@ -368,7 +376,7 @@ SOURCES: dict[str, Source] = {
     source.key: source
     for source in (
         ConstantSource(),
-        RowCountSource(),
+        RowsSource(),
         SettingSource(),
         CallbackSource(),
     )
@@ -457,7 +465,7 @@ def regex_error(model: type[Model], lookup: str, value: Any) -> str | None:
     database that the row count reads is asked, with the operator the query
     would use; otherwise the error would surface only at scrape time.
     """
-    alias = policy.read_alias(model)
+    alias = routing.model_database(model)
     connection = connections[alias]
     if connection.vendor == "sqlite":
         # Refused by policy.unbounded_lookup_refusals() before this.

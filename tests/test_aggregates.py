@@ -18,7 +18,7 @@ from django.utils import timezone
 from metricdemo import aggregates, rowquery
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
-from metricdemo.rowquery import count_rows
+from metricdemo.rowquery import compute_rows
 from metricdemo.validators import group_by_keys
 from tests.shop.models import Customer, Order
 
@@ -145,20 +145,20 @@ CASES = [
 
 @override_settings(TIME_ZONE="Europe/Berlin")
 @pytest.mark.parametrize(("aggregate", "field", "filters"), CASES)
-def test_count_rows__each_aggregate_alone_and_together_matches_the_orm(
+def test_compute_rows__each_aggregate_alone_and_together_matches_the_orm(
     shop, aggregate, field, filters
 ):
     want = expected(Order.objects.filter(**filters), aggregate, field)
-    alone = count_rows([row_based(aggregate=aggregate, field=field, filters=filters)])
+    alone = compute_rows([row_based(aggregate=aggregate, field=field, filters=filters)])
     assert alone == [want]
 
 
 @override_settings(TIME_ZONE="Europe/Berlin")
-def test_count_rows__all_cases_in_one_pass_match_the_orm(shop):
+def test_compute_rows__all_cases_in_one_pass_match_the_orm(shop):
     """The same cases computed together: one statement, one scan of the table."""
     definitions = [row_based(aggregate=a, field=f, filters=q) for a, f, q in CASES]
     with CaptureQueriesContext(connection) as queries:
-        found = count_rows(definitions)
+        found = compute_rows(definitions)
     assert len(queries.captured_queries) == 1
     assert "UNION ALL" not in queries.captured_queries[0]["sql"]
     for (aggregate, field, filters), got in zip(CASES, found, strict=True):
@@ -212,7 +212,7 @@ GROUPED = [
 
 
 @pytest.mark.parametrize(("group_by", "aggregate", "field", "filters"), GROUPED)
-def test_count_rows__grouped_aggregates_match_the_orm(
+def test_compute_rows__grouped_aggregates_match_the_orm(
     shop, group_by, aggregate, field, filters
 ):
     keys = group_by_keys(group_by)
@@ -229,7 +229,7 @@ def test_count_rows__grouped_aggregates_match_the_orm(
         ): value
         for labels, value in want.items()
     }
-    (alone,) = count_rows([definition])
+    (alone,) = compute_rows([definition])
     assert as_dict(alone, keys) == want
     # The same, sharing a pass with every other case of the same grouping.
     together = [
@@ -237,18 +237,18 @@ def test_count_rows__grouped_aggregates_match_the_orm(
         for g, a, f, q in GROUPED
         if g == group_by
     ]
-    found = count_rows([*together, definition])
+    found = compute_rows([*together, definition])
     assert as_dict(found[-1], keys) == want
 
 
-def test_count_rows__several_paths_are_labelled_by_their_last_part(shop):
-    (found,) = count_rows([row_based(group_by="status, customer__country")])
+def test_compute_rows__several_paths_are_labelled_by_their_last_part(shop):
+    (found,) = compute_rows([row_based(group_by="status, customer__country")])
     labels = {frozenset(attributes) for _, attributes in found}
     assert labels == {frozenset({"status", "country"})}
 
 
 @override_settings(TIME_ZONE="Europe/Berlin")
-def test_count_rows__windows_match_the_orm_with_the_same_times(shop, clock):
+def test_compute_rows__windows_match_the_orm_with_the_same_times(shop, clock):
     windows = {
         "created__gte": "now-1h",
         "created__lt": "now-15m",
@@ -257,16 +257,16 @@ def test_count_rows__windows_match_the_orm_with_the_same_times(shop, clock):
         "created__gte": NOW - dt.timedelta(hours=1),
         "created__lt": NOW - dt.timedelta(minutes=15),
     }
-    (found,) = count_rows([row_based(filters=windows)])
+    (found,) = compute_rows([row_based(filters=windows)])
     assert found == [(float(Order.objects.filter(**resolved).count()), {})]
     assert found == [(2.0, {})]
 
 
 @override_settings(TIME_ZONE="Europe/Berlin")
-def test_count_rows__today_starts_at_midnight_in_time_zone(shop, clock):
+def test_compute_rows__today_starts_at_midnight_in_time_zone(shop, clock):
     """At 00:30 in Berlin, today holds only the last half hour (UTC: yesterday)."""
     midnight = dt.datetime(2026, 3, 11, tzinfo=BERLIN)
-    found = count_rows(
+    found = compute_rows(
         [
             row_based(filters={"created__gte": "now/d"}),
             row_based(
@@ -296,40 +296,42 @@ def test_count_rows__today_starts_at_midnight_in_time_zone(shop, clock):
     ]
 
 
-def test_count_rows__a_window_moves_with_the_clock_and_keeps_its_sql(
+def test_compute_rows__a_window_moves_with_the_clock_and_keeps_its_sql(
     shop, clock, monkeypatch
 ):
     builds = []
-    build_plan = rowquery.build_plan
+    build_plan = rowquery.plan.build_plan
     monkeypatch.setattr(
-        rowquery, "build_plan", lambda *a, **k: builds.append(1) or build_plan(*a, **k)
+        rowquery.plan,
+        "build_plan",
+        lambda *a, **k: builds.append(1) or build_plan(*a, **k),
     )
     definition = row_based(filters={"created__gte": "now-1h"})
     since = NOW - dt.timedelta(hours=1)
-    assert count_rows([definition]) == [
+    assert compute_rows([definition]) == [
         [(float(Order.objects.filter(created__gte=since).count()), {})]
     ]
-    assert count_rows([definition]) == [[(3.0, {})]]
+    assert compute_rows([definition]) == [[(3.0, {})]]
     later = NOW + dt.timedelta(minutes=45)
     clock(later)
     since = later - dt.timedelta(hours=1)
-    assert count_rows([definition]) == [
+    assert compute_rows([definition]) == [
         [(float(Order.objects.filter(created__gte=since).count()), {})]
     ]
-    assert count_rows([definition]) == [[(1.0, {})]]
+    assert compute_rows([definition]) == [[(1.0, {})]]
     # Compiled once; each evaluation only bound the window's start again.
     assert len(builds) == 1
 
 
-def test_count_rows__an_edit_builds_a_new_plan(shop):
+def test_compute_rows__an_edit_builds_a_new_plan(shop):
     definition = row_based(filters={"status": "pending"})
-    assert count_rows([definition]) == [[(3.0, {})]]
+    assert compute_rows([definition]) == [[(3.0, {})]]
     definition.filters = {"status": "paid"}
-    assert count_rows([definition]) == [[(2.0, {})]]
+    assert compute_rows([definition]) == [[(2.0, {})]]
 
 
-def test_count_rows__a_bad_filter_value_is_an_error_in_its_place(shop):
-    found = count_rows(
+def test_compute_rows__a_bad_filter_value_is_an_error_in_its_place(shop):
+    found = compute_rows(
         [
             row_based(aggregate="sum", field="total"),
             row_based(filters={"total": "abc"}),
@@ -342,16 +344,16 @@ def test_count_rows__a_bad_filter_value_is_an_error_in_its_place(shop):
     assert found[2] == [(2.0, {})]
 
 
-def test_count_rows__a_malformed_window_is_an_error_in_its_place(shop):
-    found = count_rows([row_based(filters={"created__gte": "now-1x"}), row_based()])
+def test_compute_rows__a_malformed_window_is_an_error_in_its_place(shop):
+    found = compute_rows([row_based(filters={"created__gte": "now-1x"}), row_based()])
     assert isinstance(found[0], EvaluationError)
     assert "'now-1x' is not a relative time" in str(found[0])
     assert found[1] == [(7.0, {})]
 
 
-def test_count_rows__a_shared_pass_over_its_bound_says_who_is_over(shop):
+def test_compute_rows__a_shared_pass_over_its_bound_says_who_is_over(shop):
     """Two definitions within their bounds of 2 share a pass that reads 4 groups."""
-    found = count_rows(
+    found = compute_rows(
         [
             row_based(filters={"status": "pending"}, group_by="customer", max_series=2),
             row_based(filters={"status": "paid"}, group_by="customer", max_series=2),
@@ -364,14 +366,14 @@ def test_count_rows__a_shared_pass_over_its_bound_says_who_is_over(shop):
     assert "more than 2 groups" in str(found[2])
 
 
-def test_count_rows__a_join_to_many_rows_gets_a_pass_of_its_own(shop):
+def test_compute_rows__a_join_to_many_rows_gets_a_pass_of_its_own(shop):
     """A filter across a reverse relation repeats customers; the others must not."""
     definitions = [
         row_based("shop.Customer"),
         row_based("shop.Customer", filters={"order__status": "pending"}),
         row_based("shop.Customer", "count_distinct", "order__status"),
     ]
-    found = count_rows(definitions)
+    found = compute_rows(definitions)
     assert found[0] == [(float(Customer.objects.count()), {})]
     pending = Customer.objects.filter(order__status="pending")
     assert found[1] == [(float(pending.count()), {})]
@@ -397,7 +399,7 @@ def test_never_null__only_non_nullable_columns_and_relations(model, path, never)
     assert aggregates.never_null(model, path) is never
 
 
-def test_count_rows__a_pass_reads_whether_a_group_matched_only_where_needed(shop):
+def test_compute_rows__a_pass_reads_whether_a_group_matched_only_where_needed(shop):
     """A filtered sum of a nullable field needs a column saying a group matched."""
     nullable = row_based(aggregate="sum", field="quantity", group_by="status")
     nullable.filters = {"status": "paid"}
@@ -408,9 +410,9 @@ def test_count_rows__a_pass_reads_whether_a_group_matched_only_where_needed(shop
         rowquery.clear_plans()
         (statement,) = rowquery.plan_for(definitions).statements
         (computed,) = statement.passes.values()
-        assert rowquery._value_columns(computed) == columns
+        assert computed.layout.width == columns
     # Both give the paid orders' group alone: one has a quantity of 2 and one
     # none, a total of 100.00.
-    found = count_rows([nullable, never, count])
+    found = compute_rows([nullable, never, count])
     assert found[0] == [(2.0, {"status": "paid"})]
     assert found[1] == [(pytest.approx(100.0), {"status": "paid"})]

@@ -76,7 +76,7 @@ def customers(db):
 # Enforced in the query
 
 
-def test_count_rows__over_the_bound_is_left_out_and_reads_one_group_more(
+def test_compute_rows__over_the_bound_is_left_out_and_reads_one_group_more(
     client, customers, orders, define
 ):
     define(**BY_COUNTRY, max_series=5)
@@ -108,7 +108,7 @@ def counting_statements(statements: list[str]) -> list[list[int]]:
     ]
 
 
-def test_count_rows__a_statement_that_reaches_its_bound_reads_each_pass_bounded(
+def test_compute_rows__a_statement_that_reaches_its_bound_reads_each_pass_bounded(
     client, customers, orders, define
 ):
     """The whole statement's LIMIT may cut any pass short; then each gets its own."""
@@ -145,7 +145,7 @@ def test_count_rows__a_statement_that_reaches_its_bound_reads_each_pass_bounded(
     assert value(families, "orders_all") == 6.0
 
 
-def test_count_rows__the_error_names_the_model_field_and_bound(customers):
+def test_compute_rows__the_error_names_the_model_field_and_bound(customers):
     result = evaluate(MetricDefinition(**BY_COUNTRY, max_series=29))
     assert result.outcome == "error"
     assert result.observations == []
@@ -155,14 +155,14 @@ def test_count_rows__the_error_names_the_model_field_and_bound(customers):
     )
 
 
-def test_count_rows__a_lone_grouped_count_is_bounded_too(customers):
+def test_compute_rows__a_lone_grouped_count_is_bounded_too(customers):
     with all_queries() as statements:
         result = evaluate(MetricDefinition(**BY_COUNTRY, max_series=3))
     assert result.outcome == "error"
     assert [int(n) for s in statements for n in LIMIT_RE.findall(s)] == [4]
 
 
-def test_count_rows__exactly_the_bound_exports_every_group(client, customers, define):
+def test_compute_rows__exactly_the_bound_exports_every_group(client, customers, define):
     define(**BY_COUNTRY, max_series=30)
     families = scrape(client)
     found = series(families, "customers_by_country")
@@ -171,7 +171,7 @@ def test_count_rows__exactly_the_bound_exports_every_group(client, customers, de
     assert all("otel_metric_overflow" not in dict(labels) for labels in found)
 
 
-def test_count_rows__null_is_a_group_like_the_others(client, orders, define):
+def test_compute_rows__null_is_a_group_like_the_others(client, orders, define):
     """The orders fixture's customers are in DE, FR and NULL: three groups."""
     define(
         name="orders.by_country",
@@ -186,7 +186,7 @@ def test_count_rows__null_is_a_group_like_the_others(client, orders, define):
     assert len(series(families, "orders_by_status")) == 3
 
 
-def test_count_rows__a_lower_cardinality_limit_lowers_every_bound(
+def test_compute_rows__a_lower_cardinality_limit_lowers_every_bound(
     client, orders, define
 ):
     """A definition saved before the limit was lowered errs rather than overflows."""
@@ -200,7 +200,7 @@ def test_count_rows__a_lower_cardinality_limit_lowers_every_bound(
     assert "more than 2 groups" in result.error
 
 
-def test_count_rows__the_failure_is_logged_once(client, orders, define, caplog):
+def test_compute_rows__the_failure_is_logged_once(client, orders, define, caplog):
     define(**{**BY_STATUS, "name": "orders.logged_once"}, max_series=2)
     with caplog.at_level(logging.WARNING, logger="metricdemo"):
         for _ in range(3):

@@ -8,22 +8,6 @@ from metricdemo import policy
 from tests.shop.models import Customer, Order, VipCustomer, Voucher
 
 
-@pytest.mark.parametrize(
-    ("label", "model"),
-    [("shop.Order", Order), ("shop.order", Order), ("auth.User", User)],
-)
-def test_resolve_model__finds_installed_models(label, model):
-    assert policy.resolve_model(label) is model
-
-
-@pytest.mark.parametrize("label", ["shop.Nope", "nope.Order", "shop", "", "a.b.c"])
-def test_resolve_model__unknown_label_is_a_lookup_error_naming_it(label):
-    with pytest.raises(LookupError) as info:
-        policy.resolve_model(label)
-    assert repr(label) in str(info.value)
-    assert "for example auth.User" in str(info.value)
-
-
 def test_model_refusal__excluded_models_and_their_proxies():
     assert policy.model_refusal(Customer) is None
     with override_settings(METRICDEMO={"ROW_COUNT_EXCLUDED_MODELS": ["shop"]}):

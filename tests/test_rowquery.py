@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from metricdemo import rowquery
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
-from metricdemo.rowquery import count_rows
+from metricdemo.rowquery import compute_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -36,60 +36,60 @@ def grouped(observations) -> dict[str, float]:
 
 
 def counted(definitions):
-    """Return count_rows' result and the statements it ran on this connection."""
+    """Return compute_rows' result and the statements it ran on this connection."""
     with CaptureQueriesContext(connection) as queries:
-        found = count_rows(definitions)
+        found = compute_rows(definitions)
     return found, [query["sql"] for query in queries.captured_queries]
 
 
-def test_count_rows__counts_the_selection(orders):
+def test_compute_rows__counts_the_selection(orders):
     found, statements = counted([count("shop.Order", {"status": "pending"})])
     assert found == [[(3.0, {})]]
     assert len(statements) == 1
 
 
-def test_count_rows__an_empty_selection_is_zero_and_no_groups(orders):
+def test_compute_rows__an_empty_selection_is_zero_and_no_groups(orders):
     nothing = {"status": "refunded"}
-    found = count_rows(
+    found = compute_rows(
         [count("shop.Order", nothing), count("shop.Order", nothing, "status")]
     )
     assert found == [[(0.0, {})], []]
 
 
-def test_count_rows__one_series_per_group_named_after_the_group_by(orders):
-    (found,) = count_rows([count("shop.Order", group_by="status")])
+def test_compute_rows__one_series_per_group_named_after_the_group_by(orders):
+    (found,) = compute_rows([count("shop.Order", group_by="status")])
     assert {key for _, attributes in found for key in attributes} == {"status"}
     assert grouped(found) == {"pending": 3.0, "paid": 2.0, "shipped": 1.0}
 
 
-def test_count_rows__boolean_groups_are_true_and_false(orders):
+def test_compute_rows__boolean_groups_are_true_and_false(orders):
     from tests.shop.models import Order
 
     Order.objects.filter(status="paid").update(express=True)
-    (found,) = count_rows([count("shop.Order", group_by="express")])
+    (found,) = compute_rows([count("shop.Order", group_by="express")])
     assert grouped(found) == {"true": 2.0, "false": 4.0}
 
 
-def test_count_rows__only_boolean_fields_become_true_and_false(db):
+def test_compute_rows__only_boolean_fields_become_true_and_false(db):
     from django.contrib.auth.models import User
 
     from tests.shop.models import Customer
 
     User.objects.create(username="staff", is_staff=True)
     User.objects.create(username="user")
-    (found,) = count_rows([count("auth.User", group_by="is_staff")])
+    (found,) = compute_rows([count("auth.User", group_by="is_staff")])
     assert grouped(found) == {"true": 1.0, "false": 1.0}
     # A text field whose values look like booleans keeps them as stored.
     Customer.objects.create(name="t", country="t")
-    (found,) = count_rows([count("shop.Customer", group_by="country")])
+    (found,) = compute_rows([count("shop.Customer", group_by="country")])
     assert grouped(found) == {"t": 1.0}
 
 
-def test_count_rows__null_groups_are_an_empty_label(orders):
+def test_compute_rows__null_groups_are_an_empty_label(orders):
     from tests.shop.models import Order
 
     Order.objects.create(status="paid", customer=None, created=orders[0].created)
-    found = count_rows(
+    found = compute_rows(
         [
             count("shop.Customer", group_by="country"),
             # No customer and a customer without a country meet in one group.
@@ -100,20 +100,20 @@ def test_count_rows__null_groups_are_an_empty_label(orders):
     assert grouped(found[1]) == {"DE": 3.0, "FR": 2.0, "": 2.0}
 
 
-def test_count_rows__groups_by_a_relation_are_its_keys_as_text(orders):
+def test_compute_rows__groups_by_a_relation_are_its_keys_as_text(orders):
     from tests.shop.models import Customer
 
-    (found,) = count_rows([count("shop.Order", group_by="customer")])
+    (found,) = compute_rows([count("shop.Order", group_by="customer")])
     anna = Customer.objects.get(name="Anna")
     assert grouped(found)[str(anna.pk)] == 3.0
 
 
-def test_count_rows__leaves_constant_attributes_to_the_caller(orders):
+def test_compute_rows__leaves_constant_attributes_to_the_caller(orders):
     definition = count("shop.Order", attributes={"region": "eu"})
-    assert count_rows([definition]) == [[(6.0, {})]]
+    assert compute_rows([definition]) == [[(6.0, {})]]
 
 
-def test_count_rows__many_definitions_share_one_statement(orders):
+def test_compute_rows__many_definitions_share_one_statement(orders):
     definitions = [
         count("shop.Order", {"status": "pending"}),
         count("shop.Customer", {}, "country"),
@@ -140,7 +140,7 @@ def test_count_rows__many_definitions_share_one_statement(orders):
     ],
     ids=["unknown-model", "excluded-model", "sensitive-filter", "sensitive-group"],
 )
-def test_count_rows__a_refused_definition_is_an_error_in_its_place(
+def test_compute_rows__a_refused_definition_is_an_error_in_its_place(
     orders, definition, text
 ):
     found, statements = counted(
@@ -154,16 +154,16 @@ def test_count_rows__a_refused_definition_is_an_error_in_its_place(
 
 
 @override_settings(METRICDEMO={"ROW_COUNT_MODELS": ["auth"]})
-def test_count_rows__nothing_countable_runs_no_statement(orders):
+def test_compute_rows__nothing_countable_runs_no_statement(orders):
     found, statements = counted([count("shop.Order"), count("shop.Customer")])
     assert all(isinstance(item, EvaluationError) for item in found)
     assert statements == []
 
 
-def test_count_rows__chunks_at_counts_per_statement(orders, monkeypatch):
-    monkeypatch.setattr(rowquery, "COUNTS_PER_STATEMENT", 2)
+def test_compute_rows__chunks_at_counts_per_statement(orders, monkeypatch):
+    monkeypatch.setattr(rowquery.plan, "COUNTS_PER_STATEMENT", 2)
     # One definition per pass, so that each pass is one part of a statement.
-    monkeypatch.setattr(rowquery, "MEMBERS_PER_PASS", 1)
+    monkeypatch.setattr(rowquery.plan, "MEMBERS_PER_PASS", 1)
     statuses = ["pending", "paid", "shipped", "pending", "paid"]
     definitions = [count("shop.Order", {"status": status}) for status in statuses]
     # A refused definition takes no place in a statement.
@@ -175,23 +175,23 @@ def test_count_rows__chunks_at_counts_per_statement(orders, monkeypatch):
     assert found == [[(n, {})] for n in (3.0, 2.0, 1.0, 3.0, 2.0)]
 
 
-def test_count_rows__the_largest_statement_is_accepted_by_the_database(
+def test_compute_rows__the_largest_statement_is_accepted_by_the_database(
     orders, monkeypatch
 ):
     """SQLite refuses compound statements of more than 500 SELECTs."""
-    monkeypatch.setattr(rowquery, "MEMBERS_PER_PASS", 1)
+    monkeypatch.setattr(rowquery.plan, "MEMBERS_PER_PASS", 1)
     definitions = [
         count("shop.Customer", {"pk__gte": i % 3})
-        for i in range(rowquery.COUNTS_PER_STATEMENT + 1)
+        for i in range(rowquery.plan.COUNTS_PER_STATEMENT + 1)
     ]
     found, statements = counted(definitions)
     assert len(statements) == 2
-    assert statements[0].count("UNION ALL") == rowquery.COUNTS_PER_STATEMENT - 1
+    assert statements[0].count("UNION ALL") == rowquery.plan.COUNTS_PER_STATEMENT - 1
     assert all(len(item) == 1 and item[0][0] >= 0 for item in found)
     assert found[0] == [(3.0, {})]
 
 
-def test_count_rows__a_failing_statement_raises_a_database_error(orders):
+def test_compute_rows__a_failing_statement_raises_a_database_error(orders):
     """Which definition broke it is the caller's question (it retries each alone)."""
     # SQLite refuses a regex before running it, but cannot hold this integer.
     if connection.vendor == "sqlite":
@@ -202,9 +202,9 @@ def test_count_rows__a_failing_statement_raises_a_database_error(orders):
             DatabaseError,
         )
     with pytest.raises(error), transaction.atomic():
-        count_rows([count("shop.Order"), broken])
+        compute_rows([count("shop.Order"), broken])
     # The caller's transaction is still usable.
-    assert count_rows([count("shop.Order")]) == [[(6.0, {})]]
+    assert compute_rows([count("shop.Order")]) == [[(6.0, {})]]
 
 
 def test_statement__one_limit_after_the_last_part_bounds_the_whole_statement(orders):

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from metricdemo import rowquery
-from metricdemo.rowquery import count_rows
+from metricdemo.rowquery import compute_rows
 from tests.test_aggregates import row_based, shop  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db
@@ -98,12 +98,12 @@ def comparable(result):
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_count_rows__together_gives_what_each_gives_alone(shop, seed):  # noqa: F811
+def test_compute_rows__together_gives_what_each_gives_alone(shop, seed):  # noqa: F811
     rowquery.clear_plans()
     definitions = random_definitions(seed, 40)
-    alone = [count_rows([d])[0] for d in definitions]
+    alone = [compute_rows([d])[0] for d in definitions]
     with CaptureQueriesContext(connection) as queries:
-        together = count_rows(definitions)
+        together = compute_rows(definitions)
     for definition, one, shared in zip(definitions, alone, together, strict=True):
         described = (
             definition.aggregate,
@@ -116,7 +116,7 @@ def test_count_rows__together_gives_what_each_gives_alone(shop, seed):  # noqa: 
     assert queries.captured_queries
 
 
-def test_count_rows__groups_without_values_hide_no_series_of_an_average(shop):  # noqa: F811
+def test_compute_rows__groups_without_values_hide_no_series_of_an_average(shop):  # noqa: F811
     """5 groups have a quantity and 1 has none: with max series 3, an error.
 
     Reading max series + 1 groups, where one of them has no value, would
@@ -126,8 +126,8 @@ def test_count_rows__groups_without_values_hide_no_series_of_an_average(shop):  
         aggregate="avg", field="quantity", group_by="status, customer__country"
     )
     definition.max_series = 5
-    (found,) = count_rows([definition])
+    (found,) = compute_rows([definition])
     assert len(found) == 5
     definition.max_series = 4
-    (found,) = count_rows([definition])
+    (found,) = compute_rows([definition])
     assert "more than 4 groups" in str(found)

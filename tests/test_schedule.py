@@ -298,11 +298,11 @@ def test_batch_overrun__members_keep_their_values_and_the_slow_one_is_found_apar
         for status in ("pending", "paid", "shipped")
     ]
     evaluator = Evaluator(2)
-    real = evaluation.rowquery.count_rows
+    real = evaluation.rowquery.compute_rows
     calls: list[list[str]] = []
     slow = threading.Event()
 
-    def count_rows(definitions):
+    def compute_rows(definitions):
         names = [d.name for d in definitions]
         calls.append(names)
         if len(names) > 1 or names == ["orders.paid"]:
@@ -316,7 +316,7 @@ def test_batch_overrun__members_keep_their_values_and_the_slow_one_is_found_apar
             [(2.0, {})],
             [(1.0, {})],
         ]
-        monkeypatch.setattr(evaluation.rowquery, "count_rows", count_rows)
+        monkeypatch.setattr(evaluation.rowquery, "compute_rows", compute_rows)
         calls.clear()
         results = evaluator.evaluate_many(counts, timeout=0.2)
         assert [r.outcome for r in results] == [KEPT] * 3
@@ -366,17 +366,17 @@ def test_batch_overrun__members_that_overrun_only_together_run_in_parts(
         for n in range(4)
     ]
     evaluator = Evaluator(2)
-    real = evaluation.rowquery.count_rows
+    real = evaluation.rowquery.compute_rows
     calls: list[list[str]] = []
 
-    def count_rows(definitions):
+    def compute_rows(definitions):
         calls.append([d.name for d in definitions])
         threading.Event().wait(0.3 * len(definitions))
         return real(definitions)
 
     try:
         assert all(r.ok for r in evaluator.evaluate_many(counts, timeout=5))
-        monkeypatch.setattr(evaluation.rowquery, "count_rows", count_rows)
+        monkeypatch.setattr(evaluation.rowquery, "compute_rows", compute_rows)
         results = evaluator.evaluate_many(counts, timeout=1)
         assert [r.outcome for r in results] == [KEPT] * 4
         wait_until(
@@ -410,7 +410,7 @@ def test_row_counts__read_the_database_named_by_the_setting(orders, define):
             assert evaluation.read_alias(definition) == "default"
             # The router's "replica" alias does not exist: only a count that
             # reads "default" can succeed.
-            (found,) = evaluation.rowquery.count_rows([definition])
+            (found,) = evaluation.rowquery.compute_rows([definition])
             assert found == [(6.0, {})]
             (result,) = Evaluator(1).evaluate_many([definition], timeout=5)
             assert result.observations == [(6.0, {})]

@@ -14,7 +14,7 @@ from metricdemo.sources import (
     SOURCES,
     CallbackSource,
     ConstantSource,
-    RowCountSource,
+    RowsSource,
     SettingSource,
     Source,
     read_setting,
@@ -41,7 +41,7 @@ def refusal(source: Source, **fields) -> dict[str, list[str]]:
     [
         (ConstantSource, "constant", ("value",), {"static"}),
         (
-            RowCountSource,
+            RowsSource,
             "row_count",
             ("model", "aggregate", "field", "filters", "group_by"),
             {"uses_database", "blocking", "batchable"},
@@ -110,7 +110,7 @@ def test_constant_source__observe_returns_one_float_series():
     assert type(observations[0][0]) is float
 
 
-# RowCountSource
+# RowsSource
 
 
 @pytest.mark.parametrize(
@@ -132,15 +132,15 @@ def test_constant_source__observe_returns_one_float_series():
         ),
     ],
 )
-def test_row_count_source__validate_keys_errors_by_field(db, fields, field, text):
-    messages = refusal(RowCountSource(), **fields)
+def test_rows_source__validate_keys_errors_by_field(db, fields, field, text):
+    messages = refusal(RowsSource(), **fields)
     assert list(messages) == [field]
     assert text in messages[field][0]
 
 
-def test_row_count_source__validate_reports_filters_and_group_by_together(db):
+def test_rows_source__validate_reports_filters_and_group_by_together(db):
     messages = refusal(
-        RowCountSource(),
+        RowsSource(),
         model="auth.User",
         filters={"password": "x"},
         group_by="password",
@@ -148,8 +148,8 @@ def test_row_count_source__validate_reports_filters_and_group_by_together(db):
     assert sorted(messages) == ["filters", "group_by"]
 
 
-def test_row_count_source__validate_accepts_lookups_across_relations(db):
-    RowCountSource().validate(
+def test_rows_source__validate_accepts_lookups_across_relations(db):
+    RowsSource().validate(
         definition(
             "row_count",
             model="shop.Order",
@@ -160,16 +160,16 @@ def test_row_count_source__validate_accepts_lookups_across_relations(db):
     )
 
 
-def test_row_count_source__observe_counts_real_rows(orders):
-    source = RowCountSource()
+def test_rows_source__observe_counts_real_rows(orders):
+    source = RowsSource()
     pending = definition("row_count", model="shop.Order", filters={"status": "paid"})
     assert source.observe(pending) == [(2.0, {})]
 
 
 @override_settings(METRICDEMO={"ROW_COUNT_MODELS": ["auth"]})
-def test_row_count_source__observe_refuses_what_policy_now_refuses(orders):
+def test_rows_source__observe_refuses_what_policy_now_refuses(orders):
     with pytest.raises(EvaluationError, match="ROW_COUNT_MODELS"):
-        RowCountSource().observe(definition("row_count", model="shop.Order"))
+        RowsSource().observe(definition("row_count", model="shop.Order"))
 
 
 # SettingSource

@@ -13,10 +13,11 @@ from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 from django.test import Client
 from django.urls import reverse
 
-from metricdemo import policy, rowquery
+from metricdemo import rowquery
 from metricdemo.evaluation import statement_timeout
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
+from metricdemo.policy import sqlite_functions
 from tests.queries import all_queries
 from tests.refusals import form_data
 from tests.scraping import evaluations, parse, series
@@ -59,7 +60,7 @@ def sqlite_connection() -> SQLiteWrapper:
 
 @pytest.mark.parametrize(("model", "filters"), REGEX_FILTERS)
 def test_unbounded_lookup_refusals__regex_on_sqlite(model, filters):
-    refusals = policy.unbounded_lookup_refusals(
+    refusals = sqlite_functions.unbounded_lookup_refusals(
         model, filters, "", connection=sqlite_connection()
     )
     (lookup,) = [key for key in filters if "regex" in key]
@@ -74,7 +75,7 @@ def test_unbounded_lookup_refusals__regex_on_sqlite(model, filters):
 @pytest.mark.parametrize(("model", "filters"), BOUNDED_FILTERS)
 def test_unbounded_lookup_refusals__bounded_lookups_pass_on_sqlite(model, filters):
     assert (
-        policy.unbounded_lookup_refusals(
+        sqlite_functions.unbounded_lookup_refusals(
             model, filters, "", connection=sqlite_connection()
         )
         == {}
@@ -83,7 +84,7 @@ def test_unbounded_lookup_refusals__bounded_lookups_pass_on_sqlite(model, filter
 
 @pytest.mark.parametrize("group_by", ["status", "created__month", "customer__name"])
 def test_unbounded_lookup_refusals__group_by_on_sqlite(group_by):
-    refusals = policy.unbounded_lookup_refusals(
+    refusals = sqlite_functions.unbounded_lookup_refusals(
         Order, {}, group_by, connection=sqlite_connection()
     )
     assert refusals == {}
@@ -94,7 +95,10 @@ def test_python_functions__finds_calls_outside_quotes():
         'SELECT "t"."regexp", \'REPEAT(\' FROM "t" WHERE "t"."name" REGEXP %s '
         'AND django_datetime_extract(%s, "t"."created", %s, %s) = %s'
     )
-    assert policy.python_functions(sql) == {"regexp", "django_datetime_extract"}
+    assert sqlite_functions.python_functions(sql) == {
+        "regexp",
+        "django_datetime_extract",
+    }
 
 
 def test_sqlite_functions__every_function_django_registers_is_classified():
@@ -114,7 +118,7 @@ def test_sqlite_functions__every_function_django_registers_is_classified():
             return sqlite3.connect(":memory:").execute("SELECT 0")
 
     _functions.register(Recorder())
-    assert registered - policy.SQLITE_PYTHON_FUNCTIONS == set()
+    assert registered - sqlite_functions.SQLITE_PYTHON_FUNCTIONS == set()
     assert "regexp" in registered
 
 
@@ -253,7 +257,7 @@ def test_slow_regex__never_holds_the_process(django_user_model):
     def count() -> None:
         try:
             with statement_timeout(connection, 1):
-                counted["found"] = rowquery.count_rows([definition])
+                counted["found"] = rowquery.compute_rows([definition])
         except DatabaseError as exc:
             counted["error"] = exc
         finally:

@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from metricdemo import aggregates, naming, policy, reserved, validators
+from metricdemo import aggregates, naming, reserved, routing, validators
 from metricdemo.models import Kind, MetricDefinition
 
 help = "Print a Grafana dashboard (JSON) with a panel per enabled metric definition."
@@ -164,7 +164,7 @@ def aggregated_kind(definition: MetricDefinition) -> str | None:
     if definition.source != "row_count" or aggregate not in aggregates.VALUE_AGGREGATES:
         return None
     try:
-        model = policy.resolve_model(definition.model)
+        model = routing.resolve_model(definition.model)
     except LookupError:
         return None
     return aggregates.value_kind(aggregates.aggregated_field(model, definition.field))
