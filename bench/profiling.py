@@ -15,7 +15,7 @@ from bench.table import render
 
 # (substring of a file path, area), first match wins.
 AREAS = [
-    ("metricdemo/telemetry.py", "metricdemo.telemetry"),
+    ("metricdemo/telemetry/", "metricdemo.telemetry"),
     ("metricdemo/evaluation/", "metricdemo.evaluation"),
     ("metricdemo/sources.py", "metricdemo.sources"),
     ("metricdemo/", "metricdemo, other modules"),

@@ -26,6 +26,7 @@ from metricdemo import (
     aggregates,
     callbacks,
     display,
+    naming,
     policy,
     routing,
     sources,
@@ -476,7 +477,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         """Return, as JSON, the name Prometheus would see for ?name=&kind=&unit=.
 
         The add and change forms show it as it is typed; the rules are
-        validators.exported_names(), the same that refuse colliding names.
+        naming.exported_names(), the same that refuse colliding names.
         """
         if not self.has_add_permission(request):
             if not self.has_change_permission(request):
@@ -496,7 +497,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
                 gettext("Unknown kind %(kind)r; choose one of %(kinds)s.")
                 % {"kind": kind, "kinds": ", ".join(Kind.values)}
             )
-        exported = "" if errors else validators.exported_names(name, kind, unit)[1]
+        exported = "" if errors else naming.exported_names(name, kind, unit)[1]
         return JsonResponse({"exported_name": exported, "errors": errors})
 
     def preview_view(self, request: HttpRequest, object_id: str | None = None):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from metricdemo import validators
+from metricdemo import naming, validators
 from metricdemo.evaluation import Evaluation
 from metricdemo.models import MetricDefinition
 
@@ -42,9 +42,7 @@ def format_number(value: float) -> str:
 
 def series(definition: MetricDefinition, evaluation: Evaluation) -> list[Series]:
     """Return the series `evaluation` would export for `definition`, sorted."""
-    name = validators.exported_names(definition.name, definition.kind, definition.unit)[
-        1
-    ]
+    name = naming.exported_names(definition.name, definition.kind, definition.unit)[1]
     found = [
         Series(
             name,

@@ -5,18 +5,17 @@ from __future__ import annotations
 import copy
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import aggregates, reserved, sources, validators
-from metricdemo.reserved import SELF_METRICS
+from metricdemo import aggregates, naming, sources, validators
+from metricdemo.naming import ExportedNameIndex
 
 #: The fields an operator edits, in form order: what export writes and import reads.
 EDITABLE_FIELDS = (
@@ -414,7 +413,7 @@ class MetricDefinition(models.Model):
     @property
     def exported_name(self) -> str:
         """Return the sample name Prometheus sees, for example shop_orders_total."""
-        return validators.exported_names(self.name, self.kind, self.unit)[1]
+        return naming.exported_names(self.name, self.kind, self.unit)[1]
 
     def unique_error_message(self, model_class, unique_check):
         """Name the taken name in the message, rather than only the field."""
@@ -494,9 +493,10 @@ class MetricDefinition(models.Model):
                 for field, messages in exc.update_error_dict({}).items():
                     errors.setdefault(field, []).extend(messages)
         if self.name and self.kind:
-            collision = self._exported_name_collision()
-            if collision:
-                errors.setdefault("name", []).append(collision)
+            index = _active_index.get() or load_exported_name_index(self._state.db)
+            clash = naming.clash(self.name, self.kind, self.unit, index, pk=self.pk)
+            if clash is not None:
+                errors.setdefault("name", []).append(clash.error())
         timeout_error = self._timeout_error()
         if timeout_error is not None:
             errors.setdefault("timeout", []).append(timeout_error)
@@ -549,59 +549,6 @@ class MetricDefinition(models.Model):
         if errors:
             raise ValidationError(errors)
 
-    def _exported_name_collision(self) -> ValidationError | None:
-        mine = validators.taken_names(self.name, self.kind, self.unit)
-        exported = validators.exported_names(self.name, self.kind, self.unit)[1]
-        own = reserved.self_metric_names()
-        for taken in sorted(mine & set(own)):
-            name, kind, unit = next(
-                m for m in SELF_METRICS.values() if m[0] == own[taken]
-            )
-            return ValidationError(
-                _(
-                    "%(name)r would be exported as %(exported)r, which metricdemo "
-                    "uses for its own metric %(other)r; choose another name."
-                ),
-                code="reserved_name",
-                params={
-                    "name": self.name,
-                    "exported": validators.exported_names(name, kind, unit)[1],
-                    "other": name,
-                },
-            )
-        index = _active_index.get() or ExportedNameIndex.load(self._state.db)
-        family = reserved.claimant(mine, index.served)
-        if family is not None:
-            return ValidationError(
-                _(
-                    "%(name)r would be exported as %(exported)r, which clashes "
-                    "with the family %(family)r that /metrics already serves "
-                    "(OpenTelemetry's target_info, prometheus_client's process_* "
-                    "and python_* metrics, another collector or an instrument "
-                    "made in code); choose another name or unit."
-                ),
-                code="served_name",
-                params={"name": self.name, "exported": exported, "family": family},
-            )
-        owner = index.owner(mine, pk=self.pk, name=self.name)
-        if owner is not None:
-            other, kind, taken = owner
-            return ValidationError(
-                _(
-                    "%(name)r would be exported as %(exported)r, which the "
-                    "definition %(other)r (%(kind)s) already exports as; choose "
-                    "another name or unit."
-                ),
-                code="exported_name_collision",
-                params={
-                    "name": self.name,
-                    "exported": taken,
-                    "other": other,
-                    "kind": kind,
-                },
-            )
-        return None
-
     def _is_set(self, field: str) -> bool:
         # A field left at its default (an aggregate of count) is not set.
         value = getattr(self, field)
@@ -609,57 +556,15 @@ class MetricDefinition(models.Model):
         return value not in (None, "", {}, []) and value != default
 
 
-class ExportedNameIndex:
-    """Index the names stored definitions take once exported, to find collisions.
-
-    Checking one definition against every stored one is a scan; an import
-    builds one index, keeps it in step with its saves, and every clean() in
-    the import consults it, so importing n definitions costs O(n), not O(n²).
-    """
-
-    def __init__(self, rows: Iterable[tuple[Any, str, str, str]] = ()) -> None:
-        #: {taken name: [(pk, definition name, kind), ...]}
-        self._owners: dict[str, list[tuple[Any, str, str]]] = {}
-        self._taken: dict[str, frozenset[str]] = {}
-        #: The served registry's other families, read once for the whole index.
-        self.served = reserved.served_names()
-        for pk, name, kind, unit in rows:
-            self.add(pk, name, kind, unit)
-
-    @classmethod
-    def load(cls, using: str | None = None) -> ExportedNameIndex:
-        """Return the index of every stored definition."""
-        manager = (
-            MetricDefinition.objects.using(using) if using else MetricDefinition.objects
-        )
-        return cls(manager.values_list("pk", "name", "kind", "unit").iterator())
-
-    def add(self, pk: Any, name: str, kind: str, unit: str) -> None:
-        """Record (or record again, after a change) the names a definition takes."""
-        self.discard(name)
-        taken = validators.taken_names(name, kind, unit)
-        self._taken[name] = taken
-        for item in taken:
-            self._owners.setdefault(item, []).append((pk, name, kind))
-
-    def discard(self, name: str) -> None:
-        """Forget the names the definition called `name` took."""
-        for item in self._taken.pop(name, ()):
-            owners = [o for o in self._owners.get(item, ()) if o[1] != name]
-            if owners:
-                self._owners[item] = owners
-            else:
-                self._owners.pop(item, None)
-
-    def owner(
-        self, taken: Iterable[str], *, pk: Any = None, name: str = ""
-    ) -> tuple[str, str, str] | None:
-        """Return (definition, kind, name) of another definition taking a name."""
-        for item in sorted(taken):
-            for other_pk, other, kind in self._owners.get(item, ()):
-                if other != name and (pk is None or other_pk != pk):
-                    return other, kind, item
-        return None
+def load_exported_name_index(using: str | None = None) -> ExportedNameIndex:
+    """Return the index of every stored definition and of the served families."""
+    manager = (
+        MetricDefinition.objects.using(using) if using else MetricDefinition.objects
+    )
+    return ExportedNameIndex(
+        manager.values_list("pk", "name", "kind", "unit").iterator(),
+        served=naming.served_names(naming.registry_families()),
+    )
 
 
 _active_index: ContextVar[ExportedNameIndex | None] = ContextVar(
@@ -674,7 +579,7 @@ def exported_name_index(using: str | None = None) -> Iterator[ExportedNameIndex]
     The caller keeps it in step: add() after each save, discard() after each
     delete.
     """
-    index = ExportedNameIndex.load(using)
+    index = load_exported_name_index(using)
     token = _active_index.set(index)
     try:
         yield index

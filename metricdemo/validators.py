@@ -1,4 +1,4 @@
-"""Validate names, units and attributes, and compute the exported Prometheus names."""
+"""Validate names, units and attributes, field by field."""
 
 from __future__ import annotations
 
@@ -13,13 +13,9 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-# The exporter's own name translation, so that collisions are judged exactly as
-# the exporter will write the names.
-from opentelemetry.exporter.prometheus._mapping import (
-    map_unit,
-    sanitize_attribute,
-    sanitize_full_name,
-)
+# The exporter's own label translation, so that a key is judged exactly as the
+# exporter will write it.
+from opentelemetry.exporter.prometheus._mapping import sanitize_attribute
 
 from metricdemo.conf import DEFAULTS, app_settings
 
@@ -31,7 +27,6 @@ RESERVED_LABEL_PREFIXES = ("otel_scope_",)
 SETTING_PATH_RE = re.compile(r"[A-Z][A-Z0-9_]*(\.[A-Za-z0-9_\-]+)*")
 MODEL_LABEL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*")
 
-COUNTER = "counter"
 SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
@@ -449,46 +444,3 @@ def as_number(value: Any) -> float:
             gettext("expected a finite number, got %(value)r") % {"value": value}
         )
     return number
-
-
-def exported_names(name: str, kind: str, unit: str) -> tuple[str, str]:
-    """Return the Prometheus family name and sample name the exporter will write.
-
-    The SDK lowercases instrument names (they are case-insensitive), the
-    exporter turns invalid characters into '_', prometheus_client drops a
-    counter's '_total', appends the unit suffix, and gives counter samples the
-    '_total' suffix.
-    """
-    family = sanitize_full_name(name.lower())
-    if kind == COUNTER and family.endswith("_total"):
-        family = family[: -len("_total")]
-    suffix = map_unit(unit or "")
-    if suffix and not family.endswith("_" + suffix):
-        family = f"{family}_{suffix}"
-    if kind == COUNTER:
-        return family, f"{family}_total"
-    return family, family
-
-
-#: The names a family of each type takes in an exposition: its own name plus
-#: these suffixes (OpenMetrics refuses a second family that takes one of them).
-TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "counter": ("_total", "_created"),
-    "summary": ("_count", "_sum", "_created"),
-    "histogram": ("_count", "_sum", "_bucket", "_created"),
-    "gaugehistogram": ("_gcount", "_gsum", "_bucket"),
-    "info": ("_info",),
-}
-
-
-def family_names(family: str, family_type: str) -> frozenset[str]:
-    """Return every name a family of this type takes, samples and metadata included."""
-    return frozenset(
-        (family, *(family + suffix for suffix in TYPE_SUFFIXES.get(family_type, ())))
-    )
-
-
-def taken_names(name: str, kind: str, unit: str) -> frozenset[str]:
-    """Return every name a definition's family takes once exported."""
-    family = exported_names(name, kind, unit)[0]
-    return family_names(family, "counter" if kind == COUNTER else "gauge")

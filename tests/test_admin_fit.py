@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import reverse
 
-from metricdemo import validators
+from metricdemo import naming
 from metricdemo.models import Kind
 
 pytestmark = pytest.mark.django_db
@@ -116,7 +116,7 @@ def test_exported_name_view__the_validators_rules(admin_client, kind):
         )
         assert response.status_code == 200
         assert response.json() == {
-            "exported_name": validators.exported_names(name, kind, unit)[1],
+            "exported_name": naming.exported_names(name, kind, unit)[1],
             "errors": [],
         }, (name, kind, unit)
 

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 
-from metricdemo import validators
+from metricdemo import naming
 from metricdemo.models import MetricDefinition
 from tests.processes import ROOT
 from tests.scraping import parse, series
@@ -243,7 +243,7 @@ def test_the_add_form_shows_the_exported_name_as_it_is_typed(
     shown = type_a_name(live_server.url, name, kind, unit)
     assert shown == {
         "before": "-",
-        "typed": validators.exported_names(name, kind, unit)[1],
+        "typed": naming.exported_names(name, kind, unit)[1],
         "history sections": 0,
     }
 
@@ -252,7 +252,7 @@ def type_a_name(base_url: str, name: str, kind: str, unit: str) -> dict:
     """Type a name, kind and unit on the add form; return what it shows."""
     from playwright.sync_api import expect
 
-    expected = validators.exported_names(name, kind, unit)[1]
+    expected = naming.exported_names(name, kind, unit)[1]
     with add_form(base_url, "admin") as page:
         exported = page.locator(".form-row.field-exported_name .readonly")
         before = exported.inner_text().strip()

@@ -17,9 +17,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "metricdemo"
 #: counts as one module.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("conf",),
-    ("validators", "timewindows", "lookups", "database"),
+    ("validators", "timewindows", "lookups", "reserved", "database"),
     ("routing",),
-    ("callbacks", "reserved"),
+    ("callbacks", "naming"),
     ("__init__",),
     ("observations",),
     ("policy.sensitive", "policy.paths", "policy.sqlite_functions"),
@@ -44,6 +44,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluation.evaluator",),
     ("evaluation",),
     ("display", "otlp", "scheduler"),
+    ("telemetry.provider", "telemetry.self_metrics"),
+    ("telemetry.instruments",),
+    ("telemetry.collector",),
     ("telemetry",),
     ("checks", "views"),
     ("urls", "admin", "cli"),

@@ -12,7 +12,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from metricdemo import evaluation, rowquery, scheduler
-from metricdemo.evaluation import KEPT, SUCCESS, Evaluator
+from metricdemo.evaluation import Evaluator, Outcome
 from metricdemo.evaluation.evaluator import definition_database
 from metricdemo.models import MetricDefinition, ScheduledValue
 from metricdemo.scheduler import Refresher
@@ -73,7 +73,7 @@ def test_refresh__one_of_several_processes_evaluates_and_all_serve_it(
     assert len(counter) == 1
 
     row = ScheduledValue.objects.get(definition_id=definition.pk)
-    assert row.holder == "" and row.outcome == SUCCESS
+    assert row.holder == "" and row.outcome == Outcome.SUCCESS
     for _ in range(3):
         families = scrape(client)
         assert value(families, "slow_total") == 1.0
@@ -130,7 +130,7 @@ def test_refresh__due_again_one_interval_after_the_last_start(define, counter):
         definition,
         "a",
         started=now,
-        outcome=SUCCESS,
+        outcome=Outcome.SUCCESS,
         observations=[(1.0, {})],
         seconds=0.1,
     )
@@ -325,7 +325,7 @@ def test_batch_overrun__members_keep_their_values_and_the_slow_one_is_found_apar
         monkeypatch.setattr(rowquery, "compute_rows", compute_rows)
         calls.clear()
         results = evaluator.evaluate_many(counts, timeout=0.2)
-        assert [r.outcome for r in results] == [KEPT] * 3
+        assert [r.outcome for r in results] == [Outcome.KEPT] * 3
         assert [r.observations for r in results] == [
             [(3.0, {})],
             [(2.0, {})],
@@ -349,7 +349,8 @@ def test_batch_overrun__members_keep_their_values_and_the_slow_one_is_found_apar
         slow.set()
         calls.clear()
         assert all(
-            r.outcome == SUCCESS for r in evaluator.evaluate_many(counts, timeout=5)
+            r.outcome == Outcome.SUCCESS
+            for r in evaluator.evaluate_many(counts, timeout=5)
         )
         # The slow one runs alone from now on; the others are batched again.
         assert sorted(calls) == [["orders.paid"], ["orders.pending", "orders.shipped"]]
@@ -384,7 +385,7 @@ def test_batch_overrun__members_that_overrun_only_together_run_in_parts(
         assert all(r.ok for r in evaluator.evaluate_many(counts, timeout=5))
         monkeypatch.setattr(rowquery, "compute_rows", compute_rows)
         results = evaluator.evaluate_many(counts, timeout=1)
-        assert [r.outcome for r in results] == [KEPT] * 4
+        assert [r.outcome for r in results] == [Outcome.KEPT] * 4
         wait_until(
             lambda: not any(evaluator.is_suspect(d) for d in counts) or None,
             timeout=30,
@@ -393,7 +394,7 @@ def test_batch_overrun__members_that_overrun_only_together_run_in_parts(
         # Nobody was slow alone: 0.3 s each, parts of at most half the timeout.
         calls.clear()
         results = evaluator.evaluate_many(counts, timeout=1)
-        assert [r.outcome for r in results] == [SUCCESS] * 4
+        assert [r.outcome for r in results] == [Outcome.SUCCESS] * 4
         assert [r.observations for r in results] == [[(3.0, {})]] * 4
         assert sorted(calls) == [[f"orders.{n}"] for n in range(4)]
     finally:

@@ -75,7 +75,7 @@ def test_evaluate_many__nothing_starts_once_the_budget_ran_out(db, gate):
     ]
     evaluator = evaluation.Evaluator(threads=2)
     results = evaluator.evaluate_many(definitions, deadline=time.monotonic() - 1)
-    assert [r.outcome for r in results] == [evaluation.TIMEOUT] * 3
+    assert [r.outcome for r in results] == [evaluation.Outcome.TIMEOUT] * 3
     assert all("SCRAPE_TIMEOUT" in r.error for r in results)
     assert calls == []
 
@@ -89,7 +89,7 @@ def test_evaluate_many__a_task_waits_no_longer_than_the_budget(db, gate):
     (result,) = evaluator.evaluate_many([definition], deadline=time.monotonic() + 0.2)
     # The gate is still closed: the budget, not the 30 s timeout, ended the wait.
     assert not opened.is_set()
-    assert result.outcome == evaluation.TIMEOUT
+    assert result.outcome == evaluation.Outcome.TIMEOUT
     assert "SCRAPE_TIMEOUT" in result.error
 
 

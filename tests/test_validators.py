@@ -14,11 +14,11 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from metricdemo.naming import exported_names
 from metricdemo.validators import (
     TIMEOUT_MAX,
     UNIT_MAX_LENGTH,
     as_number,
-    exported_names,
     label_name,
     validate_attributes,
     validate_finite,

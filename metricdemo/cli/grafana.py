@@ -9,7 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from metricdemo import aggregates, reserved, routing, validators
+from metricdemo import aggregates, naming, reserved, routing, validators
 from metricdemo.models import Kind, MetricDefinition
 
 help = "Print a Grafana dashboard (JSON) with a panel per enabled metric definition."
@@ -19,7 +19,7 @@ help = "Print a Grafana dashboard (JSON) with a panel per enabled metric definit
 # _total is a counter, one ending in _timestamp_seconds a point in time, and
 # any other _seconds a histogram of durations.
 def _self_metric(key: str) -> str:
-    return validators.exported_names(*reserved.SELF_METRICS[key])[1]
+    return naming.exported_names(*reserved.SELF_METRICS[key])[1]
 
 
 #: The app's own metrics charted in the last panel, as exported sample names.

@@ -23,26 +23,7 @@ from metricdemo.evaluation.evaluator import (
 )
 from metricdemo.evaluation.outcomes import Evaluation, Outcome
 
-# The outcomes under the names they had before Outcome, for code written
-# against them (telemetry, the tests).
-SUCCESS = Outcome.SUCCESS
-ERROR = Outcome.ERROR
-TIMEOUT = Outcome.TIMEOUT
-CACHED = Outcome.CACHED
-STORED = Outcome.STORED
-KEPT = Outcome.KEPT
-PENDING = Outcome.PENDING
-STALE = Outcome.STALE
-
 __all__ = [
-    "CACHED",
-    "ERROR",
-    "KEPT",
-    "PENDING",
-    "STALE",
-    "STORED",
-    "SUCCESS",
-    "TIMEOUT",
     "Evaluation",
     "Evaluator",
     "Outcome",

@@ -1,0 +1,278 @@
+"""Own the definitions' instruments: load the enabled definitions, keep one each."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+from django.db import DatabaseError, router
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics.export import MetricsData
+
+from metricdemo import evaluation, naming, scheduler, sources
+from metricdemo.database import savepoint_if_in_transaction
+from metricdemo.evaluation import Outcome
+from metricdemo.models import ChangeStamp, Kind, MetricDefinition
+from metricdemo.telemetry.provider import DefinitionsProvider, InstrumentKey
+from metricdemo.telemetry.self_metrics import SelfMetrics
+
+logger = logging.getLogger("metricdemo")
+
+
+@dataclass(frozen=True)
+class ActiveDefinition:
+    """An enabled definition as loaded, with the key of its instrument."""
+
+    key: InstrumentKey
+    definition: MetricDefinition  # a detached row
+
+    @property
+    def name(self) -> str:
+        return self.key[0]
+
+
+class DefinitionInstruments:
+    """Keep one observable instrument per enabled definition, in step with the database.
+
+    Each instrument's callback reports what the current definitions say about
+    it. When a definition is deleted, disabled or changed into another
+    instrument (a new name, kind, unit or description), the definitions move
+    to a fresh DefinitionsProvider, swapped in under the collection lock, and
+    the old one is shut down and freed with its instruments.
+    """
+
+    def __init__(
+        self,
+        self_metrics: SelfMetrics,
+        new_provider: Callable[[], DefinitionsProvider],
+    ) -> None:
+        self._self_metrics = self_metrics
+        self._new_provider = new_provider
+        self._provider: DefinitionsProvider | None = None
+        self._active: dict[InstrumentKey, ActiveDefinition] = {}
+        self._observations: dict[InstrumentKey, list[Observation]] = {}
+        # Observations of static definitions (constants), made once per load.
+        self._static: dict[InstrumentKey, list[Observation]] = {}
+        self._dynamic: list[ActiveDefinition] = []
+        self._token: str | None = None
+        self._failures: dict[str, str] = {}
+        self._load_failure: str | None = None
+        # Definitions the exposition cannot carry, and why; see
+        # _leave_out_unexportable().
+        self._left_out: dict[str, str] = {}
+        # The served families the definitions were judged against.
+        self._served: Mapping[str, str] = naming.served_names({})
+        self._judged_against: frozenset[str] = frozenset()
+        #: {exported family: definition} of the definitions exported.
+        self._families: dict[str, ActiveDefinition] = {}
+        self._lock = threading.RLock()
+
+    def prepare(
+        self, deadline: float | None = None, served: Mapping[str, str] | None = None
+    ) -> None:
+        """Reload definitions if they changed, then evaluate them for one collection.
+
+        Evaluations are not waited for past `deadline` (a time.monotonic()
+        value; by default the scrape budget from now). `served` maps the names
+        the families served beside the definitions take (naming.served_names());
+        without it, those handed down last stand.
+        """
+        with self._lock:
+            if served is not None:
+                self._served = served
+            if frozenset(self._served) != self._judged_against:
+                # A family appeared that a definition may clash with: judge again.
+                self._token = None
+            self.refresh()
+            for name, problem in self._left_out.items():
+                self._record(
+                    name, evaluation.Evaluation(name, Outcome.ERROR, error=problem)
+                )
+            items = self._dynamic
+            scheduler.start_if_needed([i.definition for i in items])
+            results = evaluation.get_evaluator().collect(
+                [i.definition for i in items], deadline=deadline
+            )
+            observations = dict(self._static)
+            for item, result in zip(items, results, strict=True):
+                self._record(item.name, result)
+                if result.ok and result.observations:
+                    observations[item.key] = [
+                        Observation(value, attributes)
+                        for value, attributes in result.observations
+                    ]
+            self._observations = observations
+
+    def forget_observations(self) -> None:
+        """Export nothing from definitions until the next successful preparation."""
+        self._observations = {}
+
+    def refresh(self) -> None:
+        """Reload the enabled definitions when the change stamp moved."""
+        using = router.db_for_read(MetricDefinition)
+        try:
+            with savepoint_if_in_transaction(using):
+                token = ChangeStamp.current(using)
+                if token == self._token:
+                    self._self_metrics.count_load("unchanged")
+                    return
+                rows = list(MetricDefinition.objects.using(using).filter(enabled=True))
+        except DatabaseError as exc:
+            # The database is down, locked, or not migrated yet: keep exporting
+            # the definitions loaded last (none before the first load) and try
+            # again on the next collection.
+            self._self_metrics.count_load("error")
+            self._token = None
+            message = str(exc)
+            if self._load_failure != message:
+                self._load_failure = message
+                logger.warning(
+                    "Cannot load the metric definitions (is the database up and "
+                    "migrated?); exporting the %d loaded before: %s",
+                    len(self._active),
+                    message,
+                )
+            return
+        self._self_metrics.count_load("reloaded")
+        if self._load_failure is not None:
+            self._load_failure = None
+            logger.info("The metric definitions load again.")
+        self._apply(self._leave_out_unexportable(rows))
+        self._token = token
+
+    @property
+    def families(self) -> Mapping[str, ActiveDefinition]:
+        """Return {exported family: definition} of the definitions exported."""
+        return self._families
+
+    @property
+    def provider(self) -> DefinitionsProvider | None:
+        """Return the provider of the current definitions' instruments."""
+        return self._provider
+
+    def collect_for_push(self) -> MetricsData | None:
+        """Collect the definitions' instruments for an OTLP push."""
+        provider = self._provider
+        return None if provider is None else provider.collect_for_push()
+
+    def log_failure(self, name: str, message: str) -> None:
+        """Log that a definition is left out, once, until the reason changes."""
+        if self._failures.get(name) != message:
+            self._failures[name] = message
+            logger.warning("Metric %s is left out of the export: %s", name, message)
+
+    def _apply(self, rows: Iterable[MetricDefinition]) -> None:
+        active = {}
+        static: dict[InstrumentKey, list[Observation]] = {}
+        dynamic = []
+        for row in rows:
+            key: InstrumentKey = (row.name, row.kind, row.unit, row.description)
+            item = ActiveDefinition(key, row)
+            active[key] = item
+            source = sources.SOURCES.get(row.source)
+            if source is None or not source.static:
+                dynamic.append(item)
+                continue
+            result = evaluation.evaluate_here(row)
+            if result.ok:
+                static[key] = [Observation(v, a) for v, a in result.observations]
+                self._clear_failure(item.name)
+            else:
+                self.log_failure(item.name, result.error)
+        self._hold_instruments(active.keys())
+        self._active, self._static, self._dynamic = active, static, dynamic
+        self._families = {
+            naming.exported_names(item.name, item.key[1], item.key[2])[0]: item
+            for item in active.values()
+        }
+        current = {item.name for item in active.values()} | set(self._left_out)
+        for name in set(self._failures) - current:
+            self._failures.pop(name, None)
+        self._self_metrics.loaded(
+            len(active), {item.name for item in dynamic} | set(self._left_out)
+        )
+
+    def _leave_out_unexportable(
+        self, rows: Iterable[MetricDefinition]
+    ) -> list[MetricDefinition]:
+        """Return the rows the exposition can carry; record and log why not the others.
+
+        Rows saved without validation (bulk writes, raw SQL, an older release)
+        may hold text that cannot be encoded, an instrument the SDK refuses, or
+        an exported name that another family (or an older definition) takes;
+        each is left out alone rather than breaking the whole scrape.
+        """
+        self._judged_against = frozenset(self._served)
+        index = naming.ExportedNameIndex(served=self._served)
+        kept, left_out = [], {}
+        # The older definition keeps a contested name.
+        for row in sorted(rows, key=lambda row: (row.pk is None, row.pk or 0)):
+            problem = naming.exposition_problem(row, index, Kind.values)
+            if problem is None:
+                kept.append(row)
+            else:
+                left_out[row.name] = problem
+                self.log_failure(row.name, problem)
+        self._left_out = left_out
+        return kept
+
+    def _hold_instruments(self, keys: Iterable[InstrumentKey]) -> None:
+        """Make the instruments of `keys`, on a fresh provider if one is retired."""
+        # In the definitions' order, which is the order /metrics shows them in.
+        keys = list(keys)
+        current = self._provider
+        if current is not None and current.instruments.keys() <= set(keys):
+            for key in keys:
+                if key not in current.instruments:
+                    instrument = self._create_instrument(current.meter, key)
+                    current.instruments[key] = instrument
+            return
+        replacement = self._new_provider()
+        try:
+            for key in keys:
+                replacement.instruments[key] = self._create_instrument(
+                    replacement.meter, key
+                )
+        except BaseException:
+            replacement.shutdown()
+            raise
+        # Callers hold the collection lock: no collection sees both providers.
+        self._provider = replacement
+        if current is not None:
+            current.shutdown()
+
+    def _create_instrument(self, meter: otel_metrics.Meter, key: InstrumentKey):
+        name, kind, unit, description = key
+        create = {
+            "counter": meter.create_observable_counter,
+            "updowncounter": meter.create_observable_up_down_counter,
+            "gauge": meter.create_observable_gauge,
+        }[kind]
+        return create(
+            name,
+            callbacks=[self._callback_for(key)],
+            unit=unit,
+            description=description,
+        )
+
+    def _callback_for(
+        self, key: InstrumentKey
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def callback(options: CallbackOptions) -> Iterable[Observation]:
+            return self._observations.get(key, ())
+
+        return callback
+
+    def _record(self, name: str, result: evaluation.Evaluation) -> None:
+        self._self_metrics.record(name, result)
+        if result.ok:
+            self._clear_failure(name)
+        else:
+            self.log_failure(name, result.error)
+
+    def _clear_failure(self, name: str) -> None:
+        if self._failures.pop(name, None) is not None:
+            logger.info("Metric %s is exported again.", name)

@@ -1,0 +1,154 @@
+"""Own the MeterProviders: the long-lived one, the definitions' own, their readers."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+from opentelemetry import metrics as otel_metrics
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk import metrics as sdk_metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricReader,
+    MetricsData,
+)
+from opentelemetry.sdk.resources import Resource
+from prometheus_client import CollectorRegistry
+
+import metricdemo
+from metricdemo.conf import app_settings
+
+logger = logging.getLogger("metricdemo")
+
+# (name, kind, unit, description): what makes two instruments the same to the SDK.
+InstrumentKey = tuple[str, str, str, str]
+
+
+def long_lived_provider(readers: list[MetricReader]) -> MeterProvider:
+    """Return the provider of the code instruments and the self-metrics.
+
+    The readers are given when it is made: MeterProvider.add_metric_reader()
+    exists, but the provider's force_flush() and shutdown() reach only the
+    readers given to its constructor, and the OTLP pusher needs both (a flush
+    pushes, the shutdown at exit stops it).
+    """
+    return MeterProvider(metric_readers=readers)
+
+
+class DefinitionsProvider:
+    """Hold the definitions' instruments on a MeterProvider of their own.
+
+    OpenTelemetry can never remove an instrument from a MeterProvider; only
+    dropping the provider frees them. So the definitions live apart from the
+    long-lived (global) provider of the code instruments and the self-metrics,
+    on one that is replaced when a definition's instrument is retired.
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        cardinality_limits: dict[type, int],
+        *,
+        for_push: bool = False,
+    ) -> None:
+        """Make the provider, with a reader registered in `registry`."""
+        # target_info comes from the long-lived provider's reader: a second
+        # one in the same exposition would make it invalid.
+        self.reader = PrometheusMetricReader(
+            disable_target_info=True,
+            registry=registry,
+            cardinality_limits=cardinality_limits,
+        )
+        readers: list = [self.reader]
+        # A reader serves one provider only (the SDK refuses to register it
+        # with a second), and the pusher belongs to the long-lived one: this
+        # provider gets a reader of its own, whose collection the pusher
+        # takes along.
+        self.push_reader = None
+        if for_push:
+            self.push_reader = InMemoryMetricReader(
+                cardinality_limits=cardinality_limits
+            )
+            readers.append(self.push_reader)
+        # The provider is shut down when it is replaced; at exit the current
+        # one has nothing to flush (its readers are only ever collected), so
+        # it needs no atexit handler.
+        self.meter_provider = MeterProvider(
+            metric_readers=readers,
+            resource=process_resource(os.getpid()),
+            shutdown_on_exit=False,
+        )
+        self.meter = self.meter_provider.get_meter(
+            app_settings.METER_NAME, metricdemo.__version__
+        )
+        self.instruments: dict[InstrumentKey, object] = {}
+
+    def collect_for_push(self) -> MetricsData | None:
+        """Collect the definitions for an OTLP push, or None when nobody pushes."""
+        if self.push_reader is None:
+            return None
+        return self.push_reader.get_metrics_data()
+
+    def shutdown(self) -> None:
+        """Take the reader out of the registry and free the instruments now."""
+        self.meter_provider.shutdown()
+        self.instruments.clear()
+        # The SDK's instruments and its measurement consumer refer to each
+        # other, so only the cycle collector would free them, at its own pace:
+        # the garbage of many replacements would pile up first, and the process
+        # keep the memory it reached (a full collection per replacement costs
+        # more than the rebuild). Emptying the consumer breaks those cycles.
+        # These are SDK internals: where they differ, the collector still
+        # frees everything, later.
+        consumer = getattr(self.meter_provider, "_measurement_consumer", None)
+        for name in ("_async_instruments", "_reader_storages"):
+            held = getattr(consumer, name, None)
+            if isinstance(held, list | dict):
+                held.clear()
+
+
+@functools.lru_cache(maxsize=1)
+def process_resource(pid: int) -> Resource:
+    """Return the resource of this process, as a MeterProvider makes by default.
+
+    Made once per process (the pid tells a forked child apart, whose
+    service.instance.id differs): Resource.create() starts a thread pool for
+    its detectors, which would cost more than rebuilding a small provider.
+    """
+    return Resource.create()
+
+
+def cardinality_limits() -> dict[type, int]:
+    """Return the series each observable instrument may export per collection.
+
+    The SDK's default of 2000 would fold a grouped row count with more groups,
+    or the per-definition self-metrics of a site with thousands of
+    definitions, into one overflow series.
+    """
+    limit = int(app_settings.CARDINALITY_LIMIT)
+    return {
+        sdk_metrics.ObservableCounter: limit,
+        sdk_metrics.ObservableUpDownCounter: limit,
+        sdk_metrics.ObservableGauge: limit,
+    }
+
+
+def set_global_meter_provider(provider: MeterProvider) -> bool:
+    """Make `provider` OpenTelemetry's global one, unless another is set already.
+
+    Returns whether it is the global provider now; logs why not otherwise.
+    """
+    current = otel_metrics.get_meter_provider()
+    if isinstance(current, MeterProvider):
+        logger.info(
+            "A global MeterProvider is already set (%r); metricdemo exports its "
+            "definitions through its own provider. See the README to export your "
+            "code instruments on /metrics too.",
+            current,
+        )
+        return False
+    otel_metrics.set_meter_provider(provider)
+    return otel_metrics.get_meter_provider() is provider
