@@ -24,12 +24,9 @@ from metricdemo import sources
 from metricdemo.conf import app_settings
 from metricdemo.database import savepoint_if_in_transaction, statement_timeout
 from metricdemo.evaluation import (
-    CACHED,
-    ERROR,
-    SUCCESS,
-    TIMEOUT,
     Evaluation,
     Evaluator,
+    Outcome,
     evaluate_here,
     get_evaluator,
     timeout_of,
@@ -142,7 +139,12 @@ def probes(monkeypatch):
 
 @pytest.mark.parametrize(
     ("outcome", "ok"),
-    [(SUCCESS, True), (CACHED, True), (ERROR, False), (TIMEOUT, False)],
+    [
+        (Outcome.SUCCESS, True),
+        (Outcome.CACHED, True),
+        (Outcome.ERROR, False),
+        (Outcome.TIMEOUT, False),
+    ],
 )
 def test_evaluation__ok_when_the_series_were_produced(outcome, ok):
     assert Evaluation("x", outcome).ok is ok
@@ -153,7 +155,7 @@ def test_evaluation__ok_when_the_series_were_produced(outcome, ok):
 
 def test_evaluate_here__returns_the_series_with_constant_attributes():
     result = evaluate_here(definition("constant", value=4, attributes={"tier": 2}))
-    assert (result.name, result.outcome, result.error) == ("x", SUCCESS, "")
+    assert (result.name, result.outcome, result.error) == ("x", Outcome.SUCCESS, "")
     assert result.observations == [(4.0, {"tier": 2})]
 
 
@@ -173,7 +175,7 @@ def test_evaluate_here__never_raises(callback, fields, error):
     callback("test.boom", lambda: 1 / 0)
     callback("test.refuses", lambda: "many")
     result = evaluate_here(MetricDefinition(name="x", **fields))
-    assert result.outcome == ERROR and not result.ok
+    assert result.outcome == Outcome.ERROR and not result.ok
     assert result.observations == []
     assert error in result.error
 
@@ -185,7 +187,7 @@ def test_evaluate_here__a_failing_count_leaves_the_callers_transaction_usable(or
         "row_count", model="shop.Order", filters={"status__regex": "(unclosed"}
     )
     with transaction.atomic():
-        assert evaluate_here(broken).outcome == ERROR
+        assert evaluate_here(broken).outcome == Outcome.ERROR
         assert Order.objects.count() == 6
 
 
@@ -340,7 +342,7 @@ def test_evaluator__cheap_sources_run_inline_and_blocking_ones_on_a_worker(
     results = evaluator.evaluate_many(
         [definition("probe"), definition("blocking_probe")]
     )
-    assert [r.outcome for r in results] == [SUCCESS, SUCCESS]
+    assert [r.outcome for r in results] == [Outcome.SUCCESS, Outcome.SUCCESS]
     assert inline.threads == [threading.current_thread().name]
     assert blocking.threads == ["metricdemo-evaluation"]
 
@@ -356,7 +358,12 @@ def test_evaluator__results_keep_the_order_of_the_definitions(evaluator, callbac
         ]
     )
     assert [r.name for r in results] == ["a", "b", "c", "d"]
-    assert [r.outcome for r in results] == [SUCCESS, SUCCESS, ERROR, SUCCESS]
+    assert [r.outcome for r in results] == [
+        Outcome.SUCCESS,
+        Outcome.SUCCESS,
+        Outcome.ERROR,
+        Outcome.SUCCESS,
+    ]
     assert results[3].observations == [(2.0, {"q": "d"})]
 
 
@@ -366,7 +373,7 @@ def test_evaluator__a_slow_evaluation_times_out_and_the_rest_still_arrive(
     slow = definition("callback", "slow", callback=gate.name, timeout=0.05)
     results = evaluator.evaluate_many([slow, definition("constant", value=2)])
     assert gate.started.is_set()
-    assert results[0].outcome == TIMEOUT and not results[0].ok
+    assert results[0].outcome == Outcome.TIMEOUT and not results[0].ok
     assert results[0].error == "No result within the timeout of 0.05 s."
     assert results[0].observations == []
     assert results[1].observations == [(2.0, {})]
@@ -375,19 +382,19 @@ def test_evaluator__a_slow_evaluation_times_out_and_the_rest_still_arrive(
 def test_evaluator__the_timeout_argument_overrides_the_definitions(evaluator, gate):
     slow = definition("callback", callback=gate.name, timeout=300)
     (result,) = evaluator.evaluate_many([slow], timeout=0.05)
-    assert result.outcome == TIMEOUT
+    assert result.outcome == Outcome.TIMEOUT
     assert "0.05 s" in result.error
 
 
 def test_evaluator__never_starts_a_running_definition_twice(evaluator, gate, define):
     slow = define(name="slow", source="callback", callback=gate.name, timeout=0.05)
-    assert evaluator.evaluate_many([slow])[0].outcome == TIMEOUT
+    assert evaluator.evaluate_many([slow])[0].outcome == Outcome.TIMEOUT
     assert gate.started.wait(10)
 
     # The same row, loaded again, is the same definition.
     for copy in (slow, MetricDefinition.objects.get(pk=slow.pk)):
         (result,) = evaluator.evaluate_many([copy], timeout=10)
-        assert result.outcome == TIMEOUT
+        assert result.outcome == Outcome.TIMEOUT
         assert result.error == "The previous evaluation is still running."
     assert gate.calls == 1
 
@@ -411,11 +418,11 @@ def test_evaluator__a_timed_out_evaluation_does_not_hold_up_the_next(gate, callb
     evaluator = Evaluator(1)
     callback("test.one", lambda: 1)
     hung = definition("callback", callback=gate.name)
-    assert evaluator.evaluate_many([hung], timeout=0.05)[0].outcome == TIMEOUT
+    assert evaluator.evaluate_many([hung], timeout=0.05)[0].outcome == Outcome.TIMEOUT
     (result,) = evaluator.evaluate_many(
         [definition("callback", callback="test.one")], timeout=10
     )
-    assert result.outcome == SUCCESS
+    assert result.outcome == Outcome.SUCCESS
     assert gate.calls == 1
 
 
@@ -446,11 +453,11 @@ def test_evaluator__batch_failure_isolates_the_bad_definition(orders):
         # keeps running alone.
         for _ in range(2):
             pending, broken, countries = evaluator.evaluate_many(counts, timeout=30)
-            assert pending.outcome == SUCCESS
+            assert pending.outcome == Outcome.SUCCESS
             assert pending.observations == [(3.0, {})]
-            assert broken.outcome == ERROR
+            assert broken.outcome == Outcome.ERROR
             assert "Error" in broken.error or "too large" in broken.error
-            assert countries.outcome == SUCCESS
+            assert countries.outcome == Outcome.SUCCESS
             assert sorted(countries.observations, key=lambda o: o[1]["country"]) == [
                 (1.0, {"country": "", "region": "eu"}),
                 (1.0, {"country": "DE", "region": "eu"}),
@@ -481,8 +488,16 @@ def test_evaluator__collect_serves_cached_values_and_caches_only_successes(
     ]
     first = evaluator.collect(definitions)
     second = evaluator.collect(definitions)
-    assert [r.outcome for r in first] == [SUCCESS, ERROR, SUCCESS]
-    assert [r.outcome for r in second] == [CACHED, ERROR, SUCCESS]
+    assert [r.outcome for r in first] == [
+        Outcome.SUCCESS,
+        Outcome.ERROR,
+        Outcome.SUCCESS,
+    ]
+    assert [r.outcome for r in second] == [
+        Outcome.CACHED,
+        Outcome.ERROR,
+        Outcome.SUCCESS,
+    ]
     assert second[0].ok and second[0].observations == first[0].observations
     assert [r.observations[0][0] for r in (first[2], second[2])] == [2.0, 3.0]
 
@@ -609,7 +624,7 @@ def test_cache__unreachable_cache_falls_back(monkeypatch, caplog, evaluator):
             assert shared_cache.read([a]) == {}
             shared_cache.write([(a, [(1.0, {})])])
             results = evaluator.collect([a, a])
-        assert [r.outcome for r in results] == [SUCCESS, SUCCESS]
+        assert [r.outcome for r in results] == [Outcome.SUCCESS, Outcome.SUCCESS]
         # Said once, not on every scrape.
         warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
         assert warnings == [
