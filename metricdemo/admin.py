@@ -33,7 +33,7 @@ from metricdemo import (
     validators,
 )
 from metricdemo.conf import app_settings
-from metricdemo.evaluation import evaluate, evaluate_many
+from metricdemo.evaluation import evaluate_many, evaluate_posted
 from metricdemo.models import (
     EDITABLE_FIELDS,
     KIND_SHORT_CHOICES,
@@ -520,7 +520,9 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         if form.is_valid():
             # is_valid() filled form.instance in memory; nothing is saved.
             definition = form.instance
-            result = evaluate(definition, timeout=app_settings.ADMIN_EVALUATION_TIMEOUT)
+            result = evaluate_posted(
+                definition, timeout=app_settings.ADMIN_EVALUATION_TIMEOUT
+            )
             series = display.series(definition, result) if result.ok else []
         fragment = request.headers.get("X-Requested-With") == "XMLHttpRequest"
         template = "preview_result.html" if fragment else "preview.html"

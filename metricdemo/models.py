@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import aggregates, naming, sources, validators
+from metricdemo import aggregates, fields, naming, sources, validators
 from metricdemo.naming import ExportedNameIndex
 
 #: The fields an operator edits, in form order: what export writes and import reads.
@@ -185,7 +185,7 @@ class MetricDefinitionQuerySet(models.QuerySet):
 class MetricDefinition(models.Model):
     """Describe one metric: its instrument, its constant attributes and its source."""
 
-    name = models.CharField(
+    name = fields.CharField(
         _("name"),
         max_length=255,
         unique=True,
@@ -196,14 +196,14 @@ class MetricDefinition(models.Model):
             "shop_orders_pending)."
         ),
     )
-    description = models.TextField(
+    description = fields.TextField(
         _("description"),
         blank=True,
         help_text=_(
             "Shown as the Prometheus HELP text. Example: Orders waiting for payment."
         ),
     )
-    unit = models.CharField(
+    unit = fields.CharField(
         _("unit"),
         max_length=validators.UNIT_MAX_LENGTH,
         blank=True,
@@ -214,7 +214,7 @@ class MetricDefinition(models.Model):
             "orders, no suffix)."
         ),
     )
-    kind = models.CharField(
+    kind = fields.CharField(
         _("kind"),
         max_length=16,
         choices=Kind.choices,
@@ -224,7 +224,7 @@ class MetricDefinition(models.Model):
             "counter for totals that can shrink, gauge for a current reading."
         ),
     )
-    attributes = models.JSONField(
+    attributes = fields.JSONField(
         _("constant attributes"),
         default=dict,
         blank=True,
@@ -235,7 +235,7 @@ class MetricDefinition(models.Model):
             '"eu", "tier": 2}.'
         ),
     )
-    source = models.CharField(
+    source = fields.CharField(
         _("source"),
         max_length=16,
         choices=sources.CHOICES,
@@ -249,7 +249,7 @@ class MetricDefinition(models.Model):
         validators=[validators.validate_finite],
         help_text=_("For a constant source: the number to export. Example: 10."),
     )
-    model = models.CharField(
+    model = fields.CharField(
         _("model"),
         max_length=200,
         blank=True,
@@ -259,7 +259,7 @@ class MetricDefinition(models.Model):
             "Example: auth.User."
         ),
     )
-    aggregate = models.CharField(
+    aggregate = fields.CharField(
         _("aggregate"),
         max_length=16,
         choices=list(aggregates.AGGREGATES.items()),
@@ -272,7 +272,7 @@ class MetricDefinition(models.Model):
             "datetime field, exported as Unix time in seconds. Example: sum."
         ),
     )
-    field = models.CharField(
+    field = fields.CharField(
         _("field"),
         max_length=200,
         blank=True,
@@ -282,7 +282,7 @@ class MetricDefinition(models.Model):
             "customers."
         ),
     )
-    filters = models.JSONField(
+    filters = fields.JSONField(
         _("filters"),
         default=dict,
         blank=True,
@@ -295,7 +295,7 @@ class MetricDefinition(models.Model):
             'Example: {"status": "pending", "created__gte": "now-1h"}.'
         ),
     )
-    group_by = models.CharField(
+    group_by = fields.CharField(
         _("group by"),
         max_length=200,
         blank=True,
@@ -305,7 +305,7 @@ class MetricDefinition(models.Model):
             "its field. Example: status, customer__country."
         ),
     )
-    setting = models.CharField(
+    setting = fields.CharField(
         _("setting"),
         max_length=200,
         blank=True,
@@ -316,7 +316,7 @@ class MetricDefinition(models.Model):
             "SESSION_COOKIE_AGE or CACHES.default.TIMEOUT."
         ),
     )
-    callback = models.CharField(
+    callback = fields.CharField(
         _("callback"),
         max_length=100,
         blank=True,

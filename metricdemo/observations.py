@@ -116,3 +116,26 @@ def _all_plain_text(observations: Observations) -> bool:
     except TypeError:
         return False  # not all text: the thorough check looks at each
     return validators.unencodable_text(joined) is None
+
+
+def counter_problem(kind: str, observations: Observations) -> str | None:
+    """Return why a counter cannot export these values (one is below zero), or None.
+
+    A counter only goes up from zero; OpenMetrics refuses a negative one, and
+    a parser that refuses one sample refuses the whole exposition.
+    """
+    if kind != "counter":
+        return None
+    for value, attributes in observations:
+        if value < 0:
+            where = (
+                _(" for %(attributes)r") % {"attributes": attributes}
+                if attributes
+                else ""
+            )
+            return _(
+                "A counter cannot be below zero, and its value%(where)s is %(value)g: "
+                "make it an up-down counter or a gauge, or count something that "
+                "only grows."
+            ) % {"where": where, "value": value}
+    return None

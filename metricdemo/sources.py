@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.conf import settings
-from django.core.exceptions import FieldError, ValidationError
-from django.db import DatabaseError, connections, transaction
+from django.core.exceptions import EmptyResultSet, FieldError, ValidationError
+from django.db import DatabaseError, NotSupportedError, connections, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models.lookups import Regex
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -33,6 +34,7 @@ from metricdemo import (
 from metricdemo.observations import (
     EvaluationError,
     Observations,
+    counter_problem,
     normalize_result,
     with_constant_attributes,
 )
@@ -106,6 +108,9 @@ class ConstantSource(Source):
             raise ValidationError(
                 {"value": _("A constant source needs a value, for example 10.")}
             )
+        problem = counter_problem(definition.kind, [(definition.value, {})])
+        if problem:
+            raise ValidationError({"value": problem})
 
     def observe(self, definition: MetricDefinition) -> Observations:
         return [(float(definition.value), {})]
@@ -167,10 +172,37 @@ class RowsSource(Source):
         except ValueError as exc:
             raise ValidationError({"filters": str(exc)}) from None
         manager = model._default_manager
+        connection = connections[routing.model_database(model)]
         for lookup, value in filters.items():
-            try:
-                str(manager.filter(lookups.parse(model, lookup).q(value)).query)
-            except (FieldError, ValueError, TypeError, ValidationError) as exc:
+            parsed = lookups.parse(model, lookup)
+            problem = value_problem(parsed, value, connection)
+            if problem is None:
+                try:
+                    # Compiled for the database the count reads, as a scrape
+                    # would: what that backend cannot run fails here.
+                    manager.filter(parsed.q(value)).query.get_compiler(
+                        connection=connection
+                    ).as_sql()
+                except EmptyResultSet:
+                    problem = _(
+                        "it matches no row whatever the data (an empty list, or a "
+                        "value the field cannot hold); remove the filter or give a "
+                        "value the field can hold"
+                    )
+                except NotSupportedError as exc:
+                    problem = _(
+                        "%(vendor)s cannot run it (%(error)s); use another lookup"
+                    ) % {"vendor": connection.display_name, "error": exc}
+                except (
+                    FieldError,
+                    ValueError,
+                    TypeError,
+                    IndexError,
+                    OverflowError,
+                    ValidationError,
+                ) as exc:
+                    problem = _error_text(exc) + _relative_hint(parsed, value)
+            if problem:
                 raise ValidationError(
                     {
                         "filters": _(
@@ -179,9 +211,10 @@ class RowsSource(Source):
                         )
                         % {
                             "lookup": lookup,
-                            "value": value,
+                            # As written: a relative time, not what it means now.
+                            "value": definition.filters.get(lookup, value),
                             "model": definition.model,
-                            "error": _error_text(exc),
+                            "error": problem,
                         }
                     }
                 ) from None
@@ -561,3 +594,63 @@ def _error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(exc.messages)
     return str(exc)
+
+
+#: Words a person may write for a moment, and the relative time that means it.
+_MOMENT_WORDS = {"now": "now", "today": "now/d", "yesterday": "now-1d/d"}
+
+
+def value_problem(
+    parsed: lookups.ParsedLookup, value: Any, connection: Any
+) -> str | None:
+    """Return why `value` cannot be compared by a parsed lookup on a database.
+
+    Checked before the database sees it: the two ends a range takes, and
+    whole numbers within what an integer column holds on that backend.
+    """
+    if parsed.lookup == "range" and not (
+        isinstance(value, list | tuple) and len(value) == 2
+    ):
+        return _(
+            "range takes two values, the start and the end, for example "
+            '["now-1d", "now"]'
+        )
+    if parsed.transforms:
+        return None
+    field = parsed.fields[-1]
+    if field.is_relation:
+        field = getattr(field, "target_field", None)
+    internal = field.get_internal_type() if field is not None else ""
+    if internal not in BaseDatabaseOperations.integer_field_ranges:
+        return None
+    low, high = connection.ops.integer_field_range(internal)
+    values = value if isinstance(value, list | tuple) else [value]
+    for item in values:
+        if isinstance(item, int) and not isinstance(item, bool):
+            if (low is not None and item < low) or (high is not None and item > high):
+                return _(
+                    "%(value)d is outside what %(field)s holds on %(vendor)s "
+                    "(%(low)d to %(high)d)"
+                ) % {
+                    "value": item,
+                    "field": f"{field.model._meta.label}.{field.name}",
+                    "vendor": connection.display_name,
+                    "low": low,
+                    "high": high,
+                }
+    return None
+
+
+def _relative_hint(parsed: lookups.ParsedLookup, value: Any) -> str:
+    # "today" in a date filter means the relative time now/d: say so.
+    values = value if isinstance(value, list | tuple) else [value]
+    for item in values:
+        if isinstance(item, str) and item.strip().lower() in _MOMENT_WORDS:
+            return " " + _(
+                "For %(word)r write the relative time %(relative)r, which is "
+                "resolved at each evaluation."
+            ) % {
+                "word": item,
+                "relative": _MOMENT_WORDS[item.strip().lower()],
+            }
+    return ""

@@ -72,9 +72,20 @@ def resolve(text: str, now: dt.datetime | None = None) -> dt.datetime:
     Django's own datetimes are.
 
     Raises:
-        ValueError: `text` is not a relative time.
+        ValueError: `text` is not a relative time, or it reaches past the
+            years 1 to 9999 that dates can hold.
     """
-    return _apply(parse(text), now)
+    steps = parse(text)
+    try:
+        return _apply(steps, now)
+    except (OverflowError, ValueError):
+        raise ValueError(
+            _(
+                "%(text)r reaches past the years 1 to 9999 that dates can hold; "
+                "use a shorter window, for example now-10y."
+            )
+            % {"text": text}
+        ) from None
 
 
 def resolve_date(text: str, now: dt.datetime | None = None) -> dt.date:

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from opentelemetry.exporter.prometheus._mapping import sanitize_attribute
 
 from metricdemo.conf import DEFAULTS, app_settings
+from metricdemo.fields import UndecodableText
 
 INSTRUMENT_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_./-]{0,254}")
 UNIT_MAX_LENGTH = 63
@@ -125,7 +126,7 @@ def unencodable_text(value: Any) -> str | None:
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if not _is_storable(item):
+            if isinstance(item, UndecodableText) or not _is_storable(item):
                 return item
         elif isinstance(item, Mapping):
             stack.extend(item.keys())
@@ -152,6 +153,15 @@ def validate_encodable(value: Any) -> None:
     text = unencodable_text(value)
     if text is None:
         return
+    if isinstance(text, UndecodableText):
+        raise ValidationError(
+            _(
+                "%(text)r was stored as bytes that are not UTF-8 (U+FFFD stands "
+                "where they were wrong); type the text again."
+            ),
+            code="undecodable",
+            params={"text": str(text)},
+        )
     bad = next(c for c in text if c == "\x00" or "\ud800" <= c <= "\udfff")
     raise ValidationError(
         _(

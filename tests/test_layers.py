@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "metricdemo"
 #: make); a package listed only by its name (cli, management, migrations)
 #: counts as one module.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("conf",),
+    ("conf", "fields"),
     ("validators", "timewindows", "lookups", "reserved", "database"),
     ("routing",),
     ("callbacks", "naming"),

@@ -19,6 +19,7 @@ from metricdemo.evaluation.evaluator import (
     evaluate,
     evaluate_here,
     evaluate_many,
+    evaluate_posted,
     get_evaluator,
 )
 from metricdemo.evaluation.outcomes import Evaluation, Outcome
@@ -31,6 +32,7 @@ __all__ = [
     "evaluate",
     "evaluate_here",
     "evaluate_many",
+    "evaluate_posted",
     "get_evaluator",
     "scrape_deadline",
     "timeout_of",

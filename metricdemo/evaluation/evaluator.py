@@ -8,6 +8,7 @@ the shared cache, and the last good value kept in this process.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -39,10 +40,12 @@ from metricdemo.evaluation.outcomes import Evaluation, Outcome
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import (
     EvaluationError,
+    counter_problem,
     describe,
     encoding_problem,
 )
 from metricdemo.values import scheduled, shared_cache
+from metricdemo.values.fingerprint import fingerprint
 from metricdemo.values.kept import KeptValues
 from metricdemo.workers import PerProcess, WorkerPool
 
@@ -65,6 +68,21 @@ def evaluate_many(
 ) -> list[Evaluation]:
     """Evaluate definitions without the cache, each bounded by its timeout."""
     return get_evaluator().evaluate_many(definitions, timeout=timeout)
+
+
+def evaluate_posted(
+    definition: MetricDefinition, *, timeout: float | None = None
+) -> Evaluation:
+    """Evaluate a definition as a form posted it, never from a value kept for one.
+
+    The form may carry a stored definition's id and name with other fields:
+    it is evaluated as a new, unsaved definition, so neither the stored
+    definition's kept, cached or scheduled value nor its evaluation in
+    flight can answer for it.
+    """
+    posted = copy.copy(definition)
+    posted.pk = None
+    return evaluate(posted, timeout=timeout)
 
 
 class Evaluator:
@@ -101,19 +119,25 @@ class Evaluator:
         if deadline is None:
             deadline = scrape_deadline()
         results: list[Evaluation | None] = [None] * len(definitions)
+        # Values computed elsewhere are checked as fresh ones are: the kind
+        # may have changed since (a gauge made a counter keeps its value).
         for i, served in scheduled.serve(definitions).items():
-            results[i] = Evaluation(
-                definitions[i].name,
-                Outcome(served.outcome),
-                served.observations,
-                served.error,
-                served.seconds,
-                served.computed_at,
+            results[i] = _checked(
+                definitions[i],
+                Evaluation(
+                    definitions[i].name,
+                    Outcome(served.outcome),
+                    served.observations,
+                    served.error,
+                    served.seconds,
+                    served.computed_at,
+                ),
             )
         for i, observations in shared_cache.read(definitions).items():
             if results[i] is None:
-                results[i] = Evaluation(
-                    definitions[i].name, Outcome.CACHED, observations
+                results[i] = _checked(
+                    definitions[i],
+                    Evaluation(definitions[i].name, Outcome.CACHED, observations),
                 )
         todo = [i for i, result in enumerate(results) if result is None]
         fresh = self.evaluate_many([definitions[i] for i in todo], deadline=deadline)
@@ -262,10 +286,11 @@ class Evaluator:
 
     def _remember(self, definition: MetricDefinition, result: Evaluation) -> None:
         if definition.pk is not None:
+            # Kept for this version of the definition alone: the hash of its
+            # editable fields, so no other version, and no form posted with
+            # its id and name, is ever answered with this value.
             self._kept_values.remember(
-                definition_key(definition),
-                getattr(definition, "updated_at", None),
-                result.observations,
+                definition_key(definition), fingerprint(definition), result.observations
             )
 
     def _kept(self, definition: MetricDefinition) -> Evaluation | None:
@@ -273,7 +298,7 @@ class Evaluator:
         key = definition_key(definition)
         if not self._isolation.is_suspect(key):
             return None
-        found = self._kept_values.get(key, getattr(definition, "updated_at", None))
+        found = self._kept_values.get(key, fingerprint(definition))
         if found is None:
             return None
         observations, computed_at = found
@@ -408,14 +433,23 @@ def evaluate_here(definition: MetricDefinition) -> Evaluation:
         return Evaluation(
             definition.name, Outcome.ERROR, error=describe(exc), seconds=_since(started)
         )
-    return _encodable(
-        Evaluation(definition.name, Outcome.SUCCESS, pairs, seconds=_since(started))
+    return _checked(
+        definition,
+        Evaluation(definition.name, Outcome.SUCCESS, pairs, seconds=_since(started)),
     )
 
 
-def _encodable(result: Evaluation) -> Evaluation:
-    """Turn a success whose attributes cannot be encoded as UTF-8 into an error."""
-    problem = encoding_problem(result.observations) if result.ok else None
+def _checked(definition: MetricDefinition, result: Evaluation) -> Evaluation:
+    """Turn a result the exposition cannot carry into an error of its definition.
+
+    Its attributes must encode as UTF-8, and a counter's values may not be
+    below zero (OpenMetrics parsers refuse the whole exposition for one).
+    """
+    if not result.ok:
+        return result
+    problem = encoding_problem(result.observations) or counter_problem(
+        definition.kind, result.observations
+    )
     if problem is None:
         return result
     return Evaluation(result.name, Outcome.ERROR, error=problem, seconds=result.seconds)
@@ -483,7 +517,7 @@ def _count(definitions: list[MetricDefinition]) -> list[Evaluation]:
     return [
         Evaluation(d.name, Outcome.ERROR, error=str(item), seconds=seconds)
         if isinstance(item, EvaluationError)
-        else _encodable(Evaluation(d.name, Outcome.SUCCESS, item, seconds=seconds))
+        else _checked(d, Evaluation(d.name, Outcome.SUCCESS, item, seconds=seconds))
         for d, item in zip(definitions, found, strict=True)
     ]
 

@@ -37,6 +37,13 @@ class Evaluation:
     #: Unix time the served value was computed, when it was not computed now.
     computed_at: float | None = None
 
+    def __post_init__(self) -> None:
+        # The error quotes stored text, a database's or a callback's message:
+        # a lone surrogate or NUL in it would fail the admin page, the log
+        # line or the command that shows it, so it is escaped here, once.
+        if self.error and not _printable(self.error):
+            object.__setattr__(self, "error", _escaped(self.error))
+
     @property
     def ok(self) -> bool:
         """Return whether the definition produced its series (fresh or kept)."""
@@ -46,3 +53,19 @@ class Evaluation:
             Outcome.STORED,
             Outcome.KEPT,
         )
+
+
+def _printable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+def _escaped(text: str) -> str:
+    return (
+        text.encode("utf-8", "backslashreplace")
+        .decode("utf-8")
+        .replace("\x00", "\\x00")
+    )

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.db.models import (
     EmailField,
-    Field,
     GenericIPAddressField,
     Model,
     UUIDField,
@@ -36,13 +35,8 @@ def identity_refusals(
         found = _identity_field(model, path)
         if found is None:
             return None
-        field, stem, lookups, reason = found
-        params = {
-            "path": path,
-            "field": f"{field.model._meta.label}.{field.name}",
-            "reason": reason,
-            "stem": stem,
-        }
+        named, stem, lookups, reason = found
+        params = {"path": path, "field": named, "reason": reason, "stem": stem}
         if grouped:
             return (
                 _(
@@ -88,9 +82,10 @@ def identity_group_refusal(model: type[Model], path: str) -> str | None:
 
 def _identity_field(
     model: type[Model], path: str
-) -> tuple[Field, str, list[str], str] | None:
-    # The identity field that `path` compares or groups by, the path up to it,
-    # the lookups after it and why it identifies a person; None if it is none.
+) -> tuple[str, str, list[str], str] | None:
+    # What identifies a person that `path` compares or groups by (a field, or
+    # a key inside a JSON field), the path up to it, the lookups after it and
+    # why; None if it reads nothing that identifies a person.
     fields, lookups = lookup_fields(model, path)
     if not fields:
         return None
@@ -103,8 +98,37 @@ def _identity_field(
             return None
         seen.add(field)
         field = field.related_model._meta.get_field(target_name(field))
-    reason = identity_reason(field)
-    if reason is None:
-        return None
+    named = f"{field.model._meta.label}.{field.name}"
     stem = LOOKUP_SEP.join(path.split(LOOKUP_SEP)[: len(fields)])
-    return field, stem, lookups, reason
+    reason = identity_reason(field)
+    if reason is not None:
+        return named, stem, lookups, reason
+    # A JSON field's keys are named like fields (attributes__email): the same
+    # names identify a person there. Every part after the field may be a key,
+    # the last one also a lookup, which no personal pattern names.
+    for position, key in enumerate(lookups):
+        if not _is_key(field, key):
+            break
+        pattern = sensitive_match(key, app_settings.PERSONAL_FIELDS)
+        if pattern:
+            reason = _(
+                "its name matches %(pattern)r of METRICDEMO['PERSONAL_FIELDS']"
+            ) % {"pattern": pattern}
+            keys = lookups[: position + 1]
+            return (
+                f"{named}[{']['.join(repr(k) for k in keys)}]",
+                LOOKUP_SEP.join([stem, *keys]),
+                lookups[position + 1 :],
+                reason,
+            )
+    return None
+
+
+def _is_key(field: Any, name: str) -> bool:
+    # A key transform (JSONField's, HStoreField's) is made for any name by a
+    # factory, not a Transform class registered under that name.
+    try:
+        transform = field.get_transform(name)
+    except (AttributeError, TypeError):
+        return False
+    return transform is not None and not isinstance(transform, type)

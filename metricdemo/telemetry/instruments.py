@@ -63,6 +63,8 @@ class DefinitionInstruments:
         # Definitions the exposition cannot carry, and why; see
         # _leave_out_unexportable().
         self._left_out: dict[str, str] = {}
+        # Static definitions whose one evaluation per load failed, and why.
+        self._failed: dict[str, str] = {}
         # The served families the definitions were judged against.
         self._served: Mapping[str, str] = naming.served_names({})
         self._judged_against: frozenset[str] = frozenset()
@@ -87,7 +89,7 @@ class DefinitionInstruments:
                 # A family appeared that a definition may clash with: judge again.
                 self._token = None
             self.refresh()
-            for name, problem in self._left_out.items():
+            for name, problem in (*self._left_out.items(), *self._failed.items()):
                 self._record(
                     name, evaluation.Evaluation(name, Outcome.ERROR, error=problem)
                 )
@@ -168,6 +170,7 @@ class DefinitionInstruments:
         active = {}
         static: dict[InstrumentKey, list[Observation]] = {}
         dynamic = []
+        failed = {}
         for row in rows:
             key: InstrumentKey = (row.name, row.kind, row.unit, row.description)
             item = ActiveDefinition(key, row)
@@ -181,9 +184,11 @@ class DefinitionInstruments:
                 static[key] = [Observation(v, a) for v, a in result.observations]
                 self._clear_failure(item.name)
             else:
+                failed[item.name] = result.error
                 self.log_failure(item.name, result.error)
         self._hold_instruments(active.keys())
         self._active, self._static, self._dynamic = active, static, dynamic
+        self._failed = failed
         self._families = {
             naming.exported_names(item.name, item.key[1], item.key[2])[0]: item
             for item in active.values()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
 from django.db import DatabaseError, router
 from django.db.models import Case, DateTimeField, F, Q, TextField, Value, When
 from django.utils import timezone
@@ -166,8 +167,20 @@ def read(
         ):
             found[index] = Stored(None, None, None, "", "")
             continue
+        observations = None
+        if text and computed_at:
+            try:
+                observations = _loads(text)
+            except ValueError as exc:
+                # A row written by hand or by a broken writer costs only its
+                # own definition: an error until its next refresh replaces it.
+                outcome = ERROR
+                error = _(
+                    "Its stored value cannot be read back (%(problem)s); the next "
+                    "refresh replaces it."
+                ) % {"problem": exc}
         found[index] = Stored(
-            _loads(text) if text and computed_at else None,
+            observations,
             computed_at.timestamp() if computed_at else None,
             seconds,
             outcome,
@@ -322,4 +335,36 @@ def _dumps(observations: Observations) -> str:
 
 
 def _loads(text: str) -> Observations:
-    return [(value, dict(attributes)) for value, attributes in json.loads(text)]
+    """Read back what _dumps() wrote, checking every part of it.
+
+    Raises:
+        ValueError: the text is not a list of [number, attributes] pairs that
+            the exposition can carry; the message says which part.
+    """
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(_("not JSON: %(error)s") % {"error": exc}) from None
+    if not isinstance(data, list):
+        raise ValueError(_("%(data)r is not a list of pairs") % {"data": data})
+    observations: Observations = []
+    for item in data:
+        if not (isinstance(item, list) and len(item) == 2):
+            raise ValueError(
+                _("%(item)r is not a [value, attributes] pair") % {"item": item}
+            )
+        value, attributes = item
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(_("the value %(value)r is no number") % {"value": value})
+        try:
+            validators.validate_attributes(attributes)
+        except ValidationError as exc:
+            raise ValueError("; ".join(exc.messages)) from None
+        bad = validators.unencodable_text(attributes)
+        if bad is not None:
+            raise ValueError(
+                _("the attribute text %(text)s is not UTF-8 text")
+                % {"text": ascii(bad)}
+            )
+        observations.append((float(value), dict(attributes)))
+    return observations
