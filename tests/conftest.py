@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 
 import pytest
 from django.db import connection
@@ -73,6 +74,34 @@ def callback():
     yield register
     for name in names:
         unregister_callback(name)
+
+
+class Gate:
+    """A callback that blocks until released, counting its calls."""
+
+    name = "test.gate"
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.calls += 1
+        self.started.set()
+        self.release.wait(30)
+        return 1.0
+
+
+@pytest.fixture
+def gate(callback):
+    """Register a Gate as the callback test.gate; release it when the test ends."""
+    blocked = Gate()
+    callback(blocked.name, blocked)
+    yield blocked
+    blocked.release.set()
 
 
 @pytest.fixture

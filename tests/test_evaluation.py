@@ -16,7 +16,6 @@ from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import OperationalError, connection, connections, transaction
-from django.db.utils import ConnectionHandler
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
@@ -39,6 +38,7 @@ from metricdemo.evaluation import (
 from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
 from metricdemo.observations import EvaluationError
 from metricdemo.workers import WorkerPool
+from tests.connections import sqlite_connection
 
 #: A statement long enough for SQLite's progress handler to be called.
 LONG_SQLITE = (
@@ -68,34 +68,6 @@ def local_cache(location: str, backend: str = "locmem.LocMemCache") -> dict:
     if "." in backend and not backend.startswith("tests."):
         backend = f"django.core.cache.backends.{backend}"
     return {"default": {"BACKEND": backend, "LOCATION": location}}
-
-
-class Gate:
-    """A registered callback that blocks until released, counting its calls."""
-
-    name = "test.gate"
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            self.calls += 1
-        self.started.set()
-        self.release.wait(30)
-        return 1.0
-
-
-@pytest.fixture
-def gate(callback):
-    """Register a Gate callback; release it when the test ends."""
-    blocked = Gate()
-    callback(blocked.name, blocked)
-    yield blocked
-    blocked.release.set()
 
 
 @pytest.fixture
@@ -232,14 +204,6 @@ def test_get_evaluator__one_per_process():
 
 
 # statement_timeout
-
-
-def sqlite_connection():
-    """Return a new in-memory SQLite connection, whatever DATABASE_URL says."""
-    handler = ConnectionHandler(
-        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-    )
-    return handler["default"]
 
 
 def test_statement_timeout__sqlite_interrupts_past_the_deadline_inside_the_block(

@@ -9,7 +9,6 @@ import threading
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, connections
-from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 from django.test import Client
 from django.urls import reverse
 
@@ -17,6 +16,7 @@ from metricdemo import policy, rowquery
 from metricdemo.evaluation import statement_timeout
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
+from tests.connections import sqlite_connection
 from tests.queries import all_queries
 from tests.refusals import form_data
 from tests.scraping import evaluations, parse, series
@@ -47,14 +47,6 @@ BOUNDED_FILTERS = [
     (Order, {"status__in": ["paid", "pending"], "status__iendswith": "D"}),
     (MetricDefinition, {"attributes__region": "eu"}),
 ]
-
-
-def sqlite_connection() -> SQLiteWrapper:
-    """Return an unconnected SQLite connection, whatever the suite runs on."""
-    settings_dict = connections.configure_settings(
-        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-    )["default"]
-    return SQLiteWrapper(settings_dict, alias="sqlite")
 
 
 @pytest.mark.parametrize(("model", "filters"), REGEX_FILTERS)
