@@ -86,14 +86,6 @@ def people(django_user_model):
     return people
 
 
-def store_validated(**fields) -> MetricDefinition:
-    """Store a definition as a pipeline would: validated, with no user."""
-    definition = MetricDefinition(**fields)
-    definition.full_clean()
-    definition.save()
-    return definition
-
-
 def listed_values(client) -> dict[str, str]:
     """Return the change list's current-value cell of each definition, by name."""
     response = client.get(LIST_URL)
@@ -199,8 +191,8 @@ def test_add__every_model_along_the_path_needs_the_permission(people):
 # Change
 
 
-def test_change__only_those_who_may_view_users_can_save(people):
-    definition = store_validated(**USERS_BY_STAFF)
+def test_change__only_those_who_may_view_users_can_save(people, define):
+    definition = define(**USERS_BY_STAFF)
     editor, _ = people["editor"]
     data = form_data(**{**USERS_BY_STAFF, "description": "edited"})
     response = editor.post(change_url(definition), data)
@@ -235,8 +227,8 @@ def test_preview__shows_the_count_to_those_who_may_view_users(people, who):
     ]
 
 
-def test_preview__evaluates_nothing_for_an_editor_without_view_user(people):
-    definition = store_validated(**USERS_BY_STAFF)
+def test_preview__evaluates_nothing_for_an_editor_without_view_user(people, define):
+    definition = define(**USERS_BY_STAFF)
     client, _ = people["editor"]
     for url in (
         PREVIEW_URL,
@@ -252,9 +244,9 @@ def test_preview__evaluates_nothing_for_an_editor_without_view_user(people):
 # The values column
 
 
-def test_values_column__hides_what_the_viewer_may_not_see(people):
-    store_validated(**USERS_BY_STAFF)
-    store_validated(name="constant", source="constant", value=7)
+def test_values_column__hides_what_the_viewer_may_not_see(people, define):
+    define(**USERS_BY_STAFF)
+    define(name="constant", source="constant", value=7)
     client, _ = people["editor"]
     shown = listed_values(client)
     assert shown["constant"] == "7"
@@ -268,8 +260,10 @@ def test_values_column__hides_what_the_viewer_may_not_see(people):
 
 
 @pytest.mark.parametrize("who", ["superuser", "user_viewer"])
-def test_values_column__shows_the_count_to_those_who_may_view_users(people, who):
-    store_validated(**USERS_BY_STAFF)
+def test_values_column__shows_the_count_to_those_who_may_view_users(
+    people, who, define
+):
+    define(**USERS_BY_STAFF)
     client, _ = people[who]
     assert listed_values(client)["users.by_staff"].startswith(
         '2 series: {is_staff="false"} 2'
@@ -280,9 +274,9 @@ def test_values_column__shows_the_count_to_those_who_may_view_users(people, who)
 
 
 def test_actions__an_editor_cannot_enable_or_duplicate_what_they_could_not_save(
-    people,
+    people, define
 ):
-    definition = store_validated(**USERS_BY_STAFF, enabled=False)
+    definition = define(**USERS_BY_STAFF, enabled=False)
     client, _ = people["editor"]
     shown = act(client, "enable_definitions", definition)
     assert any("users.by_staff was not enabled" in m for m in shown), shown
@@ -302,8 +296,10 @@ def test_actions__an_editor_cannot_enable_or_duplicate_what_they_could_not_save(
 
 
 @pytest.mark.parametrize("who", ["superuser", "user_viewer"])
-def test_actions__enable_and_duplicate_for_those_who_may_view_users(people, who):
-    definition = store_validated(**USERS_BY_STAFF, enabled=False)
+def test_actions__enable_and_duplicate_for_those_who_may_view_users(
+    people, who, define
+):
+    definition = define(**USERS_BY_STAFF, enabled=False)
     client, user = people[who]
     act(client, "enable_definitions", definition)
     definition.refresh_from_db()
@@ -396,11 +392,9 @@ def test_suggestions__the_user_viewer_sees_users_and_the_superuser_all(people):
 
 
 def test_suggestions__a_stored_callback_stays_shown_to_an_editor_without_the_permission(
-    people,
+    people, define
 ):
-    definition = store_validated(
-        name="cpu", source="callback", callback="process.cpu_time"
-    )
+    definition = define(name="cpu", source="callback", callback="process.cpu_time")
     editor, _ = people["user_viewer"]
     response = editor.get(change_url(definition))
     choices = dict(response.context["adminform"].form.fields["callback"].widget.choices)
@@ -411,10 +405,10 @@ def test_suggestions__a_stored_callback_stays_shown_to_an_editor_without_the_per
 # Saves without a user
 
 
-def test_saves_without_a_user_keep_the_settings_based_rules():
+def test_saves_without_a_user_keep_the_settings_based_rules(define):
     """The ORM, full_clean() in a shell and plain imports know no user."""
-    store_validated(**USERS_BY_STAFF)
-    store_validated(name="age", source="setting", setting="SESSION_COOKIE_AGE")
+    define(**USERS_BY_STAFF)
+    define(name="age", source="setting", setting="SESSION_COOKIE_AGE")
     with pytest.raises(ValidationError) as info:
-        store_validated(**{**USERS_BY_STAFF, "name": "by_email", "group_by": "email"})
+        define(**{**USERS_BY_STAFF, "name": "by_email", "group_by": "email"})
     assert "identifies a person" in info.value.message_dict["group_by"][0]
