@@ -12,6 +12,20 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_from(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run Python in `folder`, the repository importable; fail on a non-zero exit."""
+    completed = subprocess.run(
+        [sys.executable, *args],
+        cwd=folder,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed
+
+
 @pytest.mark.slow
 def test_bench_quick_run_prints_every_section(tmp_path):
     """`python -m bench --quick` measures every part on SQLite and exits 0.
@@ -19,18 +33,8 @@ def test_bench_quick_run_prints_every_section(tmp_path):
     It writes nothing in its working directory (run from the repository, a file
     there would be one to commit by mistake).
     """
-    env = {**os.environ, "DATABASE_URL": "", "PYTHONPATH": str(ROOT)}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
+    report = run_from(tmp_path, "-m", "bench", "--quick", DATABASE_URL="").stdout
     assert list(tmp_path.iterdir()) == []
-    report = completed.stdout
     for heading in (
         "1. Scrape cost with N constant definitions",
         "2. Row counts",
@@ -55,26 +59,16 @@ def test_bench_quick_run_prints_every_section(tmp_path):
 
 def test_bench_settings__sqlite_files_go_in_the_temporary_directory(tmp_path):
     """Relative SQLite names, in DATABASE_URL or METRICDEMO_BENCH_SQLITE, too."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": "sqlite:///metricdemo_exp",
-        "METRICDEMO_BENCH_SQLITE": "bench.sqlite3",
-        "PYTHONPATH": str(ROOT),
-    }
     code = (
-        "import json\n"
-        "from bench import settings\n"
-        "print(json.dumps(settings.DATABASES))\n"
+        "import json; from bench import settings; print(json.dumps(settings.DATABASES))"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    completed = run_from(
+        tmp_path,
+        "-c",
+        code,
+        DATABASE_URL="sqlite:///metricdemo_exp",
+        METRICDEMO_BENCH_SQLITE="bench.sqlite3",
     )
-    assert completed.returncode == 0, completed.stderr
     databases = json.loads(completed.stdout)
     assert set(databases) == {"default", "url"}
     for database in databases.values():
