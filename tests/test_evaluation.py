@@ -38,7 +38,7 @@ from metricdemo.evaluation import (
 from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
 from metricdemo.observations import EvaluationError
 from metricdemo.workers import WorkerPool
-from tests.connections import sqlite_connection
+from tests.connections import on_a_thread, sqlite_connection
 
 #: A statement long enough for SQLite's progress handler to be called.
 LONG_SQLITE = (
@@ -239,26 +239,6 @@ def session_timeout(conn) -> float | None:
         number, unit = re.fullmatch(r"(\d+)(ms|s|min)?", value).groups()
         return float(number) / {"ms": 1000, "s": 1, "min": 1 / 60, None: 1000}[unit]
     return float(value)
-
-
-def on_a_thread(work: Callable[[], Any]) -> Any:
-    """Return work() run on a new thread with its own connections, then closed."""
-    found = {}
-
-    def run() -> None:
-        try:
-            found["result"] = work()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test
-            found["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    if "error" in found:
-        raise found["error"]
-    return found["result"]
 
 
 def test_statement_timeout__sets_the_session_timeout_once_per_value(db):

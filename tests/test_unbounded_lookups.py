@@ -16,7 +16,7 @@ from metricdemo import policy, rowquery
 from metricdemo.evaluation import statement_timeout
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
-from tests.connections import sqlite_connection
+from tests.connections import on_a_thread, sqlite_connection
 from tests.queries import all_queries
 from tests.refusals import form_data
 from tests.scraping import evaluations, parse, series
@@ -240,26 +240,17 @@ def test_slow_regex__never_holds_the_process(django_user_model):
 
     # The scrape stops waiting at the timeout; the database itself must also
     # stop the statement, or it would hold a connection and a thread for minutes.
-    counted = {}
+    def count():
+        with statement_timeout(connection, 1):
+            return rowquery.count_rows([definition])
 
-    def count() -> None:
-        try:
-            with statement_timeout(connection, 1):
-                counted["found"] = rowquery.count_rows([definition])
-        except DatabaseError as exc:
-            counted["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=count)
-    thread.start()
-    thread.join(60)
-    assert not thread.is_alive()
     if ON_SQLITE:
-        (refused,) = counted["found"]
+        (refused,) = on_a_thread(count)
         assert isinstance(refused, EvaluationError) and "SQLite" in str(refused)
     else:
-        assert CUT_BY[connection.vendor] in str(counted["error"])
+        with pytest.raises(DatabaseError) as cut:
+            on_a_thread(count)
+        assert CUT_BY[connection.vendor] in str(cut.value)
 
 
 #: What the server says when its statement timeout cuts a statement.
