@@ -26,6 +26,16 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"Skipped, but METRICDEMO_NO_SKIP is set: {reason}"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, put the slow tests first so that none is left running alone.
+
+    Workers take tests in collection order; a minute-long test that comes up
+    last would run while the other workers sit idle.
+    """
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_evaluation_connections(django_db_setup, django_db_blocker):
     """Close the evaluation threads' connections before the test database goes.

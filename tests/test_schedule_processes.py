@@ -23,10 +23,13 @@ WINDOW = 60
 #: Seconds each evaluation lasts, so that a process can be killed in one.
 CALL_SECONDS = 2
 
-pytestmark = pytest.mark.skipif(
-    postgres_bin() is None or importlib.util.find_spec("psycopg") is None,
-    reason="needs the PostgreSQL server binaries and psycopg (make test-all)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        postgres_bin() is None or importlib.util.find_spec("psycopg") is None,
+        reason="needs the PostgreSQL server binaries and psycopg (make test-all)",
+    ),
+    pytest.mark.slow,
+]
 
 
 def sql(url: str, query: str, *params):
