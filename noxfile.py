@@ -87,6 +87,10 @@ def floors_of(requirements: list[str]) -> list[str]:
     return pins
 
 
+#: pytest-xdist: one worker per CPU; tests marked xdist_group share a worker.
+PARALLEL = ("-n", "auto", "--dist", "loadgroup")
+
+
 def run_suite(session: nox.Session, *paths: str) -> None:
     """Run pytest on SQLite, with no server URL leaking in from the caller."""
     session.run(
@@ -94,6 +98,7 @@ def run_suite(session: nox.Session, *paths: str) -> None:
         "-m",
         "pytest",
         "-q",
+        *PARALLEL,
         *paths,
         *session.posargs,
         env={"DATABASE_URL": "", "REDIS_URL": "", "METRICDEMO_NO_SKIP": ""},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 
 import pytest
 from django.db import connection
@@ -23,6 +24,16 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else ""
         report.outcome = "failed"
         report.longrepr = f"Skipped, but METRICDEMO_NO_SKIP is set: {reason}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, put the slow tests first so that none is left running alone.
+
+    Workers take tests in collection order; a minute-long test that comes up
+    last would run while the other workers sit idle.
+    """
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,6 +84,34 @@ def callback():
     yield register
     for name in names:
         unregister_callback(name)
+
+
+class Gate:
+    """A callback that blocks until released, counting its calls."""
+
+    name = "test.gate"
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.calls += 1
+        self.started.set()
+        self.release.wait(30)
+        return 1.0
+
+
+@pytest.fixture
+def gate(callback):
+    """Register a Gate as the callback test.gate; release it when the test ends."""
+    blocked = Gate()
+    callback(blocked.name, blocked)
+    yield blocked
+    blocked.release.set()
 
 
 @pytest.fixture

@@ -11,20 +11,12 @@ from metricdemo import admin as metricdemo_admin
 from metricdemo import policy
 from metricdemo.display import Series
 from metricdemo.models import ChangeStamp, MetricDefinition
+from tests.admin_pages import ADD_URL, LIST_URL, PREVIEW_URL, act, change_url
 from tests.processes import run_django
 from tests.refusals import EXISTING, form_data, refusal_cases
 from tests.scraping import parse, scrape, value
 
 pytestmark = pytest.mark.django_db
-
-ADD_URL = reverse("admin:metricdemo_metricdefinition_add")
-LIST_URL = reverse("admin:metricdemo_metricdefinition_changelist")
-PREVIEW_URL = reverse("admin:metricdemo_metricdefinition_preview")
-
-
-def change_url(definition: MetricDefinition) -> str:
-    """Return the admin change page of a stored definition."""
-    return reverse("admin:metricdemo_metricdefinition_change", args=[definition.pk])
 
 
 def preview_url(definition: MetricDefinition) -> str:
@@ -36,20 +28,6 @@ def errors_of(response) -> dict:
     """Return the form errors of a re-rendered add/change page."""
     assert response.status_code == 200, response
     return response.context["adminform"].form.errors
-
-
-def act(client, action: str, *definitions: MetricDefinition):
-    """Run a change-list action on definitions and follow the redirect."""
-    return client.post(
-        LIST_URL,
-        {"action": action, "_selected_action": [d.pk for d in definitions]},
-        follow=True,
-    )
-
-
-def notices(response) -> list[str]:
-    """Return the messages shown to the user on a response."""
-    return [str(m) for m in response.context["messages"]]
 
 
 @pytest.fixture
@@ -108,8 +86,9 @@ def test_timeout_and_cache_seconds_are_edited_in_the_admin(admin_client):
 def test_change_through_the_admin_shows_on_next_scrape(admin_client, client, define):
     definition = define(name="shop.orders.open", source="constant", value=1)
     assert value(scrape(client), "shop_orders_open") == 1.0
-    url = reverse("admin:metricdemo_metricdefinition_change", args=[definition.pk])
-    response = admin_client.post(url, form_data(name="shop.orders.open", value="99"))
+    response = admin_client.post(
+        change_url(definition), form_data(name="shop.orders.open", value="99")
+    )
     assert response.status_code == 302
     assert value(scrape(client), "shop_orders_open") == 99.0
 
@@ -181,8 +160,7 @@ def test_stored_unregistered_callback_stays_visible(admin_client, callback):
     from metricdemo import unregister_callback
 
     unregister_callback("test.temporary")
-    url = reverse("admin:metricdemo_metricdefinition_change", args=[definition.pk])
-    response = admin_client.get(url)
+    response = admin_client.get(change_url(definition))
     assert response.status_code == 200
     choices = dict(response.context["adminform"].form.fields["callback"].widget.choices)
     assert "not registered" in str(choices["test.temporary"])
@@ -418,8 +396,7 @@ def test_disable_and_enable_take_effect_on_the_next_scrape(
     one = define(name="shop.one", source="constant", value=1)
     two = define(name="shop.two", source="constant", value=2)
     token = ChangeStamp.current()
-    response = act(admin_client, "disable_definitions", one, two)
-    assert notices(response) == [
+    assert act(admin_client, "disable_definitions", one, two) == [
         "2 definitions were disabled; they are gone from the next scrape."
     ]
     assert ChangeStamp.current() != token
@@ -427,16 +404,15 @@ def test_disable_and_enable_take_effect_on_the_next_scrape(
     assert "shop_one" not in families and "shop_two" not in families
     assert LogEntry.objects.filter(object_id=str(one.pk)).count() == 1
 
-    response = act(admin_client, "enable_definitions", one)
-    assert notices(response) == [
+    assert act(admin_client, "enable_definitions", one) == [
         "1 definition was enabled; it exports from the next scrape."
     ]
     families = scrape(client)
     assert value(families, "shop_one") == 1.0 and "shop_two" not in families
     # Enabling what is enabled changes nothing and bumps nothing.
     token = ChangeStamp.current()
-    response = act(admin_client, "enable_definitions", one)
-    assert notices(response)[0].startswith("0 definitions were enabled")
+    shown = act(admin_client, "enable_definitions", one)
+    assert shown[0].startswith("0 definitions were enabled")
     assert ChangeStamp.current() == token
 
 
@@ -463,8 +439,7 @@ def test_duplicate_makes_disabled_copies_with_free_names(admin_client, client, d
     )
     # Its first copy's exported name (shop_orders_copy) is taken already.
     define(name="shop.orders_copy", source="constant", value=1)
-    response = act(admin_client, "duplicate_definitions", original)
-    assert notices(response) == [
+    assert act(admin_client, "duplicate_definitions", original) == [
         "1 copy was made, disabled: shop.orders.copy2. Edit and enable it to export it."
     ]
     copy = MetricDefinition.objects.get(name="shop.orders.copy2")
@@ -489,8 +464,7 @@ def test_duplicate_reports_what_it_cannot_copy(admin_client, define, callback):
     from metricdemo import unregister_callback
 
     unregister_callback("test.soon_gone")
-    response = act(admin_client, "duplicate_definitions", gone, fine)
-    shown = notices(response)
+    shown = act(admin_client, "duplicate_definitions", gone, fine)
     assert "x.gone was not duplicated" in shown[0] and "test.soon_gone" in shown[0]
     assert "x.fine.copy" in shown[1]
     assert not MetricDefinition.objects.filter(name="x.gone.copy").exists()

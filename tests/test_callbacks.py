@@ -4,6 +4,7 @@ import pytest
 
 from metricdemo import register_callback, unregister_callback
 from metricdemo.callbacks import get_callback, registered_callbacks
+from tests.scraping import scrape, series
 
 
 def test_register_as_decorator_returns_the_function():
@@ -23,13 +24,33 @@ def test_register_as_decorator_returns_the_function():
     assert get_callback("test.decorated") is None
 
 
-def test_registering_the_same_function_twice_is_harmless():
+def counting_callback(calls: list[int]):
+    """Return a new function object of the same code each time, as a re-import does."""
+
     def same():
+        calls.append(1)
         return 1
 
+    return same
+
+
+@pytest.mark.django_db
+def test_registering_the_same_function_twice_leaves_one_registration(client, define):
+    """Registered again (one object, or the same code re-imported): still one of it.
+
+    One registration, one series on /metrics, one call per scrape.
+    """
+    calls: list[int] = []
+    first, reimported = counting_callback(calls), counting_callback(calls)
     try:
-        register_callback("test.same", same)
-        register_callback("test.same", same)
+        register_callback("test.same", first)
+        register_callback("test.same", first)
+        register_callback("test.same", reimported)
+        assert [c.name for c in registered_callbacks()].count("test.same") == 1
+        assert get_callback("test.same").func is reimported
+        define(name="same", source="callback", callback="test.same")
+        assert series(scrape(client), "same") == {frozenset(): 1.0}
+        assert calls == [1]
     finally:
         unregister_callback("test.same")
 

@@ -85,6 +85,8 @@ def test_an_error_names_the_value_and_what_is_allowed():
     assert "'shop.Nope'" in error.msg and "auth.User" in error.hint
 
 
+# From Django 6.1 `manage.py check` runs the database checks too.
+@pytest.mark.django_db
 @override_settings(METRICDEMO={"SENSITIVE_FIELDS": "password"})
 def test_manage_py_check_fails_on_a_bad_setting():
     with pytest.raises(SystemCheckError, match="metricdemo.E013"):

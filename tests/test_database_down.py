@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
-import pytest
-
-from tests.postgres import Cluster, postgres_bin
+from tests.postgres import Cluster, needs_cluster
 from tests.processes import free_port, run_django
 from tests.scraping import parse, value
 from tests.servers import get, gunicorn_args, running, server_env
 
-pytestmark = pytest.mark.skipif(
-    postgres_bin() is None or importlib.util.find_spec("psycopg") is None,
-    reason="needs the PostgreSQL server binaries and psycopg (make test-all)",
-)
+pytestmark = needs_cluster
 
 
 def test_scrapes_answer_while_the_database_is_down_and_recover():

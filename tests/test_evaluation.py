@@ -16,7 +16,6 @@ from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.db import OperationalError, connection, connections, transaction
-from django.db.utils import ConnectionHandler
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
@@ -35,6 +34,7 @@ from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
 from metricdemo.observations import EvaluationError, describe
 from metricdemo.values import shared_cache
 from metricdemo.workers import WorkerPool
+from tests.connections import on_a_thread, sqlite_connection
 
 #: A statement long enough for SQLite's progress handler to be called.
 LONG_SQLITE = (
@@ -64,34 +64,6 @@ def local_cache(location: str, backend: str = "locmem.LocMemCache") -> dict:
     if "." in backend and not backend.startswith("tests."):
         backend = f"django.core.cache.backends.{backend}"
     return {"default": {"BACKEND": backend, "LOCATION": location}}
-
-
-class Gate:
-    """A registered callback that blocks until released, counting its calls."""
-
-    name = "test.gate"
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self.calls = 0
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            self.calls += 1
-        self.started.set()
-        self.release.wait(30)
-        return 1.0
-
-
-@pytest.fixture
-def gate(callback):
-    """Register a Gate callback; release it when the test ends."""
-    blocked = Gate()
-    callback(blocked.name, blocked)
-    yield blocked
-    blocked.release.set()
 
 
 @pytest.fixture
@@ -235,14 +207,6 @@ def test_get_evaluator__one_per_process():
 # statement_timeout
 
 
-def sqlite_connection():
-    """Return a new in-memory SQLite connection, whatever DATABASE_URL says."""
-    handler = ConnectionHandler(
-        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-    )
-    return handler["default"]
-
-
 def test_statement_timeout__sqlite_interrupts_past_the_deadline_inside_the_block(
     django_db_blocker,
 ):
@@ -276,26 +240,6 @@ def session_timeout(conn) -> float | None:
         number, unit = re.fullmatch(r"(\d+)(ms|s|min)?", value).groups()
         return float(number) / {"ms": 1000, "s": 1, "min": 1 / 60, None: 1000}[unit]
     return float(value)
-
-
-def on_a_thread(work: Callable[[], Any]) -> Any:
-    """Return work() run on a new thread with its own connections, then closed."""
-    found = {}
-
-    def run() -> None:
-        try:
-            found["result"] = work()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test
-            found["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(60)
-    if "error" in found:
-        raise found["error"]
-    return found["result"]
 
 
 def test_statement_timeout__sets_the_session_timeout_once_per_value(db):

@@ -15,13 +15,11 @@ from django.test import Client
 from django.urls import reverse
 
 from metricdemo.models import MetricDefinition
+from tests.admin_pages import ADD_URL, LIST_URL, PREVIEW_URL, act, change_url
 from tests.refusals import form_data
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ADD_URL = reverse("admin:metricdemo_metricdefinition_add")
-LIST_URL = reverse("admin:metricdemo_metricdefinition_changelist")
-PREVIEW_URL = reverse("admin:metricdemo_metricdefinition_preview")
 EDITOR_PERMISSIONS = (
     "metricdemo.add_metricdefinition",
     "metricdemo.change_metricdefinition",
@@ -88,35 +86,12 @@ def people(django_user_model):
     return people
 
 
-def stored(**fields) -> MetricDefinition:
-    """Store a definition as a pipeline would: validated, with no user."""
-    definition = MetricDefinition(**fields)
-    definition.full_clean()
-    definition.save()
-    return definition
-
-
-def change_url(definition: MetricDefinition) -> str:
-    """Return the admin change page of a stored definition."""
-    return reverse("admin:metricdemo_metricdefinition_change", args=[definition.pk])
-
-
 def listed_values(client) -> dict[str, str]:
     """Return the change list's current-value cell of each definition, by name."""
     response = client.get(LIST_URL)
     assert response.status_code == 200
     admin = response.context["cl"].model_admin
     return {d.name: admin.current_value(d) for d in response.context["cl"].result_list}
-
-
-def act(client, action: str, *definitions: MetricDefinition) -> list[str]:
-    """Run a change-list action and return the messages shown."""
-    response = client.post(
-        LIST_URL,
-        {"action": action, "_selected_action": [d.pk for d in definitions]},
-        follow=True,
-    )
-    return [str(m) for m in response.context["messages"]]
 
 
 def assert_reveals_no_count(text: str) -> None:
@@ -216,8 +191,8 @@ def test_add__every_model_along_the_path_needs_the_permission(people):
 # Change
 
 
-def test_change__only_those_who_may_view_users_can_save(people):
-    definition = stored(**USERS_BY_STAFF)
+def test_change__only_those_who_may_view_users_can_save(people, define):
+    definition = define(**USERS_BY_STAFF)
     editor, _ = people["editor"]
     data = form_data(**{**USERS_BY_STAFF, "description": "edited"})
     response = editor.post(change_url(definition), data)
@@ -252,8 +227,8 @@ def test_preview__shows_the_count_to_those_who_may_view_users(people, who):
     ]
 
 
-def test_preview__evaluates_nothing_for_an_editor_without_view_user(people):
-    definition = stored(**USERS_BY_STAFF)
+def test_preview__evaluates_nothing_for_an_editor_without_view_user(people, define):
+    definition = define(**USERS_BY_STAFF)
     client, _ = people["editor"]
     for url in (
         PREVIEW_URL,
@@ -269,9 +244,9 @@ def test_preview__evaluates_nothing_for_an_editor_without_view_user(people):
 # The values column
 
 
-def test_values_column__hides_what_the_viewer_may_not_see(people):
-    stored(**USERS_BY_STAFF)
-    stored(name="constant", source="constant", value=7)
+def test_values_column__hides_what_the_viewer_may_not_see(people, define):
+    define(**USERS_BY_STAFF)
+    define(name="constant", source="constant", value=7)
     client, _ = people["editor"]
     shown = listed_values(client)
     assert shown["constant"] == "7"
@@ -285,8 +260,10 @@ def test_values_column__hides_what_the_viewer_may_not_see(people):
 
 
 @pytest.mark.parametrize("who", ["superuser", "user_viewer"])
-def test_values_column__shows_the_count_to_those_who_may_view_users(people, who):
-    stored(**USERS_BY_STAFF)
+def test_values_column__shows_the_count_to_those_who_may_view_users(
+    people, who, define
+):
+    define(**USERS_BY_STAFF)
     client, _ = people[who]
     assert listed_values(client)["users.by_staff"].startswith(
         '2 series: {is_staff="false"} 2'
@@ -297,9 +274,9 @@ def test_values_column__shows_the_count_to_those_who_may_view_users(people, who)
 
 
 def test_actions__an_editor_cannot_enable_or_duplicate_what_they_could_not_save(
-    people,
+    people, define
 ):
-    definition = stored(**USERS_BY_STAFF, enabled=False)
+    definition = define(**USERS_BY_STAFF, enabled=False)
     client, _ = people["editor"]
     shown = act(client, "enable_definitions", definition)
     assert any("users.by_staff was not enabled" in m for m in shown), shown
@@ -319,8 +296,10 @@ def test_actions__an_editor_cannot_enable_or_duplicate_what_they_could_not_save(
 
 
 @pytest.mark.parametrize("who", ["superuser", "user_viewer"])
-def test_actions__enable_and_duplicate_for_those_who_may_view_users(people, who):
-    definition = stored(**USERS_BY_STAFF, enabled=False)
+def test_actions__enable_and_duplicate_for_those_who_may_view_users(
+    people, who, define
+):
+    definition = define(**USERS_BY_STAFF, enabled=False)
     client, user = people[who]
     act(client, "enable_definitions", definition)
     definition.refresh_from_db()
@@ -413,9 +392,9 @@ def test_suggestions__the_user_viewer_sees_users_and_the_superuser_all(people):
 
 
 def test_suggestions__a_stored_callback_stays_shown_to_an_editor_without_the_permission(
-    people,
+    people, define
 ):
-    definition = stored(name="cpu", source="callback", callback="process.cpu_time")
+    definition = define(name="cpu", source="callback", callback="process.cpu_time")
     editor, _ = people["user_viewer"]
     response = editor.get(change_url(definition))
     choices = dict(response.context["adminform"].form.fields["callback"].widget.choices)
@@ -426,10 +405,10 @@ def test_suggestions__a_stored_callback_stays_shown_to_an_editor_without_the_per
 # Saves without a user
 
 
-def test_saves_without_a_user_keep_the_settings_based_rules():
+def test_saves_without_a_user_keep_the_settings_based_rules(define):
     """The ORM, full_clean() in a shell and plain imports know no user."""
-    stored(**USERS_BY_STAFF)
-    stored(name="age", source="setting", setting="SESSION_COOKIE_AGE")
+    define(**USERS_BY_STAFF)
+    define(name="age", source="setting", setting="SESSION_COOKIE_AGE")
     with pytest.raises(ValidationError) as info:
-        stored(**{**USERS_BY_STAFF, "name": "by_email", "group_by": "email"})
+        define(**{**USERS_BY_STAFF, "name": "by_email", "group_by": "email"})
     assert "identifies a person" in info.value.message_dict["group_by"][0]

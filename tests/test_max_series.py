@@ -22,7 +22,7 @@ from metricdemo.models import MetricDefinition
 from metricdemo.values.shared_cache import cache_key
 from tests.queries import all_queries
 from tests.refusals import form_data
-from tests.scraping import scrape, series, value
+from tests.scraping import evaluations, scrape, series, value
 from tests.test_cli import metrics, table, write
 
 # Row counts run on worker threads with their own connections: commit the rows.
@@ -54,15 +54,6 @@ def by_status(**fields) -> MetricDefinition:
     return MetricDefinition(**{**BY_STATUS, **fields})
 
 
-def outcomes(families, name: str) -> dict[str, float]:
-    """Return {outcome: count} of one definition's evaluations self-metric."""
-    return {
-        dict(labels)["outcome"]: count
-        for labels, count in series(families, "metricdemo_evaluations_total").items()
-        if dict(labels)["definition"] == name
-    }
-
-
 @pytest.fixture
 def customers(db):
     """Create 60 customers in 30 countries: 30 groups of two."""
@@ -88,8 +79,8 @@ def test_compute_rows__over_the_bound_is_left_out_and_reads_one_group_more(
     # The other definitions of the same statement still export.
     assert value(families, "orders_all") == 6.0
     assert len(series(families, "orders_by_status")) == 3
-    assert outcomes(families, "customers.by_country") == {"error": 1.0}
-    assert outcomes(families, "orders.by_status") == {"success": 1.0}
+    assert evaluations(families, "customers.by_country") == {"error": 1.0}
+    assert evaluations(families, "orders.by_status") == {"success": 1.0}
     (counts,) = [s for s in statements if "UNION ALL" in s]
     # One bound for the whole statement, the sum of its passes' bounds: 5 + 1
     # for the countries, 1000 + 1 for the statuses, 1 row for the ungrouped
@@ -329,7 +320,7 @@ def test_group_by__a_stored_unique_group_by_stops_exporting(client, orders, defi
     families = scrape(client)
     assert "orders_per_row" not in families
     assert value(families, "orders_all") == 6.0
-    assert outcomes(families, "orders.per_row") == {"error": 1.0}
+    assert evaluations(families, "orders.per_row") == {"error": 1.0}
     result = evaluate(MetricDefinition.objects.get(name="orders.per_row"))
     assert "'id'" in result.error and "one series per row" in result.error
 

@@ -22,7 +22,14 @@ from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID
 from metricdemo import otlp
 from tests.processes import free_port, run_django, wait_until
 from tests.scraping import demo_definitions, parse
-from tests.servers import demo_database, get, gunicorn_args, running, server_env
+from tests.servers import (
+    demo_database,
+    get,
+    gunicorn_args,
+    running,
+    server_env,
+    set_value,
+)
 
 OBSERVABLE = "metricdemo.demo.observable_counter"
 DEFINITIONS = "metricdemo.demo.definitions"
@@ -206,15 +213,7 @@ def test_gunicorn_workers_push_definitions_each_as_its_own_instance(tmp_path, re
         assert target.labels["service_instance_id"] in pushed
 
         since = receiver.pushes
-        run_django(
-            "from metricdemo.models import MetricDefinition\n"
-            f"d = MetricDefinition.objects.get(name={OBSERVABLE!r})\n"
-            "d.value = 25\n"
-            "d.full_clean()\n"
-            "d.save()\n",
-            settings="metricsite.settings",
-            db_url=db_url,
-        )
+        set_value(db_url, OBSERVABLE, 25)
 
         def edited() -> dict[str, float]:
             latest = receiver.latest(OBSERVABLE, since=since, const_attr_3="3")

@@ -21,6 +21,10 @@ README_SECTION = "## Adding metricdemo to an existing project"
 # Variables of the test's own run that must not reach the new project.
 LEAKING = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH", "DATABASE_URL", "REDIS_URL"}
 
+# One pytest-xdist worker runs the module, so the wheel is built once: two
+# builds at a time would both write metricdemo.egg-info in the source tree.
+pytestmark = pytest.mark.xdist_group("package")
+
 
 def run(argv: list, *, cwd: Path, env: dict | None = None, timeout: float = 300):
     """Run a command; fail with its output on a non-zero exit."""

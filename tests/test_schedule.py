@@ -290,6 +290,7 @@ def test_timeout_of__scheduled_definitions_are_not_cut_to_the_scrape_budget():
     assert evaluation.timeout_of(definition) == 5.0
 
 
+@pytest.mark.slow
 def test_batch_overrun__members_keep_their_values_and_the_slow_one_is_found_apart(
     orders, define, monkeypatch
 ):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -12,7 +11,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from tests.postgres import Cluster, postgres_bin
+from tests.postgres import Cluster, needs_cluster
 from tests.processes import django_env, free_port, run_django, wait_until
 from tests.scraping import parse, value
 from tests.servers import get, gunicorn_args, running
@@ -23,10 +22,7 @@ WINDOW = 60
 #: Seconds each evaluation lasts, so that a process can be killed in one.
 CALL_SECONDS = 2
 
-pytestmark = pytest.mark.skipif(
-    postgres_bin() is None or importlib.util.find_spec("psycopg") is None,
-    reason="needs the PostgreSQL server binaries and psycopg (make test-all)",
-)
+pytestmark = [needs_cluster, pytest.mark.slow]
 
 
 def sql(url: str, query: str, *params):

@@ -18,45 +18,28 @@ from tests.scraping import evaluations, scrape, series
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def gate(callback):
-    """Register test.gate: a callback that waits until the gate opens."""
-    opened = threading.Event()
-    calls = []
-
-    def wait() -> int:
-        calls.append(1)
-        opened.wait(60)
-        return 7
-
-    callback("test.gate", wait)
-    yield opened, calls
-    opened.set()
-
-
-def stored(**fields) -> MetricDefinition:
+def store_unvalidated(**fields) -> MetricDefinition:
     """Store a definition as an old database or a raw write could: no validation."""
     return MetricDefinition.objects.create(**fields)
 
 
 def test_scrape_budget__slow_callbacks_are_left_out_and_counted(client, gate, caplog):
-    opened, calls = gate
     names = [f"slow.{i}" for i in range(5)]
     for name in names:
-        stored(name=name, source="callback", callback="test.gate", timeout=3)
-    stored(name="quick", source="constant", value=2)
+        store_unvalidated(name=name, source="callback", callback=gate.name, timeout=3)
+    store_unvalidated(name="quick", source="constant", value=2)
     caplog.set_level(logging.WARNING, logger="metricdemo")
     # The gate opens well within each definition's own 3 s, but after the
     # scrape budget of 1 s: only a scrape bounded by the budget misses it.
-    timer = threading.Timer(2.5, opened.set)
+    timer = threading.Timer(2.5, gate.release.set)
     with override_settings(METRICDEMO={"SCRAPE_TIMEOUT": 1}):
         timer.start()
         try:
             families = scrape(client)
-            released_before_the_answer = opened.is_set()
+            released_before_the_answer = gate.release.is_set()
         finally:
             timer.cancel()
-            opened.set()
+            gate.release.set()
     assert not released_before_the_answer
     assert series(families, "quick") == {frozenset(): 2.0}
     for name in names:
@@ -68,27 +51,25 @@ def test_scrape_budget__slow_callbacks_are_left_out_and_counted(client, gate, ca
 
 
 def test_evaluate_many__nothing_starts_once_the_budget_ran_out(db, gate):
-    _, calls = gate
     definitions = [
-        MetricDefinition(name=f"late.{i}", source="callback", callback="test.gate")
+        MetricDefinition(name=f"late.{i}", source="callback", callback=gate.name)
         for i in range(3)
     ]
     evaluator = evaluation.Evaluator(threads=2)
     results = evaluator.evaluate_many(definitions, deadline=time.monotonic() - 1)
     assert [r.outcome for r in results] == [evaluation.Outcome.TIMEOUT] * 3
     assert all("SCRAPE_TIMEOUT" in r.error for r in results)
-    assert calls == []
+    assert gate.calls == 0
 
 
 def test_evaluate_many__a_task_waits_no_longer_than_the_budget(db, gate):
-    opened, calls = gate
     definition = MetricDefinition(
-        name="budgeted", source="callback", callback="test.gate", timeout=30
+        name="budgeted", source="callback", callback=gate.name, timeout=30
     )
     evaluator = evaluation.Evaluator(threads=1)
     (result,) = evaluator.evaluate_many([definition], deadline=time.monotonic() + 0.2)
     # The gate is still closed: the budget, not the 30 s timeout, ended the wait.
-    assert not opened.is_set()
+    assert not gate.release.is_set()
     assert result.outcome == evaluation.Outcome.TIMEOUT
     assert "SCRAPE_TIMEOUT" in result.error
 

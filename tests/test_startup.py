@@ -89,6 +89,8 @@ def test_makemigrations_finds_nothing_to_do():
     assert "No changes detected" in out.getvalue()
 
 
+# From Django 6.1 `manage.py check` runs the database checks too.
+@pytest.mark.django_db
 def test_system_checks_pass_for_the_demo():
     out = io.StringIO()
     call_command("check", stdout=out)

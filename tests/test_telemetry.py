@@ -60,6 +60,7 @@ print(json.dumps({
 
 # Row counts run on worker threads with their own connections, and a fresh
 # process reads the same definitions: commit the rows.
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_soak__edits_leave_only_the_current_instruments(client, define, orders):
     """2,000 edits, each scraped: the process ends as a fresh one would start."""

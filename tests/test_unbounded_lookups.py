@@ -9,7 +9,6 @@ import threading
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, connections
-from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteWrapper
 from django.test import Client
 from django.urls import reverse
 
@@ -18,6 +17,7 @@ from metricdemo.database import statement_timeout
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
 from metricdemo.policy import sqlite_functions
+from tests.connections import on_a_thread, sqlite_connection
 from tests.queries import all_queries
 from tests.refusals import form_data
 from tests.scraping import evaluations, parse, series
@@ -48,14 +48,6 @@ BOUNDED_FILTERS = [
     (Order, {"status__in": ["paid", "pending"], "status__iendswith": "D"}),
     (MetricDefinition, {"attributes__region": "eu"}),
 ]
-
-
-def sqlite_connection() -> SQLiteWrapper:
-    """Return an unconnected SQLite connection, whatever the suite runs on."""
-    settings_dict = connections.configure_settings(
-        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-    )["default"]
-    return SQLiteWrapper(settings_dict, alias="sqlite")
 
 
 @pytest.mark.parametrize(("model", "filters"), REGEX_FILTERS)
@@ -252,26 +244,17 @@ def test_slow_regex__never_holds_the_process(django_user_model):
 
     # The scrape stops waiting at the timeout; the database itself must also
     # stop the statement, or it would hold a connection and a thread for minutes.
-    counted = {}
+    def count():
+        with statement_timeout(connection, 1):
+            return rowquery.compute_rows([definition])
 
-    def count() -> None:
-        try:
-            with statement_timeout(connection, 1):
-                counted["found"] = rowquery.compute_rows([definition])
-        except DatabaseError as exc:
-            counted["error"] = exc
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=count)
-    thread.start()
-    thread.join(60)
-    assert not thread.is_alive()
     if ON_SQLITE:
-        (refused,) = counted["found"]
+        (refused,) = on_a_thread(count)
         assert isinstance(refused, EvaluationError) and "SQLite" in str(refused)
     else:
-        assert CUT_BY[connection.vendor] in str(counted["error"])
+        with pytest.raises(DatabaseError) as cut:
+            on_a_thread(count)
+        assert CUT_BY[connection.vendor] in str(cut.value)
 
 
 #: What the server says when its statement timeout cuts a statement.
