@@ -112,7 +112,7 @@ docs: venv
 # Take the docs' pictures of the admin again (docs/img/*.png): the browser
 # test saves them there instead of in a temporary folder.
 screenshots: venv browser
-	METRICDEMO_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/test_browser.py
+	METRICDEMO_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/integration/test_browser.py
 
 # Scrape cost against bare OpenTelemetry, SQL per scrape, memory; prints a table
 # with each target marked PASS or MISS (see docs/performance.md). With

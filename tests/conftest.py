@@ -136,3 +136,37 @@ def orders(db):
             status=status, customer=customer, created=day.replace(year=year)
         )
     return Order.objects.all()
+
+
+@pytest.fixture
+def shop(db):
+    """Customers and orders with decimals, NULLs, dates and durations, around NOW."""
+    from decimal import Decimal
+
+    from tests.aggregate_rows import NOW
+    from tests.shop.models import Customer, Order
+
+    de = Customer.objects.create(name="Anna", country="DE")
+    fr = Customer.objects.create(name="Bea", country="FR")
+    none = Customer.objects.create(name="Cid", country=None)
+    rows = [
+        # status, customer, total, quantity, minutes before NOW, shipped, handling
+        ("pending", de, "10.50", 1, 10, None, None),
+        ("pending", de, "20.25", None, 50, None, 30),
+        ("pending", fr, "5.00", 3, 90, None, None),
+        ("paid", fr, "99.99", 2, 20, dt.date(2026, 3, 10), 60),
+        ("paid", none, "0.01", None, 60 * 30, dt.date(2026, 3, 11), 90),
+        ("shipped", de, "42.00", 7, 60 * 24 * 9, dt.date(2026, 3, 1), 45),
+        ("shipped", None, "1.10", 4, 60 * 24 * 40, dt.date(2026, 1, 31), None),
+    ]
+    for status, customer, total, quantity, minutes, shipped, handling in rows:
+        Order.objects.create(
+            status=status,
+            customer=customer,
+            total=Decimal(total),
+            quantity=quantity,
+            created=NOW - dt.timedelta(minutes=minutes),
+            shipped_on=shipped,
+            handling=dt.timedelta(minutes=handling) if handling else None,
+        )
+    return Order.objects.all()

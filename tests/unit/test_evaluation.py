@@ -526,7 +526,7 @@ class RecordingCache(LocMemCache):
 def test_cache__write_stores_each_lifetime_for_its_own_time():
     RecordingCache.stored.clear()
     a, b, c = cached("a"), cached("b", cache_seconds=300), cached("c")
-    backend = "tests.test_evaluation.RecordingCache"
+    backend = "tests.unit.test_evaluation.RecordingCache"
     with override_settings(CACHES=local_cache("recording", backend)):
         shared_cache.write(
             [(d, [(1.0, {})]) for d in (a, b, c, cached("d", cache_seconds=0))]
@@ -562,7 +562,7 @@ class UnreachableCache(BaseCache):
 def test_cache__unreachable_cache_falls_back(monkeypatch, caplog, evaluator):
     monkeypatch.setattr(shared_cache, "_cache_failed", False)
     a = cached("a")
-    down = local_cache("down", "tests.test_evaluation.UnreachableCache")
+    down = local_cache("down", "tests.unit.test_evaluation.UnreachableCache")
     with caplog.at_level(logging.INFO, logger="metricdemo"):
         with override_settings(CACHES=down):
             assert shared_cache.read([a]) == {}

@@ -5,7 +5,6 @@ independently, with plain ORM calls.
 """
 
 import datetime as dt
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,31 +15,16 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from metricdemo import aggregates, rowquery
-from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
 from metricdemo.rowquery import compute_rows
 from metricdemo.validators import group_by_keys
+from tests.aggregate_rows import NOW, row_based
 from tests.shop.models import Customer, Order
 
 pytestmark = pytest.mark.django_db
 
 BERLIN = ZoneInfo("Europe/Berlin")
-# The clock of these tests: 2026-03-11 00:30 in Berlin, 23:30 UTC the day before.
-NOW = dt.datetime(2026, 3, 10, 23, 30, tzinfo=dt.UTC)
 FUNCTIONS = {"sum": Sum, "avg": Avg, "min": Min, "max": Max}
-
-
-def row_based(model="shop.Order", aggregate="count", field="", filters=None, **more):
-    """Return an unsaved row-based definition."""
-    return MetricDefinition(
-        name="x",
-        source="row_count",
-        model=model,
-        aggregate=aggregate,
-        field=field,
-        filters=filters or {},
-        **more,
-    )
 
 
 def exported(value) -> float:
@@ -67,35 +51,6 @@ def expected(queryset, aggregate: str, field: str) -> list:
     if found is None:
         return [(0.0, {})] if aggregate == "sum" else []
     return [(pytest.approx(exported(found), abs=1e-3), {})]
-
-
-@pytest.fixture
-def shop(db):
-    """Customers and orders with decimals, NULLs, dates and durations."""
-    de = Customer.objects.create(name="Anna", country="DE")
-    fr = Customer.objects.create(name="Bea", country="FR")
-    none = Customer.objects.create(name="Cid", country=None)
-    rows = [
-        # status, customer, total, quantity, minutes before NOW, shipped, handling
-        ("pending", de, "10.50", 1, 10, None, None),
-        ("pending", de, "20.25", None, 50, None, 30),
-        ("pending", fr, "5.00", 3, 90, None, None),
-        ("paid", fr, "99.99", 2, 20, dt.date(2026, 3, 10), 60),
-        ("paid", none, "0.01", None, 60 * 30, dt.date(2026, 3, 11), 90),
-        ("shipped", de, "42.00", 7, 60 * 24 * 9, dt.date(2026, 3, 1), 45),
-        ("shipped", None, "1.10", 4, 60 * 24 * 40, dt.date(2026, 1, 31), None),
-    ]
-    for status, customer, total, quantity, minutes, shipped, handling in rows:
-        Order.objects.create(
-            status=status,
-            customer=customer,
-            total=Decimal(total),
-            quantity=quantity,
-            created=NOW - dt.timedelta(minutes=minutes),
-            shipped_on=shipped,
-            handling=dt.timedelta(minutes=handling) if handling else None,
-        )
-    return Order.objects.all()
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ from metricdemo import policy, rowquery, validators
 from metricdemo.evaluation import evaluate
 from metricdemo.models import MetricDefinition
 from metricdemo.values.shared_cache import cache_key
+from tests.commands import metrics, table, write
 from tests.queries import all_queries
 from tests.refusals import form_data
 from tests.scraping import evaluations, scrape, series, value
-from tests.test_cli import metrics, table, write
 
 # Row counts run on worker threads with their own connections: commit the rows.
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from metricdemo import rowquery
 from metricdemo.rowquery import compute_rows
-from tests.test_aggregates import row_based, shop  # noqa: F401 - the fixture
+from tests.aggregate_rows import row_based
 
 pytestmark = pytest.mark.django_db
 
@@ -98,7 +98,7 @@ def comparable(result):
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_compute_rows__together_gives_what_each_gives_alone(shop, seed):  # noqa: F811
+def test_compute_rows__together_gives_what_each_gives_alone(shop, seed):
     rowquery.clear_plans()
     definitions = random_definitions(seed, 40)
     alone = [compute_rows([d])[0] for d in definitions]
@@ -116,7 +116,7 @@ def test_compute_rows__together_gives_what_each_gives_alone(shop, seed):  # noqa
     assert queries.captured_queries
 
 
-def test_compute_rows__groups_without_values_hide_no_series_of_an_average(shop):  # noqa: F811
+def test_compute_rows__groups_without_values_hide_no_series_of_an_average(shop):
     """5 groups have a quantity and 1 has none: with max series 3, an error.
 
     Reading max series + 1 groups, where one of them has no value, would

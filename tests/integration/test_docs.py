@@ -374,7 +374,7 @@ def test_docs__settings_page_names_every_setting():
 
 
 def test_docs__install_steps_are_the_readmes():
-    """The docs' copy of the install steps is the one tests/test_package.py runs."""
+    """The docs' install steps are the README's, which test_package.py runs."""
     section = "## Adding metricdemo to an existing project"
 
     def steps(page: Path) -> list[str]:

@@ -2,7 +2,6 @@
 
 import io
 import json
-import re
 import subprocess
 import sys
 
@@ -13,29 +12,11 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from metricdemo.models import ChangeStamp, MetricDefinition
+from tests.commands import metrics, table, write
 from tests.processes import ROOT, django_env
 from tests.refusals import EXISTING, REFUSALS, Refusal
 
 pytestmark = pytest.mark.django_db
-
-
-def metrics(*args: str) -> str:
-    """Run `manage.py metrics ARGS` in this process and return what it printed."""
-    out = io.StringIO()
-    call_command("metrics", *args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
-
-
-def table(text: str) -> list[list[str]]:
-    """Split a printed table into rows of cells (columns are 2+ spaces apart)."""
-    return [re.split(r"\s{2,}", line.strip()) for line in text.splitlines() if line]
-
-
-def write(tmp_path, document) -> str:
-    """Write a document as an export file and return its path."""
-    path = tmp_path / "definitions.json"
-    path.write_text(json.dumps(document) if not isinstance(document, str) else document)
-    return str(path)
 
 
 def demo_definitions(define, callback) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "metricdemo"
+PACKAGE = Path(__file__).resolve().parents[2] / "metricdemo"
 
 #: The app's modules from low to high. A module may import only modules of a
 #: lower layer. A package's modules are listed by dotted name where they have
