@@ -33,6 +33,17 @@ MATRIX: dict[str, tuple[str, ...]] = {
 #: which serves its families next to the definitions, proves it works.
 DJANGO_PROMETHEUS_DECLARES = ("5.2", "6.0")
 
+#: A cell the caller runs itself, as `PYTHON/DJANGO` (for example 3.11/5.2):
+#: `make test-all` runs the whole suite in its own virtualenv, on that very
+#: Python and Django, with every service, right after the matrix.
+RUN_BY_CALLER = os.environ.get("METRICDEMO_MATRIX_DONE", "")
+CELLS = [
+    (python, django)
+    for python, releases in MATRIX.items()
+    for django in releases
+    if f"{python}/{django}" != RUN_BY_CALLER
+]
+
 nox.options.sessions = ["tests", "lowest", "injection"]
 # A missing interpreter fails the run rather than skipping its cells.
 nox.options.error_on_missing_interpreters = True
@@ -108,7 +119,7 @@ def run_suite(session: nox.Session, *paths: str) -> None:
 @nox.session
 @nox.parametrize(
     ("python", "django"),
-    [(python, django) for python, releases in MATRIX.items() for django in releases],
+    CELLS,
 )
 def tests(session: nox.Session, django: str) -> None:
     """Run the suite on one Python and one Django feature release."""
