@@ -151,4 +151,6 @@ def injection(session: nox.Session) -> None:
     """Prove on a vulnerable Django that filter keys cannot write SQL."""
     session.install("-e", ".[test,demo]")
     session.install("--no-deps", VULNERABLE_DJANGO)
-    run_suite(session, "tests/integration/test_injection.py")
+    run_suite(
+        session, "tests/integration/test_injection.py", "tests/unit/test_lookups.py"
+    )

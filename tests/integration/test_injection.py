@@ -17,7 +17,6 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.urls import reverse
 
-from metricdemo import lookups
 from metricdemo.evaluation import evaluate
 from metricdemo.models import MetricDefinition
 from tests.refusals import form_data
@@ -38,22 +37,6 @@ def attack(guess: str, key: str = "_connector") -> dict[str, object]:
     }
 
 
-#: Keys that name no field, or a field and then no lookup Django has.
-UNPARSED_KEYS = [
-    "_connector",
-    "_negated",
-    "status___connector",
-    "customer___negated",
-    "status__nope",
-    "status__",
-    "__status",
-    "status__exact__exact",
-    "customer__country__in__x",
-    "total) OR 1=1 --",
-    "",
-]
-
-
 @pytest.fixture
 def root(django_user_model):
     """Return the superuser whose password hash the attack guesses at."""
@@ -63,52 +46,6 @@ def root(django_user_model):
 def right(root) -> str:
     """Return a right guess: the algorithm that starts root's password hash."""
     return root.password.split("$", 1)[0] + "$"
-
-
-@pytest.mark.parametrize("key", UNPARSED_KEYS)
-def test_parse__refuses_keys_that_name_no_field_and_lookup(key):
-    from tests.shop.models import Order
-
-    with pytest.raises(lookups.LookupParseError) as caught:
-        lookups.parse(Order, key)
-    assert repr(key) in str(caught.value)
-
-
-@pytest.mark.parametrize(
-    ("key", "path", "transforms", "lookup"),
-    [
-        ("status", "status", (), "exact"),
-        ("status__in", "status", (), "in"),
-        ("pk", "id", (), "exact"),
-        ("customer", "customer", (), "exact"),
-        ("customer__country__iexact", "customer__country", (), "iexact"),
-        ("customer__country__isnull", "customer__country", (), "isnull"),
-        ("created__date__gte", "created", ("date",), "gte"),
-        ("created__year", "created", ("year",), "exact"),
-        ("created__year__lt", "created", ("year",), "lt"),
-        ("customer__order__total__gt", "customer__order__total", (), "gt"),
-    ],
-)
-def test_parse__names_the_field_path_transforms_and_lookup(
-    key, path, transforms, lookup
-):
-    from tests.shop.models import Order
-
-    parsed = lookups.parse(Order, key)
-    assert (parsed.path, parsed.transforms, parsed.lookup) == (
-        path,
-        transforms,
-        lookup,
-    )
-
-
-def test_parse__json_keys_are_transforms_of_the_json_field():
-    parsed = lookups.parse(MetricDefinition, "attributes__region__startswith")
-    assert (parsed.path, parsed.transforms, parsed.lookup) == (
-        "attributes",
-        ("region",),
-        "startswith",
-    )
 
 
 @pytest.mark.django_db
