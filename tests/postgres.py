@@ -6,6 +6,7 @@ import glob
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -39,6 +40,7 @@ class Cluster:
         self.directory = Path(tempfile.mkdtemp(prefix="metricdemo-pg-"))
         self.data = self.directory / "pgdata"
         self.port = free_port()
+        self._paused = False
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres")
         self._as_postgres(
@@ -79,8 +81,40 @@ class Cluster:
         """Stop the server at once, dropping its connections."""
         self._as_postgres("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
 
+    def pause(self) -> None:
+        """Stop every process of the server with SIGSTOP: it hangs, it does not refuse.
+
+        The kernel still accepts connections and data for it, so clients wait
+        instead of failing.
+        """
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+        self._paused = True
+
+    def resume(self) -> None:
+        """Let a paused server run again (SIGCONT)."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+        self._paused = False
+
+    def _processes(self) -> list[int]:
+        """Return the postmaster's pid, then its children's (each its own session)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # The parent's pid is the second field after the parenthesised name.
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
     def destroy(self) -> None:
         """Stop the server if it runs and remove its files."""
+        if self._paused:
+            self.resume()
         status = subprocess.run(
             [str(self.bin / "pg_ctl"), "-D", str(self.data), "status"],
             capture_output=True,

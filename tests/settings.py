@@ -46,6 +46,9 @@ if os.environ.get("METRICDEMO_TEST_CACHE_DIR"):
 # Tests refresh scheduled definitions by calling the refresher themselves; a
 # server a test starts turns it on with METRICDEMO_REFRESH=1.
 METRICDEMO = {**METRICDEMO, "REFRESH": False}
+if os.environ.get("METRICDEMO_TEST_SCRAPE_TIMEOUT"):
+    # A server a test starts with a short budget, to see it hold.
+    METRICDEMO["SCRAPE_TIMEOUT"] = float(os.environ["METRICDEMO_TEST_SCRAPE_TIMEOUT"])
 
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
