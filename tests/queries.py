@@ -10,16 +10,18 @@ from django.db import connections
 from django.db.backends.signals import connection_created
 
 from metricdemo.evaluation import get_evaluator
+from metricdemo.outages import services
 
 
 @contextmanager
 def all_queries() -> Iterator[list[str]]:
     """Yield a list that fills with every statement run until the block ends.
 
-    Evaluations run on worker threads with their own connections, which
-    CaptureQueriesContext (one connection) cannot see; this wraps the
-    connections of this thread and of every evaluation thread, as they are,
-    so that what is counted is what a steady scrape runs.
+    Evaluations, and the scrape's own reads (metricdemo.outages), run on
+    threads with their own connections, which CaptureQueriesContext (one
+    connection) cannot see; this wraps the connections of this thread and of
+    every such thread, as they are, so that what is counted is what a steady
+    scrape runs.
     """
     statements: list[str] = []
     wrapped: list = []
@@ -43,6 +45,7 @@ def all_queries() -> Iterator[list[str]]:
     evaluator = get_evaluator()
     wrap_this_thread()
     evaluator.on_each_worker(wrap_this_thread)
+    services().on_each_thread(wrap_this_thread)
     connection_created.connect(wrap_new)
     try:
         yield statements

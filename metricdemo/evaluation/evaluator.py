@@ -21,7 +21,7 @@ from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.translation import gettext as _
 
-from metricdemo import routing, sources
+from metricdemo import outages, routing, sources
 from metricdemo.conf import app_settings
 from metricdemo.database import (
     idle_seconds,
@@ -121,7 +121,7 @@ class Evaluator:
         results: list[Evaluation | None] = [None] * len(definitions)
         # Values computed elsewhere are checked as fresh ones are: the kind
         # may have changed since (a gauge made a counter keeps its value).
-        for i, served in scheduled.serve(definitions).items():
+        for i, served in scheduled.serve(definitions, deadline).items():
             results[i] = _checked(
                 definitions[i],
                 Evaluation(
@@ -133,7 +133,7 @@ class Evaluator:
                     served.computed_at,
                 ),
             )
-        for i, observations in shared_cache.read(definitions).items():
+        for i, observations in shared_cache.read(definitions, deadline).items():
             if results[i] is None:
                 results[i] = _checked(
                     definitions[i],
@@ -148,7 +148,8 @@ class Evaluator:
                 (definitions[i], result.observations)
                 for i, result in zip(todo, fresh, strict=True)
                 if result.outcome == Outcome.SUCCESS
-            ]
+            ],
+            deadline,
         )
         return results  # type: ignore[return-value]
 
@@ -170,6 +171,7 @@ class Evaluator:
         batches: dict[tuple[str, float, int | None], list[int]] = {}
         tasks: list[tuple[list[int], float]] = []
         aliases: dict[str, str] = {}  # each model's read database, found once
+        silent = outages.services().unanswered()
         for i, definition in enumerate(definitions):
             source = sources.SOURCES.get(definition.source)
             if source is None or not source.blocking:
@@ -182,6 +184,13 @@ class Evaluator:
                     error=_("The previous evaluation is still running."),
                 )
                 continue
+            if source.batchable and silent:
+                alias = aliases.get(definition.model)
+                if alias is None:
+                    alias = aliases[definition.model] = definition_database(definition)
+                if outages.database(alias) in silent:
+                    results[i] = self._unanswered(definition, outages.database(alias))
+                    continue
             seconds = timeout if timeout is not None else timeout_of(definition)
             if source.batchable and not self._isolation.runs_alone(
                 definition_key(definition)
@@ -292,6 +301,25 @@ class Evaluator:
             self._kept_values.remember(
                 definition_key(definition), fingerprint(definition), result.observations
             )
+
+    def _unanswered(self, definition: MetricDefinition, service: str) -> Evaluation:
+        """Return the last good value of a row count whose database does not answer."""
+        error = outages.silent(service)
+        found = None
+        if definition.pk is not None:
+            found = self._kept_values.get(
+                definition_key(definition), fingerprint(definition)
+            )
+        if found is None:
+            return Evaluation(definition.name, Outcome.ERROR, error=error)
+        observations, computed_at = found
+        return Evaluation(
+            definition.name,
+            Outcome.KEPT,
+            observations,
+            error=error + " " + _("Its last good value is served."),
+            computed_at=computed_at,
+        )
 
     def _kept(self, definition: MetricDefinition) -> Evaluation | None:
         """Return the last good value of a suspect batch member, or None."""

@@ -12,8 +12,7 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics.export import MetricsData
 
-from metricdemo import evaluation, naming, scheduler, sources
-from metricdemo.database import savepoint_if_in_transaction
+from metricdemo import evaluation, naming, outages, scheduler, sources
 from metricdemo.evaluation import Outcome
 from metricdemo.models import ChangeStamp, Kind, MetricDefinition
 from metricdemo.telemetry.provider import DefinitionsProvider, InstrumentKey
@@ -88,7 +87,7 @@ class DefinitionInstruments:
             if frozenset(self._served) != self._judged_against:
                 # A family appeared that a definition may clash with: judge again.
                 self._token = None
-            self.refresh()
+            self.refresh(deadline)
             for name, problem in (*self._left_out.items(), *self._failed.items()):
                 self._record(
                     name, evaluation.Evaluation(name, Outcome.ERROR, error=problem)
@@ -112,31 +111,44 @@ class DefinitionInstruments:
         """Export nothing from definitions until the next successful preparation."""
         self._observations = {}
 
-    def refresh(self) -> None:
-        """Reload the enabled definitions when the change stamp moved."""
+    def refresh(self, deadline: float | None = None) -> None:
+        """Reload the enabled definitions when the change stamp moved.
+
+        The database is not waited on past `deadline` (a time.monotonic()
+        value), nor at all while an earlier check is left unanswered.
+        """
         using = router.db_for_read(MetricDefinition)
+
+        def read() -> tuple[str, list[MetricDefinition] | None]:
+            token = ChangeStamp.current(using)
+            if token == self._token:
+                return token, None
+            enabled = MetricDefinition.objects.using(using).filter(enabled=True)
+            return token, list(enabled)
+
         try:
-            with savepoint_if_in_transaction(using):
-                token = ChangeStamp.current(using)
-                if token == self._token:
-                    self._self_metrics.count_load("unchanged")
-                    return
-                rows = list(MetricDefinition.objects.using(using).filter(enabled=True))
-        except DatabaseError as exc:
-            # The database is down, locked, or not migrated yet: keep exporting
-            # the definitions loaded last (none before the first load) and try
-            # again on the next collection.
+            token, rows = outages.read_database(using, read, deadline)
+        except (DatabaseError, outages.Unanswered) as exc:
+            # The database is down, locked, not answering, or not migrated yet:
+            # keep exporting the definitions loaded last (none before the first
+            # load) and try again on the next collection.
             self._self_metrics.count_load("error")
-            self._token = None
-            message = str(exc)
-            if self._load_failure != message:
-                self._load_failure = message
+            if isinstance(exc, DatabaseError):
+                self._token = None
+            # Logged once while the same service stays silent, or the same
+            # error recurs.
+            failure = getattr(exc, "service", None) or str(exc)
+            if self._load_failure != failure:
+                self._load_failure = failure
                 logger.warning(
                     "Cannot load the metric definitions (is the database up and "
                     "migrated?); exporting the %d loaded before: %s",
                     len(self._active),
-                    message,
+                    exc,
                 )
+            return
+        if rows is None:
+            self._self_metrics.count_load("unchanged")
             return
         self._self_metrics.count_load("reloaded")
         if self._load_failure is not None:

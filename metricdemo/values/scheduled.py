@@ -22,8 +22,7 @@ from django.db.models import Case, DateTimeField, F, Q, TextField, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from metricdemo import validators
-from metricdemo.database import savepoint_if_in_transaction
+from metricdemo import outages, validators
 from metricdemo.models import MetricDefinition, ScheduledValue
 from metricdemo.observations import Observations, describe
 from metricdemo.values.fingerprint import fingerprint
@@ -79,22 +78,29 @@ class Served:
     computed_at: float | None = None
 
 
-def serve(definitions: Sequence[MetricDefinition]) -> dict[int, Served]:
+def serve(
+    definitions: Sequence[MetricDefinition], deadline: float | None = None
+) -> dict[int, Served]:
     """Return {index: Served} for the scheduled definitions; one query.
 
     A scrape never evaluates them: it serves what the last background refresh
-    stored, unless that is older than STALE_INTERVALS intervals.
+    stored, unless that is older than STALE_INTERVALS intervals. The table is
+    not waited on past `deadline` (a time.monotonic() value), nor at all while
+    an earlier read of its database is left unanswered.
     """
     scheduled = [i for i, d in enumerate(definitions) if _interval(d)]
     if not scheduled:
         return {}
     alias = router.db_for_read(ScheduledValue)
     try:
-        with savepoint_if_in_transaction(alias):
-            found = read([definitions[i] for i in scheduled], using=alias)
-    except DatabaseError as exc:
+        found = outages.read_database(
+            alias,
+            lambda: read([definitions[i] for i in scheduled], using=alias),
+            deadline,
+        )
+    except (DatabaseError, outages.Unanswered) as exc:
         error = _("The stored values cannot be read: %(error)s") % {
-            "error": describe(exc)
+            "error": exc if isinstance(exc, outages.Unanswered) else describe(exc)
         }
         return {i: Served(ERROR, error=error) for i in scheduled}
     now = time.time()

@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("sources",),
     ("models",),
     ("signals", "serialization", "workers", "values.fingerprint", "values.kept"),
+    ("outages",),
     ("values.shared_cache", "values.scheduled"),
     ("values",),
     ("evaluation.outcomes",),
