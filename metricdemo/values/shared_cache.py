@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.cache import caches
 
+from metricdemo import outages
 from metricdemo.conf import app_settings
 from metricdemo.models import MetricDefinition
 from metricdemo.observations import Observations
@@ -21,10 +22,13 @@ def cache_key(definition: MetricDefinition) -> str:
     return f"metricdemo:value:{fingerprint(definition)}"
 
 
-def read(definitions: Sequence[MetricDefinition]) -> dict[int, Observations]:
+def read(
+    definitions: Sequence[MetricDefinition], deadline: float | None = None
+) -> dict[int, Observations]:
     """Return the cached observations of the definitions that cache, by index.
 
-    Logs, once, that the cache cannot be used, and that it works again.
+    Waits for the cache no longer than `deadline` (see outages). Logs, once,
+    that the cache cannot be used, and that it works again.
     """
     keys = {
         i: cache_key(d)
@@ -33,7 +37,7 @@ def read(definitions: Sequence[MetricDefinition]) -> dict[int, Observations]:
     }
     if not keys:
         return {}
-    found = _cache_call(lambda cache: cache.get_many(list(keys.values())), {})
+    found = _cache_call(lambda cache: cache.get_many(list(keys.values())), {}, deadline)
     return {
         i: [(value, dict(attrs)) for value, attrs in found[key]]
         for i, key in keys.items()
@@ -41,10 +45,14 @@ def read(definitions: Sequence[MetricDefinition]) -> dict[int, Observations]:
     }
 
 
-def write(values: Iterable[tuple[MetricDefinition, Observations]]) -> None:
+def write(
+    values: Iterable[tuple[MetricDefinition, Observations]],
+    deadline: float | None = None,
+) -> None:
     """Store fresh observations of the definitions that cache, each for its time.
 
-    Logs, once, that the cache cannot be used, and that it works again.
+    Waits for the cache no longer than `deadline` (see outages). Logs, once,
+    that the cache cannot be used, and that it works again.
     """
     by_lifetime: dict[int, dict[str, Observations]] = {}
     for definition, observations in values:
@@ -53,18 +61,40 @@ def write(values: Iterable[tuple[MetricDefinition, Observations]]) -> None:
             by_lifetime.setdefault(seconds, {})[cache_key(definition)] = observations
     for seconds, entries in by_lifetime.items():
         _cache_call(
-            lambda cache, v=entries, s=seconds: cache.set_many(v, timeout=s), None
+            lambda cache, v=entries, s=seconds: cache.set_many(v, timeout=s),
+            None,
+            deadline,
         )
 
+
+#: Cache backends in this process, which cannot leave a scrape waiting.
+IN_PROCESS = frozenset(
+    {
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.dummy.DummyCache",
+    }
+)
 
 _cache_failed = False
 
 
-def _cache_call(call: Callable[[Any], Any], fallback: Any) -> Any:
+def _cache_call(
+    call: Callable[[Any], Any], fallback: Any, deadline: float | None
+) -> Any:
     # An unreachable cache must not fail the scrape: evaluate instead.
     global _cache_failed
+    alias = app_settings.CACHE
     try:
-        result = call(caches[app_settings.CACHE])
+        if caches.settings[alias]["BACKEND"] in IN_PROCESS:
+            result = call(caches[alias])
+        else:
+            # A cache server that does not answer is left behind (and logged
+            # once by outages); the scrape evaluates instead.
+            result = outages.services().call(
+                outages.cache(alias), lambda: call(caches[alias]), deadline
+            )
+    except outages.Unanswered:
+        return fallback
     except Exception as exc:  # noqa: BLE001
         if not _cache_failed:
             logger.warning(
