@@ -5,6 +5,7 @@ import ipaddress
 from functools import lru_cache
 
 from django.contrib.auth.decorators import login_not_required
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -21,6 +22,9 @@ from metricdemo.telemetry import get_telemetry
 @login_not_required
 @never_cache
 @require_safe
+# A scrape only reads, and its reads must not run inside a request transaction
+# (ATOMIC_REQUESTS): there they would wait on the database in this thread.
+@transaction.non_atomic_requests
 def metrics(request: HttpRequest) -> HttpResponse:
     """Return every metric of the registry, OpenMetrics if the Accept header asks."""
     refusal = refuse(request)
