@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from bench import routers
 from bench.shop import models as shop
-from metricdemo import evaluation
+from metricdemo import evaluation, outages
 from metricdemo.models import MetricDefinition
 
 #: The models row counts spread over, in the order definitions are made.
@@ -91,9 +91,10 @@ def throwaway_databases(aliases: list[str]) -> Iterator[None]:
 
 
 def close_worker_connections() -> None:
-    """Close the connections the app's evaluation threads keep open."""
+    """Close the connections the app's evaluation and service threads keep open."""
     # A database cannot be dropped while they do.
     evaluation.get_evaluator().close_connections()
+    outages.services().close_connections()
 
 
 def fill_shop(rows_per_model: int) -> None:

@@ -117,6 +117,10 @@ class Services:
         for pool in pools:
             pool.broadcast(fn)
 
+    def close_connections(self) -> None:
+        """Close the database connections the idle service threads hold."""
+        self.on_each_thread(connections.close_all)
+
     def _answered(self, service: str, future: Future) -> None:
         with self._lock:
             if self._left_behind.get(service) is not future:

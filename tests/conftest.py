@@ -44,11 +44,13 @@ def _close_evaluation_connections(django_db_setup, django_db_blocker):
     """
     yield
     from metricdemo.evaluation import get_evaluator
+    from metricdemo.outages import services
     from metricdemo.scheduler import stop_refresher
 
     with django_db_blocker.unblock():
         stop_refresher()
         get_evaluator().close_connections()
+        services().close_connections()
         # Evaluators that tests made for themselves may still hold a session;
         # end those on PostgreSQL so that the test database can be dropped.
         if connection.vendor == "postgresql":
