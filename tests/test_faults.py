@@ -20,8 +20,11 @@ import pytest
 from django.db import connection, connections
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from metricdemo.models import MetricDefinition, ScheduledValue
+from metricdemo.values import scheduled
+from metricdemo.values.fingerprint import fingerprint
 from tests.postgres import Cluster, needs_cluster
 from tests.processes import django_env, free_port, run_django, wait_until
 from tests.scraping import evaluations, parse, scrape, series, value
@@ -116,10 +119,17 @@ def test_a_locked_table_costs_at_most_the_budget(
         callback="test.one",
         refresh_interval=60,
     )
-    ScheduledValue.objects.create(definition_id=stored.pk)
+    ScheduledValue.objects.create(
+        definition_id=stored.pk,
+        fingerprint=fingerprint(stored, leave_out=scheduled.NOT_IN_FINGERPRINT),
+        observations="[[3.0, {}]]",
+        computed_at=timezone.now(),
+        outcome="success",
+    )
     families, _ = timed_scrape(client)
     assert value(families, "faults_constant") == 7.0
     assert value(families, "faults_customers") == 1.0
+    assert value(families, "faults_stored") == 3.0
 
     with table_locked(table):
         families, seconds = timed_scrape(client)
@@ -128,9 +138,14 @@ def test_a_locked_table_costs_at_most_the_budget(
         assert value(families, "faults_constant") == 7.0
         assert value(families, "faults_customers") == 1.0
         assert value(families, "metricdemo_definitions_active") == 3.0
+        # A scheduled value is served as this process read it last, marked.
+        assert value(families, "faults_stored") == 3.0
         families, seconds = timed_scrape(client)
         assert seconds < BUDGET + MARGIN, seconds
         assert value(families, "faults_constant") == 7.0
+        assert value(families, "faults_stored") == 3.0
+    if table == "metricdemo_scheduledvalue" and connection.vendor != "sqlite":
+        assert evaluations(families, "faults.stored")["kept"] == 2.0
 
     # With the lock gone, the next scrapes read the table again.
     MetricDefinition.objects.filter(name="faults.constant").update(value=8)

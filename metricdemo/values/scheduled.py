@@ -60,11 +60,13 @@ class Stored:
 
 #: What a scrape serves for a scheduled definition, by the outcome names it is
 #: exported under: the value a background refresh computed, none yet, one
-#: refreshed too long ago, or none because the table cannot be read.
+#: refreshed too long ago, none because the table cannot be read, or the value
+#: this process read last because the table cannot be read now.
 STORED = "stored"
 PENDING = "pending"
 STALE = "stale"
 ERROR = "error"
+KEPT = "kept"
 
 
 @dataclass(frozen=True)
@@ -102,11 +104,40 @@ def serve(
         error = _("The stored values cannot be read: %(error)s") % {
             "error": exc if isinstance(exc, outages.Unanswered) else describe(exc)
         }
-        return {i: Served(ERROR, error=error) for i in scheduled}
+        return {i: _last_read(definitions[i], error) for i in scheduled}
     now = time.time()
+    for n, i in enumerate(scheduled):
+        stored = found.get(n)
+        if stored is not None and stored.observations is not None:
+            _read_last[definitions[i].pk] = (definitions[i], stored)
     return {
         i: _served(definitions[i], found.get(n), now) for n, i in enumerate(scheduled)
     }
+
+
+#: {definition id: (the definition as read, what was stored for it)}: the
+#: value this process read last, served while the table cannot be read.
+_read_last: dict[int, tuple[MetricDefinition, Stored]] = {}
+
+
+def _last_read(definition: MetricDefinition, error: str) -> Served:
+    """Serve the value read last while the table cannot be read, unless it is stale."""
+    found = _read_last.get(definition.pk)
+    # Compared only here, so that a scrape that reads the table hashes nothing.
+    if found is None or fingerprint(
+        found[0], leave_out=NOT_IN_FINGERPRINT
+    ) != fingerprint(definition, leave_out=NOT_IN_FINGERPRINT):
+        return Served(ERROR, error=error)
+    served = _served(definition, found[1], time.time())
+    if served.outcome != STORED:
+        return Served(ERROR, error=error)
+    return Served(
+        KEPT,
+        served.observations,
+        error=error + " " + _("The value read last is served."),
+        seconds=served.seconds,
+        computed_at=served.computed_at,
+    )
 
 
 def _served(definition: MetricDefinition, stored: Stored | None, now: float) -> Served:
