@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from django.core import checks
 from django.test import override_settings
 
 from metricdemo import evaluation
@@ -40,6 +41,15 @@ def test_slow_evaluation__a_quarter_of_the_budget_unless_set():
         assert slow.slow_seconds() == 2.0
     with override_settings(METRICDEMO={"SCRAPE_TIMEOUT": 8, "SLOW_EVALUATION": 0.5}):
         assert slow.slow_seconds() == 0.5
+
+
+@pytest.mark.parametrize("setting", [0, -1, "1", True])
+def test_check_settings__slow_evaluation_must_be_seconds(setting):
+    with override_settings(METRICDEMO={"SLOW_EVALUATION": setting}):
+        found = checks.run_checks(tags=["metricdemo"])
+        assert slow.slow_seconds() == 2.0  # the default stands meanwhile
+    (error,) = [m for m in found if m.id == "metricdemo.E033"]
+    assert "SLOW_EVALUATION" in error.msg
 
 
 def test_a_slow_callback_is_waited_for_once_then_served_kept(

@@ -32,8 +32,10 @@ BUDGET_SHARE = 0.25
 def slow_seconds() -> float:
     """Return the seconds after which an evaluation is slow."""
     configured = app_settings.SLOW_EVALUATION
-    if configured is not None:
-        return float(configured)
+    # A value that is no number is a system-check error (metricdemo.E033).
+    if isinstance(configured, int | float) and not isinstance(configured, bool):
+        if configured > 0:
+            return float(configured)
     budget = validators.scrape_budget()
     if budget is None:
         return float(app_settings.TIMEOUT) * BUDGET_SHARE
