@@ -28,12 +28,12 @@ MODELS = [
 ]
 
 
-def create_counts(count: int) -> None:
+def create_counts(count: int, prefix: str = "counts", shapes=MODELS) -> None:
     definitions = []
     for i in range(count):
-        model, filters, group_by = MODELS[i % len(MODELS)]
+        model, filters, group_by = shapes[i % len(shapes)]
         definition = MetricDefinition(
-            name=f"counts.n{i}",
+            name=f"{prefix}.n{i}",
             source="row_count",
             model=model,
             filters=filters,

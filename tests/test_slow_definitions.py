@@ -11,9 +11,9 @@ from django.test import override_settings
 
 from metricdemo import evaluation
 from metricdemo.evaluation import Outcome, slow
-from metricdemo.models import MetricDefinition
 from tests.processes import wait_until
 from tests.scraping import evaluations, scrape, value
+from tests.test_batching import MODELS, create_counts
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,6 +111,28 @@ def test_a_callback_that_timed_out_serves_the_value_it_found_late(define, sleepe
     assert len(calls) == 1
 
 
+def test_a_callback_that_fails_slowly_is_not_waited_for_again(define, callback):
+    calls = []
+
+    def fails_slowly() -> int:
+        calls.append(1)
+        time.sleep(0.3)
+        raise RuntimeError("upstream down")
+
+    callback("test.fails_slowly", fails_slowly)
+    definition = define(
+        name="slow.failing", source="callback", callback="test.fails_slowly"
+    )
+    evaluator = evaluation.Evaluator(threads=2)
+    with override_settings(METRICDEMO={"SLOW_EVALUATION": 0.1}):
+        (first,) = evaluator.evaluate_many([definition])
+        (second,) = evaluator.evaluate_many([definition])
+    assert first.outcome == Outcome.ERROR
+    assert second.outcome == Outcome.ERROR
+    assert "refresh_interval" in second.error and "upstream down" in second.error
+    assert len(calls) == 1
+
+
 def test_an_edited_slow_definition_is_evaluated_again(define, sleeper):
     delay, calls = sleeper
     delay[0] = 0.3
@@ -142,32 +164,13 @@ def test_the_admin_says_a_slow_definition_is_refreshed_in_the_background(
     assert "refresh_interval" in text
 
 
-def create_row_counts(count: int) -> None:
-    from tests.test_batching import MODELS
-
-    # Every one exports a series (the tests have no users to group).
-    shapes = [shape for shape in MODELS if shape[0] != "auth.User"]
-    definitions = []
-    for i in range(count):
-        model, filters, group_by = shapes[i % len(shapes)]
-        definition = MetricDefinition(
-            name=f"many.n{i}",
-            source="row_count",
-            model=model,
-            filters=filters,
-            group_by=group_by,
-        )
-        definition.full_clean()
-        definitions.append(definition)
-    MetricDefinition.objects.bulk_create(definitions, batch_size=500)
-
-
 def test_every_one_of_thousands_of_row_counts_is_served_within_a_few_scrapes(
     client, orders
 ):
     """A batch too large for the timeout is split, and no count is left out for long."""
     count = 3000
-    create_row_counts(count)
+    # Every one exports a series (the tests have no users to group).
+    create_counts(count, "many", [m for m in MODELS if m[0] != "auth.User"])
     names = {f"many_n{i}" for i in range(count)}
     served: set[str] = set()
     # A timeout that one statement of counts meets but the whole batch does not.

@@ -216,8 +216,9 @@ class Evaluator:
             tasks.extend((part, key[1]) for part in _statements(definitions, indices))
         # What the budget left out last time goes first, so that a site too
         # large for one scrape is served in full over a few.
-        missed = set(self._missed)
-        self._missed.difference_update(definition_key(d) for d in definitions)
+        with self._lock:
+            missed = set(self._missed)
+            self._missed.difference_update(definition_key(d) for d in definitions)
         tasks.sort(
             key=lambda task: (
                 not any(definition_key(definitions[i]) in missed for i in task[0])
@@ -360,16 +361,15 @@ class Evaluator:
         starts first next time.
         """
         if definition.pk is not None:
-            self._missed.add(definition_key(definition))
+            with self._lock:
+                self._missed.add(definition_key(definition))
         result = out_of_budget(definition, waited)
         return self._last_good(definition, result.error) or result
 
     def is_slow(self, definition: MetricDefinition) -> bool:
         """Return whether this process refreshes `definition` in the background."""
-        return (
-            self._slow.reason(definition_key(definition), fingerprint(definition))
-            is not None
-        )
+        key, version = definition_key(definition), fingerprint(definition)
+        return self._slow.get(key, version) is not None
 
     def _note_slowness(
         self,
@@ -383,11 +383,14 @@ class Evaluator:
             return
         key = definition_key(definition)
         timed_out = result.outcome == Outcome.TIMEOUT and wait >= seconds
+        # An error after a long wait is slow too: a statement the database
+        # cut at the timeout fails rather than times out.
         if timed_out or (
-            result.outcome == Outcome.SUCCESS and result.seconds > slow.slow_seconds()
+            result.outcome in (Outcome.SUCCESS, Outcome.ERROR)
+            and result.seconds > slow.slow_seconds()
         ):
-            why = slow.reason(seconds if timed_out else result.seconds, timed_out)
-            self._slow.mark(key, fingerprint(definition), why)
+            why = _slowness(result, seconds if timed_out else result.seconds)
+            self._slow.mark(key, fingerprint(definition), why, result.outcome)
             logger.info("Metric %s: %s", definition.name, why)
 
     def _serve_slow(self, definition: MetricDefinition) -> Evaluation | None:
@@ -398,15 +401,19 @@ class Evaluator:
         if not slow.may_be_slow(definition):
             return None
         key, version = definition_key(definition), fingerprint(definition)
-        why = self._slow.reason(key, version)
-        if why is None:
+        found = self._slow.get(key, version)
+        if found is None:
             return None
+        why, outcome = found
         # An evaluation that timed out and still runs is its refresh: its
         # value is kept when it ends.
         if not self._is_running(definition) and self._slow.take_refresh(key):
             self._refresh_slow(definition, key, version)
+        # With no good value yet, it counts as a timeout, or as the error
+        # its last evaluation ended with.
+        failed = Outcome.ERROR if outcome == Outcome.ERROR else Outcome.TIMEOUT
         return self._last_good(definition, why) or Evaluation(
-            definition.name, Outcome.TIMEOUT, error=why
+            definition.name, failed, error=why
         )
 
     def _refresh_slow(
@@ -424,8 +431,8 @@ class Evaluator:
             if result.outcome == Outcome.SUCCESS:
                 self._remember(definition, result)
             if result.seconds > slow.slow_seconds():
-                why = slow.reason(result.seconds, timed_out=False)
-            self._slow.refreshed(key, version, why)
+                why = _slowness(result, result.seconds)
+            self._slow.refreshed(key, version, why, result.outcome)
 
         with self._lock:
             if self._refreshing is None:
@@ -543,6 +550,12 @@ def definition_database(definition: MetricDefinition) -> str:
         except LookupError:
             pass
     return router.db_for_read(type(definition))
+
+
+def _slowness(result: Evaluation, seconds: float) -> str:
+    """Return why `result` makes its definition slow."""
+    failure = result.error if result.outcome == Outcome.ERROR else ""
+    return slow.reason(seconds, result.outcome == Outcome.TIMEOUT, failure)
 
 
 def _await(

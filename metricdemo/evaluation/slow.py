@@ -49,19 +49,25 @@ def may_be_slow(definition: MetricDefinition) -> bool:
     )
 
 
-def reason(seconds: float, timed_out: bool) -> str:
-    """Return what the admin and the log say about a definition found slow."""
+def reason(seconds: float, timed_out: bool, failure: str = "") -> str:
+    """Return what the admin and the log say about a definition found slow.
+
+    `failure` is the error of an evaluation that failed slowly, if it did.
+    """
     took = (
         _("timed out after %(seconds)g s") % {"seconds": round(seconds, 2)}
         if timed_out
         else _("took %(seconds)g s") % {"seconds": round(seconds, 2)}
     )
-    return _(
+    text = _(
         "Slow: its evaluation %(took)s, more than METRICDEMO['SLOW_EVALUATION'] "
         "(%(limit)g s). This process serves its last good value and refreshes it "
         "in the background; set its refresh_interval to refresh it on a schedule "
         "shared by every process."
     ) % {"took": took, "limit": round(slow_seconds(), 2)}
+    if failure:
+        text += " " + _("It failed: %(error)s") % {"error": failure}
+    return text
 
 
 class SlowDefinitions:
@@ -69,23 +75,23 @@ class SlowDefinitions:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        #: {key: (version, reason)} of the slow definitions.
-        self._slow: dict[Any, tuple[Any, str]] = {}
+        #: {key: (version, reason, outcome of the evaluation found slow)}.
+        self._slow: dict[Any, tuple[Any, str, str]] = {}
         #: {key: time.monotonic() when it was last evaluated}.
         self._last: dict[Any, float] = {}
         self._in_flight: set[Any] = set()
 
-    def reason(self, key: Any, version: Any) -> str | None:
-        """Return why `key` in `version` is slow, or None when it is not."""
+    def get(self, key: Any, version: Any) -> tuple[str, str] | None:
+        """Return why `key` in `version` is slow and the outcome found, or None."""
         with self._lock:
             found = self._slow.get(key)
         # An edited definition is another: the scrape waits for it once again.
-        return found[1] if found is not None and found[0] == version else None
+        return found[1:] if found is not None and found[0] == version else None
 
-    def mark(self, key: Any, version: Any, why: str) -> None:
+    def mark(self, key: Any, version: Any, why: str, outcome: str) -> None:
         """Make `key` slow, evaluated now; its first refresh is due in REFRESH_EVERY."""
         with self._lock:
-            self._slow[key] = (version, why)
+            self._slow[key] = (version, why, outcome)
             self._last[key] = time.monotonic()
 
     def take_refresh(self, key: Any) -> bool:
@@ -98,7 +104,7 @@ class SlowDefinitions:
             self._in_flight.add(key)
             return True
 
-    def refreshed(self, key: Any, version: Any, why: str | None) -> None:
+    def refreshed(self, key: Any, version: Any, why: str | None, outcome: str) -> None:
         """End the refresh of `key`: slow again for `why`, or fast (None)."""
         with self._lock:
             self._in_flight.discard(key)
@@ -106,7 +112,7 @@ class SlowDefinitions:
             if why is None:
                 self._slow.pop(key, None)
             else:
-                self._slow[key] = (version, why)
+                self._slow[key] = (version, why, outcome)
 
 
 #: Threads of one process that refresh slow definitions.
