@@ -499,6 +499,7 @@ class Evaluator:
             future = self._pool.submit(task)
             # When it left the queue: its timeout counts from then.
             future.begun = begun  # type: ignore[attr-defined]
+            future.submitted = time.monotonic()  # type: ignore[attr-defined]
             for key in keys:
                 self._running[key] = future
         # Outside the lock: a future that is already done runs this at once.
@@ -563,13 +564,15 @@ def _await(
 ) -> list[Evaluation] | None:
     """Wait for a task until `seconds` after it began, or the budget ends.
 
-    Returns None if it did not end by then. A task that waits in the queue for
-    a free thread is not timed out for that.
+    Returns None if it did not end by then. A task that waited in the queue
+    for a free thread gets its whole timeout once it begins; one that waited
+    `seconds` without beginning is given up (and cancelled by the caller).
     """
     budget_end = math.inf if budget_deadline is None else budget_deadline
+    queued_end = min(budget_end, future.submitted + seconds)  # type: ignore[attr-defined]
     while True:
         begun = future.begun  # type: ignore[attr-defined]
-        end = min(budget_end, begun[0] + seconds) if begun else budget_end
+        end = min(budget_end, begun[0] + seconds) if begun else queued_end
         remaining = end - time.monotonic()
         # Not begun yet: look again shortly, to count its timeout from then.
         step = remaining if begun else min(remaining, 0.05)
