@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 
 import pytest
 from django.core import checks
+from django.core.management import call_command
 from django.test import override_settings
 
 from metricdemo import evaluation
@@ -184,3 +186,16 @@ def test_every_one_of_thousands_of_row_counts_is_served_within_a_few_scrapes(
     missing = sorted(names - served)
     assert not missing, (len(missing), evaluations(last, missing[0].replace("_", ".")))
     assert names <= set(last)
+
+
+def test_metrics_check_says_which_definitions_are_slow(define, sleeper):
+    delay, _ = sleeper
+    delay[0] = 0.3
+    define(name="slow.checked", source="callback", callback="test.sleeper")
+    define(name="quick.checked", source="constant", value=1)
+    out = io.StringIO()
+    with override_settings(METRICDEMO={"SLOW_EVALUATION": 0.1}):
+        call_command("metrics", "check", stdout=out)
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines() if line}
+    assert "refresh_interval" in lines["slow.checked"]
+    assert "refresh_interval" not in lines["quick.checked"]

@@ -368,8 +368,14 @@ class Evaluator:
 
     def is_slow(self, definition: MetricDefinition) -> bool:
         """Return whether this process refreshes `definition` in the background."""
-        key, version = definition_key(definition), fingerprint(definition)
-        return self._slow.get(key, version) is not None
+        return self.slow_reason(definition) is not None
+
+    def slow_reason(self, definition: MetricDefinition) -> str | None:
+        """Return why this process refreshes `definition` in the background, or None."""
+        if definition.pk is None:
+            return None
+        found = self._slow.get(definition_key(definition), fingerprint(definition))
+        return None if found is None else found[0]
 
     def _note_slowness(
         self,
