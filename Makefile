@@ -87,13 +87,20 @@ services:
 
 # The suite with Redis as the shared cache; METRICDEMO_NO_SKIP makes a skipped
 # test fail the run, since test-all installs and starts everything the tests use.
-SUITE = REDIS_URL=$(REDIS_URL) METRICDEMO_NO_SKIP=1 $(BIN)/python -m pytest
+# pytest-xdist runs it on one worker per CPU (tests marked xdist_group share
+# one), as noxfile.py does the matrix; `make test` stays a single process.
+# `make test-all PARALLEL=` runs the three database suites in one process each.
+PARALLEL ?= -n auto --dist loadgroup
+SUITE = REDIS_URL=$(REDIS_URL) METRICDEMO_NO_SKIP=1 $(BIN)/python -m pytest $(PARALLEL)
 
 # The matrix first (noxfile.py: each Python and Django on SQLite, and the
 # lowest versions allowed), then the three databases on the default Python.
+# The matrix leaves out the cell of this virtualenv's own Python and Django:
+# the SQLite suite below is that cell, run with every service.
+CELL = $(BIN)/python -c 'import sys, django; print("%d.%d/%d.%d" % (*sys.version_info[:2], *django.VERSION[:2]))'
 test-all: system-packages services browser $(VENV)/.installed-db
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(DOCS_SITE)
-	$(BIN)/nox $(NOX_ARGS)
+	METRICDEMO_MATRIX_DONE=$$($(CELL)) $(BIN)/nox $(NOX_ARGS)
 	DATABASE_URL= $(SUITE)
 	DATABASE_URL=$(POSTGRES_URL) $(SUITE)
 	DATABASE_URL=$(MARIADB_URL) $(SUITE)
@@ -108,7 +115,7 @@ docs: venv
 # Take the docs' pictures of the admin again (docs/img/*.png): the browser
 # test saves them there instead of in a temporary folder.
 screenshots: venv browser
-	METRICDEMO_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/test_browser.py
+	METRICDEMO_SCREENSHOTS=docs/img $(BIN)/python -m pytest -q tests/integration/test_browser.py
 
 # Scrape cost against bare OpenTelemetry, SQL per scrape, memory; prints a table
 # with each target marked PASS or MISS (see docs/performance.md). With

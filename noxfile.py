@@ -33,6 +33,17 @@ MATRIX: dict[str, tuple[str, ...]] = {
 #: which serves its families next to the definitions, proves it works.
 DJANGO_PROMETHEUS_DECLARES = ("5.2", "6.0")
 
+#: A cell the caller runs itself, as `PYTHON/DJANGO` (for example 3.11/5.2):
+#: `make test-all` runs the whole suite in its own virtualenv, on that very
+#: Python and Django, with every service, right after the matrix.
+RUN_BY_CALLER = os.environ.get("METRICDEMO_MATRIX_DONE", "")
+CELLS = [
+    (python, django)
+    for python, releases in MATRIX.items()
+    for django in releases
+    if f"{python}/{django}" != RUN_BY_CALLER
+]
+
 nox.options.sessions = ["tests", "lowest", "injection"]
 # A missing interpreter fails the run rather than skipping its cells.
 nox.options.error_on_missing_interpreters = True
@@ -87,6 +98,10 @@ def floors_of(requirements: list[str]) -> list[str]:
     return pins
 
 
+#: pytest-xdist: one worker per CPU; tests marked xdist_group share a worker.
+PARALLEL = ("-n", "auto", "--dist", "loadgroup")
+
+
 def run_suite(session: nox.Session, *paths: str) -> None:
     """Run pytest on SQLite, with no server URL leaking in from the caller."""
     session.run(
@@ -94,6 +109,7 @@ def run_suite(session: nox.Session, *paths: str) -> None:
         "-m",
         "pytest",
         "-q",
+        *PARALLEL,
         *paths,
         *session.posargs,
         env={"DATABASE_URL": "", "REDIS_URL": "", "METRICDEMO_NO_SKIP": ""},
@@ -103,7 +119,7 @@ def run_suite(session: nox.Session, *paths: str) -> None:
 @nox.session
 @nox.parametrize(
     ("python", "django"),
-    [(python, django) for python, releases in MATRIX.items() for django in releases],
+    CELLS,
 )
 def tests(session: nox.Session, django: str) -> None:
     """Run the suite on one Python and one Django feature release."""
@@ -135,4 +151,6 @@ def injection(session: nox.Session) -> None:
     """Prove on a vulnerable Django that filter keys cannot write SQL."""
     session.install("-e", ".[test,demo]")
     session.install("--no-deps", VULNERABLE_DJANGO)
-    run_suite(session, "tests/test_injection.py")
+    run_suite(
+        session, "tests/integration/test_injection.py", "tests/unit/test_lookups.py"
+    )

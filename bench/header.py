@@ -38,8 +38,9 @@ def describe(aliases: list[str]) -> str:
 def _server_version(connection: Any) -> str:
     with connection.cursor() as cursor:
         cursor.execute(
-            "SHOW server_version"
-            if connection.vendor == "postgresql"
-            else "SELECT VERSION()"
+            {
+                "postgresql": "SHOW server_version",
+                "sqlite": "SELECT sqlite_version()",
+            }.get(connection.vendor, "SELECT VERSION()")
         )
         return str(cursor.fetchone()[0]).split()[0]

@@ -1,7 +1,7 @@
 """The demo's ASGI application with one more callback that waits to be released.
 
-tests/test_asgi.py serves this module with uvicorn. The callback `tests.wait`
-touches `started` in the directory METRICDEMO_TEST_GATE names, then waits
+tests/integration/test_asgi.py serves this module with uvicorn. The callback
+`tests.wait` touches `started` in the directory METRICDEMO_TEST_GATE names, then waits
 until `release` appears there, so a test decides when a scrape may end.
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 
 import pytest
 from django.db import connection
@@ -23,6 +24,16 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else ""
         report.outcome = "failed"
         report.longrepr = f"Skipped, but METRICDEMO_NO_SKIP is set: {reason}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, put the slow tests first so that none is left running alone.
+
+    Workers take tests in collection order; a minute-long test that comes up
+    last would run while the other workers sit idle.
+    """
+    if hasattr(config, "workerinput"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,6 +86,34 @@ def callback():
         unregister_callback(name)
 
 
+class Gate:
+    """A callback that blocks until released, counting its calls."""
+
+    name = "test.gate"
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.calls += 1
+        self.started.set()
+        self.release.wait(30)
+        return 1.0
+
+
+@pytest.fixture
+def gate(callback):
+    """Register a Gate as the callback test.gate; release it when the test ends."""
+    blocked = Gate()
+    callback(blocked.name, blocked)
+    yield blocked
+    blocked.release.set()
+
+
 @pytest.fixture
 def orders(db):
     """Create customers and orders: 3 pending, 2 paid, 1 shipped."""
@@ -95,5 +134,39 @@ def orders(db):
     for status, customer, year in rows:
         Order.objects.create(
             status=status, customer=customer, created=day.replace(year=year)
+        )
+    return Order.objects.all()
+
+
+@pytest.fixture
+def shop(db):
+    """Customers and orders with decimals, NULLs, dates and durations, around NOW."""
+    from decimal import Decimal
+
+    from tests.aggregate_rows import NOW
+    from tests.shop.models import Customer, Order
+
+    de = Customer.objects.create(name="Anna", country="DE")
+    fr = Customer.objects.create(name="Bea", country="FR")
+    none = Customer.objects.create(name="Cid", country=None)
+    rows = [
+        # status, customer, total, quantity, minutes before NOW, shipped, handling
+        ("pending", de, "10.50", 1, 10, None, None),
+        ("pending", de, "20.25", None, 50, None, 30),
+        ("pending", fr, "5.00", 3, 90, None, None),
+        ("paid", fr, "99.99", 2, 20, dt.date(2026, 3, 10), 60),
+        ("paid", none, "0.01", None, 60 * 30, dt.date(2026, 3, 11), 90),
+        ("shipped", de, "42.00", 7, 60 * 24 * 9, dt.date(2026, 3, 1), 45),
+        ("shipped", None, "1.10", 4, 60 * 24 * 40, dt.date(2026, 1, 31), None),
+    ]
+    for status, customer, total, quantity, minutes, shipped, handling in rows:
+        Order.objects.create(
+            status=status,
+            customer=customer,
+            total=Decimal(total),
+            quantity=quantity,
+            created=NOW - dt.timedelta(minutes=minutes),
+            shipped_on=shipped,
+            handling=dt.timedelta(minutes=handling) if handling else None,
         )
     return Order.objects.all()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.processes import free_port
 
@@ -17,6 +20,14 @@ def postgres_bin() -> Path | None:
     """Return the PostgreSQL server's bin directory, or None if it is absent."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     return Path(found[-1]).parent if found else None
+
+
+#: Skips a test that starts a Cluster where the server binaries or psycopg are
+#: missing (make test-all installs both).
+needs_cluster = pytest.mark.skipif(
+    postgres_bin() is None or importlib.util.find_spec("psycopg") is None,
+    reason="needs the PostgreSQL server binaries and psycopg (make test-all)",
+)
 
 
 class Cluster:

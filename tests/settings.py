@@ -14,6 +14,11 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.shop.apps.ShopConfig"]
 # by a test inherit the environment and so share the test's cache keys.
 os.environ.setdefault("METRICDEMO_TEST_RUN", str(os.getpid()))
 _RUN = os.environ["METRICDEMO_TEST_RUN"]
+# pytest-xdist's workers inherit the run name from the controller, and their
+# subprocesses inherit PYTEST_XDIST_WORKER. pytest-django gives each worker its
+# own test database (it appends "_gw0" and so on to TEST NAME, the SQLite file
+# included); the cache keys need the worker's id here.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 
 if DATABASES["default"]["ENGINE"].endswith(".sqlite3"):
     # A file rather than memory, so that another process can open the test
@@ -25,7 +30,9 @@ if DATABASES["default"]["ENGINE"].endswith(".sqlite3"):
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_metricdemo_{_RUN}"}
 
-CACHES["default"]["KEY_PREFIX"] = f"metricdemo-tests-{_RUN}"
+CACHES["default"]["KEY_PREFIX"] = "-".join(
+    filter(None, ["metricdemo-tests", _RUN, _WORKER])
+)
 
 if os.environ.get("METRICDEMO_TEST_CACHE_DIR"):
     # A cache shared by several processes, as Redis would be in production.

@@ -1,0 +1,1 @@
+"""Scenarios through the real entry points: /metrics, the admin, commands, servers."""

@@ -1,0 +1,1 @@
+"""Tests of one module each, calling it directly: test_<module>.py."""
