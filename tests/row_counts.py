@@ -20,13 +20,9 @@ def create_counts(count: int, prefix: str = "counts", shapes=MODELS) -> None:
     definitions = []
     for i in range(count):
         model, filters, group_by = shapes[i % len(shapes)]
-        definition = MetricDefinition(
-            name=f"{prefix}.n{i}",
-            source="row_count",
-            model=model,
-            filters=filters,
-            group_by=group_by,
+        fields = {"model": model, "filters": filters, "group_by": group_by}
+        definitions.append(
+            MetricDefinition(name=f"{prefix}.n{i}", source="row_count", **fields)
         )
-        definition.full_clean()
-        definitions.append(definition)
+        definitions[-1].full_clean()
     MetricDefinition.objects.bulk_create(definitions)
