@@ -34,6 +34,11 @@ class Config:
     # Section 6: rows of the one large table the scheduled counts scan.
     schedule_rows: int = 1_000_000
     schedule_rounds: int = 5
+    # Section 9: row counts on SQLite until every one is served, runs of it,
+    # and the scrapes each run may take.
+    served_definitions: int = 10000
+    served_rounds: int = 3
+    served_limit: int = 10
     # --profile: rank the top functions by cumulative time as well as self time.
     long_profile: bool = False
 
@@ -62,4 +67,7 @@ QUICK = Config(
     import_rounds=1,
     schedule_rows=2000,
     schedule_rounds=2,
+    served_definitions=300,
+    served_rounds=1,
+    served_limit=5,
 )

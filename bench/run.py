@@ -60,7 +60,15 @@ def measure(config: Config, directory: Path) -> str:
     """Measure everything and return the report, its sections in order."""
     # Imported here, not at the top: these import the app's models, which
     # need the django.setup() that main() runs first.
-    from bench import aggregates, imports, row_counts, schedule, scrape_cost, workload
+    from bench import (
+        aggregates,
+        imports,
+        row_counts,
+        schedule,
+        scrape_cost,
+        served,
+        workload,
+    )
     from bench.scrapes import Scrapes
 
     scrapes = Scrapes()
@@ -75,6 +83,9 @@ def measure(config: Config, directory: Path) -> str:
             for alias in aliases:
                 with routers.using(alias):
                     databases.append(row_counts.measure(alias, config, scrapes))
+                    if alias == "default":
+                        # Before section 6 fills one table with a million rows.
+                        all_served = served.measure(config, scrapes)
                     aggregated.append(aggregates.measure(alias, config, scrapes))
             constants = scrape_cost.measure(config, scrapes)
             imported = imports.measure(config)
@@ -97,6 +108,7 @@ def measure(config: Config, directory: Path) -> str:
         scheduled,
         aggregates.section(config, aggregated),
         soaked,
+        all_served,
         *(database.breakdown for database in databases),
         constants.profile,
     ]

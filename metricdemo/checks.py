@@ -306,6 +306,15 @@ def _timeout_problem(value: Any) -> str | None:
     return f"it must be a number of seconds above 0 and at most {TIMEOUT_MAX:g}."
 
 
+def _slow_evaluation_problem(value: Any) -> str | None:
+    if value is None or _timeout_problem(value) is None:
+        return None
+    return (
+        "it must be None (a quarter of SCRAPE_TIMEOUT) or a number of seconds "
+        f"above 0 and at most {TIMEOUT_MAX:g}, for example 1."
+    )
+
+
 def _database_problem(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and value in settings.DATABASES):
         return None
@@ -387,4 +396,5 @@ _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "REFRESH": ("metricdemo.E030", _bool_problem),
     "REFRESH_TIMEOUT": ("metricdemo.E031", _timeout_problem),
     "DATABASE": ("metricdemo.E032", _database_problem),
+    "SLOW_EVALUATION": ("metricdemo.E033", _slow_evaluation_problem),
 }

@@ -20,6 +20,10 @@ DEFAULTS: dict[str, Any] = {
     # then is left out and counted as a timeout. No definition's timeout may
     # exceed it.
     "SCRAPE_TIMEOUT": 8.0,
+    # Seconds after which an evaluation is slow: from then on this process
+    # serves its last good value and refreshes it in the background. None is
+    # a quarter of SCRAPE_TIMEOUT (2 s by default).
+    "SLOW_EVALUATION": None,
     # Threads that evaluate row counts and callbacks, so a slow one cannot
     # hold up the scrape past its timeout.
     "EVALUATION_THREADS": 4,

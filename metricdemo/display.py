@@ -66,15 +66,17 @@ def summary(
     if not evaluation.ok:
         return f"{evaluation.outcome}: {evaluation.error}"
     found = series(definition, evaluation)
+    # A value not computed now says why (kept, and for example slow).
+    note = f" ({evaluation.outcome}: {evaluation.error})" if evaluation.error else ""
     if not found:
-        return "no series"
+        return "no series" + note
     if len(found) == 1 and not found[0].labels:
-        return found[0].value_text
+        return found[0].value_text + note
     shown = ", ".join(
         f"{{{item.labels_text}}} {item.value_text}" for item in found[:limit]
     )
     more = f", and {len(found) - limit} more" if len(found) > limit else ""
-    return f"{len(found)} series: {shown}{more}"
+    return f"{len(found)} series: {shown}{more}{note}"
 
 
 def brief(definition: MetricDefinition, evaluation: Evaluation) -> str:

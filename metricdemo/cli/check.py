@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from metricdemo import display
 from metricdemo.cli.table import format_table
 from metricdemo.conf import app_settings
-from metricdemo.evaluation import evaluate_many
+from metricdemo.evaluation import evaluate_many, get_evaluator
 from metricdemo.models import MetricDefinition
 
 help = (
@@ -40,12 +40,14 @@ def handle(command, options: dict[str, Any]) -> None:
         return
     timeout = options["timeout"] or app_settings.ADMIN_EVALUATION_TIMEOUT
     results = evaluate_many(definitions, timeout=timeout)
+    evaluator = get_evaluator()
     rows = [
         (
             definition.name,
             display.brief(definition, result),
             f"{result.seconds * 1000:.1f} ms",
-            result.error,
+            # A scrape would serve a slow one in the background: say so.
+            result.error or evaluator.slow_reason(definition) or "",
         )
         for definition, result in zip(definitions, results, strict=True)
     ]

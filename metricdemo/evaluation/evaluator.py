@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ from metricdemo.database import (
     savepoint_if_in_transaction,
     statement_timeout,
 )
+from metricdemo.evaluation import slow
 from metricdemo.evaluation.budget import (
     batch_overran,
     out_of_budget,
@@ -44,6 +46,7 @@ from metricdemo.observations import (
     describe,
     encoding_problem,
 )
+from metricdemo.rowquery.plan import COUNTS_PER_STATEMENT
 from metricdemo.values import scheduled, shared_cache
 from metricdemo.values.fingerprint import fingerprint
 from metricdemo.values.kept import KeptValues
@@ -101,8 +104,14 @@ class Evaluator:
         self._lock = threading.RLock()
         self._isolation = Isolation(self._lock)
         # The last good values, which the suspect members of a batch that
-        # overran serve until the background has looked into them.
+        # overran, slow definitions and evaluations the budget left no time
+        # for serve meanwhile.
         self._kept_values = KeptValues()
+        self._slow = slow.SlowDefinitions()
+        self._refreshing: WorkerPool | None = None
+        self._refreshes: list[Future] = []
+        # Definitions the budget left out last time: their tasks start first.
+        self._missed: set[Any] = set()
 
     def collect(
         self,
@@ -177,8 +186,18 @@ class Evaluator:
             if source is None or not source.blocking:
                 results[i] = evaluate_here(definition)
                 continue
+            served = self._serve_slow(definition)
+            if served is not None:
+                results[i] = served
+                continue
             if self._is_running(definition):
-                results[i] = self._kept(definition) or Evaluation(
+                results[i] = self._last_good(
+                    definition,
+                    _(
+                        "The previous evaluation is still running; its last "
+                        "good value is served."
+                    ),
+                ) or Evaluation(
                     definition.name,
                     Outcome.TIMEOUT,
                     error=_("The previous evaluation is still running."),
@@ -202,7 +221,18 @@ class Evaluator:
                 batches.setdefault((alias, seconds, part), []).append(i)
             else:
                 tasks.append(([i], seconds))
-        tasks.extend((indices, key[1]) for key, indices in batches.items())
+        for key, indices in batches.items():
+            tasks.extend((part, key[1]) for part in _statements(definitions, indices))
+        # What the budget left out last time goes first, so that a site too
+        # large for one scrape is served in full over a few.
+        with self._lock:
+            missed = set(self._missed)
+            self._missed.difference_update(definition_key(d) for d in definitions)
+        tasks.sort(
+            key=lambda task: (
+                not any(definition_key(definitions[i]) in missed for i in task[0])
+            )
+        )
         retry = self._run(definitions, tasks, results, deadline)
         if retry:
             # A batch failed for one of its definitions: find which, alone.
@@ -223,23 +253,28 @@ class Evaluator:
             if wait <= 0:
                 # Not started: it could only hold a thread past the scrape.
                 for i in indices:
-                    results[i] = out_of_budget(definitions[i], 0.0)
+                    results[i] = self._left_out(definitions[i], 0.0)
                 continue
             # When the budget is shorter, the database stops at it too.
             future = self._start([definitions[i] for i in indices], wait)
-            waiting.append((time.monotonic() + wait, indices, future, seconds, wait))
+            waiting.append((indices, future, seconds, wait))
         retry: list[tuple[int, float]] = []
-        for deadline, indices, future, seconds, wait in sorted(
-            waiting, key=lambda w: w[0]
-        ):
-            try:
-                outcomes = future.result(max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                if not future.cancel():
-                    self._pool.replace_stuck_worker(future)
+        for indices, future, seconds, wait in waiting:
+            outcomes = _await(future, wait, budget_deadline)
+            if outcomes is None and future.cancel():
+                # It waited for a thread all along: no sign of slowness.
+                outcomes = [self._left_out(definitions[i], wait) for i in indices]
+            elif outcomes is None:
+                self._pool.replace_stuck_worker(future)
+                # Its timeout counts from when it began; if the budget ended
+                # first, that says nothing about the definition.
+                ran = time.monotonic() - future.begun[0]  # type: ignore[attr-defined]
+                wait = wait if ran >= wait else ran
                 outcomes = self._timed_out(definitions, indices, seconds, wait)
             for i, outcome in zip(indices, outcomes, strict=True):
                 definition = definitions[i]
+                if len(indices) == 1:
+                    self._note_slowness(definition, outcome, seconds, wait)
                 if outcome.outcome == _BATCH_FAILED:
                     self._isolation.run_alone(definition_key(definition))
                     retry.append((i, seconds))
@@ -269,7 +304,7 @@ class Evaluator:
             return [
                 self._kept(d)
                 or (
-                    out_of_budget(d, wait)
+                    self._left_out(d, wait)
                     if wait < seconds
                     else batch_overran(d, seconds)
                 )
@@ -277,7 +312,7 @@ class Evaluator:
             ]
         if wait < seconds:
             # The budget ran out first, which says nothing about the definition.
-            return [out_of_budget(definitions[i], wait) for i in indices]
+            return [self._left_out(definitions[i], wait) for i in indices]
         return [
             Evaluation(
                 definitions[i].name,
@@ -323,10 +358,19 @@ class Evaluator:
 
     def _kept(self, definition: MetricDefinition) -> Evaluation | None:
         """Return the last good value of a suspect batch member, or None."""
-        key = definition_key(definition)
-        if not self._isolation.is_suspect(key):
+        if not self._isolation.is_suspect(definition_key(definition)):
             return None
-        found = self._kept_values.get(key, fingerprint(definition))
+        return self._last_good(
+            definition, _("Its batch overran; its last good value is served.")
+        )
+
+    def _last_good(self, definition: MetricDefinition, why: str) -> Evaluation | None:
+        """Return the last good value kept for this version of `definition`."""
+        if definition.pk is None:
+            return None
+        found = self._kept_values.get(
+            definition_key(definition), fingerprint(definition)
+        )
         if found is None:
             return None
         observations, computed_at = found
@@ -334,9 +378,108 @@ class Evaluator:
             definition.name,
             Outcome.KEPT,
             observations,
-            error=_("Its batch overran; its last good value is served."),
+            error=why,
             computed_at=computed_at,
         )
+
+    def _left_out(self, definition: MetricDefinition, waited: float) -> Evaluation:
+        """Return what serves for an evaluation the budget left no time for.
+
+        Its last good value if it has one, else a timeout; either way its task
+        starts first next time.
+        """
+        if definition.pk is not None:
+            with self._lock:
+                self._missed.add(definition_key(definition))
+        result = out_of_budget(definition, waited)
+        return self._last_good(definition, result.error) or result
+
+    def is_slow(self, definition: MetricDefinition) -> bool:
+        """Return whether this process refreshes `definition` in the background."""
+        return self.slow_reason(definition) is not None
+
+    def slow_reason(self, definition: MetricDefinition) -> str | None:
+        """Return why this process refreshes `definition` in the background, or None."""
+        if definition.pk is None:
+            return None
+        found = self._slow.get(definition_key(definition), fingerprint(definition))
+        return None if found is None else found[0]
+
+    def _note_slowness(
+        self,
+        definition: MetricDefinition,
+        result: Evaluation,
+        seconds: float,
+        wait: float,
+    ) -> None:
+        """Mark `definition` slow if it timed out or took over SLOW_EVALUATION."""
+        if not slow.may_be_slow(definition):
+            return
+        key = definition_key(definition)
+        timed_out = result.outcome == Outcome.TIMEOUT and wait >= seconds
+        # An error after a long wait is slow too: a statement the database
+        # cut at the timeout fails rather than times out.
+        if timed_out or (
+            result.outcome in (Outcome.SUCCESS, Outcome.ERROR)
+            and result.seconds > slow.slow_seconds()
+        ):
+            why = _slowness(result, seconds if timed_out else result.seconds)
+            self._slow.mark(key, fingerprint(definition), why, result.outcome)
+            logger.info("Metric %s: %s", definition.name, why)
+
+    def _serve_slow(self, definition: MetricDefinition) -> Evaluation | None:
+        """Serve a slow definition without waiting, and refresh it if that is due.
+
+        Returns None for a definition that is not slow.
+        """
+        if not slow.may_be_slow(definition):
+            return None
+        key, version = definition_key(definition), fingerprint(definition)
+        found = self._slow.get(key, version)
+        if found is None:
+            return None
+        why, outcome = found
+        # An evaluation that timed out and still runs is its refresh: its
+        # value is kept when it ends.
+        if not self._is_running(definition) and self._slow.take_refresh(key):
+            self._refresh_slow(definition, key, version)
+        # With no good value yet, it counts as a timeout, or as the error
+        # its last evaluation ended with.
+        failed = Outcome.ERROR if outcome == Outcome.ERROR else Outcome.TIMEOUT
+        return self._last_good(definition, why) or Evaluation(
+            definition.name, failed, error=why
+        )
+
+    def _refresh_slow(
+        self, definition: MetricDefinition, key: Any, version: Any
+    ) -> None:
+        """Evaluate a slow definition on a background thread; no scrape waits."""
+        seconds = slow.refresh_timeout(definition)
+
+        def refresh() -> None:
+            try:
+                (result,) = _evaluate_on_worker([definition], seconds)
+            except Exception:  # noqa: BLE001 - _evaluate_on_worker does not raise
+                result = Evaluation(definition.name, Outcome.ERROR)
+            why = None
+            if result.outcome == Outcome.SUCCESS:
+                self._remember(definition, result)
+            if result.seconds > slow.slow_seconds():
+                why = _slowness(result, result.seconds)
+            self._slow.refreshed(key, version, why, result.outcome)
+
+        with self._lock:
+            if self._refreshing is None:
+                self._refreshing = _pool(slow.REFRESH_THREADS)
+            self._refreshes = [f for f in self._refreshes if not f.done()]
+            self._refreshes.append(self._refreshing.submit(refresh))
+
+    def wait_for_refreshes(self, timeout: float | None = None) -> None:
+        """Wait for the background refreshes of slow definitions (for tests)."""
+        with self._lock:
+            pending = list(self._refreshes)
+        for future in pending:
+            future.result(timeout)
 
     def _find_slow(self, members: list[MetricDefinition], seconds: float) -> None:
         """Run each member of a batch that overran alone, in the background.
@@ -380,27 +523,49 @@ class Evaluator:
 
     def _start(self, definitions: list[MetricDefinition], seconds: float) -> Future:
         keys = [definition_key(d) for d in definitions if d.pk is not None]
+        begun: list[float] = []
+
+        def task() -> list[Evaluation]:
+            begun.append(time.monotonic())
+            return _evaluate_on_worker(definitions, seconds)
+
         with self._lock:
-            future = self._pool.submit(
-                lambda: _evaluate_on_worker(definitions, seconds)
-            )
+            future = self._pool.submit(task)
+            # When it left the queue: its timeout counts from then.
+            future.begun = begun  # type: ignore[attr-defined]
+            future.submitted = time.monotonic()  # type: ignore[attr-defined]
             for key in keys:
                 self._running[key] = future
         # Outside the lock: a future that is already done runs this at once.
-        future.add_done_callback(lambda f: self._finished(keys, f))
+        future.add_done_callback(lambda f: self._finished(keys, f, definitions))
         return future
 
-    def _finished(self, keys: list[Any], future: Future) -> None:
+    def _finished(
+        self,
+        keys: list[Any],
+        future: Future,
+        definitions: list[MetricDefinition] | None = None,
+    ) -> None:
         with self._lock:
             for key in keys:
                 if self._running.get(key) is future:
                     del self._running[key]
+        if definitions is not None and not future.cancelled():
+            # Kept even when no scrape waited any more: the next one serves it.
+            try:
+                results = future.result()
+            except Exception:  # noqa: BLE001 - _evaluate_on_worker does not raise
+                return
+            for definition, result in zip(definitions, results, strict=False):
+                if result.outcome == Outcome.SUCCESS:
+                    self._remember(definition, result)
 
     def on_each_worker(self, fn: Callable[[], Any]) -> None:
         """Run `fn` once on every idle worker thread."""
         self._pool.broadcast(fn)
-        if self._background is not None:
-            self._background.broadcast(fn)
+        for pool in (self._background, self._refreshing):
+            if pool is not None:
+                pool.broadcast(fn)
 
     def close_connections(self) -> None:
         """Close the database connections the worker threads hold."""
@@ -420,6 +585,61 @@ def definition_database(definition: MetricDefinition) -> str:
         except LookupError:
             pass
     return router.db_for_read(type(definition))
+
+
+def _slowness(result: Evaluation, seconds: float) -> str:
+    """Return why `result` makes its definition slow."""
+    failure = result.error if result.outcome == Outcome.ERROR else ""
+    return slow.reason(seconds, result.outcome == Outcome.TIMEOUT, failure)
+
+
+def _await(
+    future: Future, seconds: float, budget_deadline: float | None
+) -> list[Evaluation] | None:
+    """Wait for a task until `seconds` after it began, or the budget ends.
+
+    Returns None if it did not end by then. A task that waited in the queue
+    for a free thread gets its whole timeout once it begins; one that waited
+    `seconds` without beginning is given up (and cancelled by the caller).
+    """
+    budget_end = math.inf if budget_deadline is None else budget_deadline
+    queued_end = min(budget_end, future.submitted + seconds)  # type: ignore[attr-defined]
+    while True:
+        begun = future.begun  # type: ignore[attr-defined]
+        end = min(budget_end, begun[0] + seconds) if begun else queued_end
+        remaining = end - time.monotonic()
+        # Not begun yet: look again shortly, to count its timeout from then.
+        step = remaining if begun else min(remaining, 0.05)
+        try:
+            return future.result(max(0.0, step))
+        except FutureTimeout:
+            if time.monotonic() >= end:
+                return None
+
+
+def _statements(
+    definitions: Sequence[MetricDefinition], indices: list[int]
+) -> list[list[int]]:
+    """Split a batch of row counts into tasks of one statement each.
+
+    A task is waited for, timed out and looked into as a whole: one statement
+    each keeps a large site's batch within its timeout, lets the threads run
+    the statements side by side, and lets the scrape serve those that ended.
+    Counts of one model and grouping stay together, as they share a pass.
+    """
+    if len(indices) <= COUNTS_PER_STATEMENT:
+        return [indices]
+    ordered = sorted(
+        indices,
+        key=lambda i: (
+            str(definitions[i].model),
+            str(getattr(definitions[i], "group_by", "") or ""),
+        ),
+    )
+    return [
+        ordered[start : start + COUNTS_PER_STATEMENT]
+        for start in range(0, len(ordered), COUNTS_PER_STATEMENT)
+    ]
 
 
 def _pool(threads: int) -> WorkerPool:

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 
 from metricdemo import evaluation, naming
 from metricdemo.conf import app_settings
+from metricdemo.telemetry.flight import SingleFlight
 from metricdemo.telemetry.instruments import DefinitionInstruments
 
 logger = logging.getLogger("metricdemo")
@@ -45,15 +46,20 @@ class DefinitionsCollector(Collector):
         self._seen: dict[str, str] | None = None
         self._lock = threading.Lock()
         self._held_for_fork = False
+        # Scrapes that arrive during a collection are served its families.
+        self._flight: SingleFlight[list] = SingleFlight()
 
     def describe(self) -> list:
         """Describe nothing, so registering runs no collection (and no query)."""
         return []
 
     def collect(self):
-        with self.prepared():
-            families = self._without_clashes(list(self._private.collect()))
+        families = self._flight.run(self._collect_once, evaluation.scrape_deadline())
         yield from families
+
+    def _collect_once(self) -> list:
+        with self.prepared():
+            return self._without_clashes(list(self._private.collect()))
 
     def served_families(self) -> dict[str, str]:
         """Return {taken name: family} for the served registry's other families.
@@ -113,6 +119,7 @@ class DefinitionsCollector(Collector):
     def after_fork_in_child(self) -> None:
         """Start the child with a free collection lock."""
         self._lock = threading.Lock()
+        self._flight.forget()
 
     def _registry_families(self) -> dict[str, str]:
         names = {name: name for name in _described_names(self._served)}

@@ -5,6 +5,7 @@ from django.db import connection
 
 from metricdemo.models import MetricDefinition
 from tests.queries import steady_statements
+from tests.row_counts import MODELS, create_counts
 from tests.scraping import scrape, series, value
 
 # Row counts run on worker threads with their own connections: commit the rows.
@@ -14,34 +15,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 #: a pattern its regular expressions refuse (SQLite refuses regex lookups
 #: before running them), or on SQLite an integer it cannot hold.
 FAILS_WHEN_RUN = {"sqlite": {"customer_id": 2**70}}
-
-MODELS = [
-    ("shop.Order", {"status": "pending"}, ""),
-    ("shop.Order", {}, "status"),
-    ("shop.Order", {"created__year": 2026}, "customer__country"),
-    ("shop.Customer", {}, ""),
-    ("shop.Customer", {"country__in": ["DE", "FR"]}, "country"),
-    ("auth.User", {"is_active": True}, "is_staff"),
-    ("auth.Group", {}, ""),
-    ("contenttypes.ContentType", {}, "app_label"),
-    ("metricdemo.MetricDefinition", {"enabled": True}, "kind"),
-]
-
-
-def create_counts(count: int) -> None:
-    definitions = []
-    for i in range(count):
-        model, filters, group_by = MODELS[i % len(MODELS)]
-        definition = MetricDefinition(
-            name=f"counts.n{i}",
-            source="row_count",
-            model=model,
-            filters=filters,
-            group_by=group_by,
-        )
-        definition.full_clean()
-        definitions.append(definition)
-    MetricDefinition.objects.bulk_create(definitions)
 
 
 def test_a_hundred_row_counts_cost_two_statements_per_scrape(client, orders):

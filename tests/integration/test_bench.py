@@ -44,6 +44,7 @@ def test_bench_quick_run_prints_every_section(tmp_path):
         "6. Scheduled row counts",
         "7. Aggregates",
         "8. A process after 20 edits",
+        "9. Every one served",
         "Where the row-count scrape's time goes",
         "Where the app collector's time goes",
     ):

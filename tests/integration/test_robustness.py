@@ -62,7 +62,9 @@ def test_a_callback_that_recovers_is_exported_again(client, define, callback):
             break
         time.sleep(0.05)
     assert value(families, "gated") == 5.0
-    assert evaluations(families, "gated")["success"] >= 1
+    # It timed out once, so it is slow: the value its late evaluation found is
+    # served while it is refreshed in the background.
+    assert evaluations(families, "gated")["kept"] >= 1
 
 
 def test_self_metrics_describe_each_definition(client, define, callback):
