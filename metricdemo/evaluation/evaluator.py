@@ -340,21 +340,9 @@ class Evaluator:
     def _unanswered(self, definition: MetricDefinition, service: str) -> Evaluation:
         """Return the last good value of a row count whose database does not answer."""
         error = outages.silent(service)
-        found = None
-        if definition.pk is not None:
-            found = self._kept_values.get(
-                definition_key(definition), fingerprint(definition)
-            )
-        if found is None:
-            return Evaluation(definition.name, Outcome.ERROR, error=error)
-        observations, computed_at = found
-        return Evaluation(
-            definition.name,
-            Outcome.KEPT,
-            observations,
-            error=error + " " + _("Its last good value is served."),
-            computed_at=computed_at,
-        )
+        return self._last_good(
+            definition, error + " " + _("Its last good value is served.")
+        ) or Evaluation(definition.name, Outcome.ERROR, error=error)
 
     def _kept(self, definition: MetricDefinition) -> Evaluation | None:
         """Return the last good value of a suspect batch member, or None."""
