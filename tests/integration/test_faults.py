@@ -8,6 +8,7 @@ server again until the call it left behind returns.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import signal
 import subprocess
@@ -214,7 +215,10 @@ def _redis_answers(port: int) -> bool | None:
         return None
 
 
-@pytest.mark.skipif(redis_server() is None, reason="needs redis-server (make test-all)")
+@pytest.mark.skipif(
+    redis_server() is None or importlib.util.find_spec("redis") is None,
+    reason="needs redis-server and the redis package (the db extra; make test-all)",
+)
 @pytest.mark.django_db(transaction=True)
 def test_a_stopped_cache_costs_one_budget_then_nothing(client, define, callback):
     """A cache that does not answer is left behind, and used again once it answers."""
