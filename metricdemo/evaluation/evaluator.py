@@ -18,16 +18,13 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from django.db import connections, router
-from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db import connections
 from django.utils.translation import gettext as _
 
-from metricdemo import outages, routing, sources
+from metricdemo import outages, sources
 from metricdemo.conf import app_settings
 from metricdemo.database import (
     idle_seconds,
-    savepoint_if_in_transaction,
-    statement_timeout,
 )
 from metricdemo.evaluation import slow
 from metricdemo.evaluation.budget import (
@@ -39,13 +36,15 @@ from metricdemo.evaluation.budget import (
 )
 from metricdemo.evaluation.isolation import Isolation
 from metricdemo.evaluation.outcomes import Evaluation, Outcome
-from metricdemo.models import MetricDefinition
-from metricdemo.observations import (
-    EvaluationError,
-    counter_problem,
-    describe,
-    encoding_problem,
+from metricdemo.evaluation.work import (
+    BATCH_FAILED,
+    checked,
+    definition_database,
+    definition_key,
+    evaluate_here,
+    run_task,
 )
+from metricdemo.models import MetricDefinition
 from metricdemo.rowquery.plan import COUNTS_PER_STATEMENT
 from metricdemo.values import scheduled, shared_cache
 from metricdemo.values.fingerprint import fingerprint
@@ -53,9 +52,6 @@ from metricdemo.values.kept import KeptValues
 from metricdemo.workers import PerProcess, WorkerPool
 
 logger = logging.getLogger("metricdemo")
-
-# A batch statement failed; its definitions are evaluated again one by one.
-_BATCH_FAILED = "batch_failed"
 
 
 def evaluate(
@@ -131,7 +127,7 @@ class Evaluator:
         # Values computed elsewhere are checked as fresh ones are: the kind
         # may have changed since (a gauge made a counter keeps its value).
         for i, served in scheduled.serve(definitions, deadline).items():
-            results[i] = _checked(
+            results[i] = checked(
                 definitions[i],
                 Evaluation(
                     definitions[i].name,
@@ -144,7 +140,7 @@ class Evaluator:
             )
         for i, observations in shared_cache.read(definitions, deadline).items():
             if results[i] is None:
-                results[i] = _checked(
+                results[i] = checked(
                     definitions[i],
                     Evaluation(definitions[i].name, Outcome.CACHED, observations),
                 )
@@ -275,7 +271,7 @@ class Evaluator:
                 definition = definitions[i]
                 if len(indices) == 1:
                     self._note_slowness(definition, outcome, seconds, wait)
-                if outcome.outcome == _BATCH_FAILED:
+                if outcome.outcome == BATCH_FAILED:
                     self._isolation.run_alone(definition_key(definition))
                     retry.append((i, seconds))
                     continue
@@ -446,7 +442,7 @@ class Evaluator:
 
         def refresh() -> None:
             try:
-                (result,) = _evaluate_on_worker([definition], seconds)
+                (result,) = run_task([definition], seconds)
             except Exception:  # noqa: BLE001 - _evaluate_on_worker does not raise
                 result = Evaluation(definition.name, Outcome.ERROR)
             why = None
@@ -490,7 +486,7 @@ class Evaluator:
         alone_seconds: dict[Any, float] = {}
         for definition in members:
             try:
-                (result,) = _evaluate_on_worker([definition], seconds)
+                (result,) = run_task([definition], seconds)
             except Exception:  # noqa: BLE001 - _evaluate_on_worker does not raise
                 result = Evaluation(definition.name, Outcome.ERROR)
             key = definition_key(definition)
@@ -515,7 +511,7 @@ class Evaluator:
 
         def task() -> list[Evaluation]:
             begun.append(time.monotonic())
-            return _evaluate_on_worker(definitions, seconds)
+            return run_task(definitions, seconds)
 
         with self._lock:
             future = self._pool.submit(task)
@@ -558,21 +554,6 @@ class Evaluator:
     def close_connections(self) -> None:
         """Close the database connections the worker threads hold."""
         self.on_each_worker(connections.close_all)
-
-
-def definition_database(definition: MetricDefinition) -> str:
-    """Return the database alias a definition's evaluation reads.
-
-    A row count reads METRICDEMO['DATABASE'] or its model's read database; a
-    callback, where the router sends reads of the definitions.
-    """
-    source = sources.SOURCES.get(definition.source)
-    if source is not None and source.batchable:
-        try:
-            return routing.model_database(routing.resolve_model(definition.model))
-        except LookupError:
-            pass
-    return router.db_for_read(type(definition))
 
 
 def _slowness(result: Evaluation, seconds: float) -> str:
@@ -649,119 +630,3 @@ _evaluator: PerProcess[Evaluator] = PerProcess(
 def get_evaluator() -> Evaluator:
     """Return the process's evaluator, created on first use."""
     return _evaluator.get()
-
-
-def evaluate_here(definition: MetricDefinition) -> Evaluation:
-    """Evaluate one definition in this thread, with no timeout; never raise."""
-    started = time.perf_counter()
-    source = sources.SOURCES.get(definition.source)
-    try:
-        if source is None:
-            raise EvaluationError(
-                _("Unknown source %(source)r.") % {"source": definition.source}
-            )
-        if source.uses_database:
-            with savepoint_if_in_transaction(router.db_for_read(type(definition))):
-                pairs = sources.observe(definition)
-        else:
-            pairs = sources.observe(definition)
-    except Exception as exc:  # noqa: BLE001 - one definition must not fail the rest
-        return Evaluation(
-            definition.name, Outcome.ERROR, error=describe(exc), seconds=_since(started)
-        )
-    return _checked(
-        definition,
-        Evaluation(definition.name, Outcome.SUCCESS, pairs, seconds=_since(started)),
-    )
-
-
-def _checked(definition: MetricDefinition, result: Evaluation) -> Evaluation:
-    """Turn a result the exposition cannot carry into an error of its definition.
-
-    Its attributes must encode as UTF-8, and a counter's values may not be
-    below zero (OpenMetrics parsers refuse the whole exposition for one).
-    """
-    if not result.ok:
-        return result
-    problem = encoding_problem(result.observations) or counter_problem(
-        definition.kind, result.observations
-    )
-    if problem is None:
-        return result
-    return Evaluation(result.name, Outcome.ERROR, error=problem, seconds=result.seconds)
-
-
-def _evaluate_on_worker(
-    definitions: list[MetricDefinition], seconds: float
-) -> list[Evaluation]:
-    source = sources.SOURCES[definitions[0].source]
-    started = time.perf_counter()
-    try:
-        if not source.uses_database:
-            return [evaluate_here(definitions[0])]
-        connection = connections[definition_database(definitions[0])]
-        connection.close_if_unusable_or_obsolete()
-        results = _observe_with_timeout(connection, source, definitions, seconds)
-        failed = any(r.outcome in (Outcome.ERROR, _BATCH_FAILED) for r in results)
-        if failed and connection.errors_occurred and connection.connection is not None:
-            if not connection.is_usable():
-                # A kept connection died with its server (a restart): try once
-                # more on a new one rather than fail until CONN_MAX_AGE ends.
-                connection.close()
-                results = _observe_with_timeout(
-                    connection, source, definitions, seconds
-                )
-        return results
-    except Exception as exc:  # noqa: BLE001 - for example the database refused to connect
-        return [
-            Evaluation(
-                d.name, Outcome.ERROR, error=describe(exc), seconds=_since(started)
-            )
-            for d in definitions
-        ]
-    finally:
-        # Honour CONN_MAX_AGE as a request does, for every connection the
-        # evaluation (or a callback's own queries) opened on this thread.
-        for connection in connections.all(initialized_only=True):
-            connection.close_if_unusable_or_obsolete()
-
-
-def _observe_with_timeout(
-    connection: BaseDatabaseWrapper,
-    source: sources.Source,
-    definitions: list[MetricDefinition],
-    seconds: float,
-) -> list[Evaluation]:
-    with statement_timeout(connection, seconds):
-        if source.batchable:
-            return _count(definitions)
-        return [evaluate_here(definitions[0])]
-
-
-def _count(definitions: list[MetricDefinition]) -> list[Evaluation]:
-    started = time.perf_counter()
-    try:
-        found = sources.observe_rows(definitions)
-    except Exception as exc:  # noqa: BLE001 - the statement failed as a whole
-        outcome = _BATCH_FAILED if len(definitions) > 1 else Outcome.ERROR
-        error, seconds = describe(exc), _since(started)
-        return [
-            Evaluation(d.name, outcome, error=error, seconds=seconds)
-            for d in definitions
-        ]
-    seconds = _since(started)
-    return [
-        Evaluation(d.name, Outcome.ERROR, error=str(item), seconds=seconds)
-        if isinstance(item, EvaluationError)
-        else _checked(d, Evaluation(d.name, Outcome.SUCCESS, item, seconds=seconds))
-        for d, item in zip(definitions, found, strict=True)
-    ]
-
-
-def definition_key(definition: MetricDefinition) -> tuple[Any, str]:
-    """Return what tells one definition from another while it is evaluated."""
-    return (definition.pk, definition.name)
-
-
-def _since(started: float) -> float:
-    return time.perf_counter() - started

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from metricdemo import evaluation, rowquery, scheduler
 from metricdemo.evaluation import Evaluator, Outcome
-from metricdemo.evaluation.evaluator import definition_database
+from metricdemo.evaluation.work import definition_database
 from metricdemo.models import MetricDefinition, ScheduledValue
 from metricdemo.scheduler import Refresher
 from metricdemo.values import scheduled as scheduled_values

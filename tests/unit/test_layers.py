@@ -40,7 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("values.shared_cache", "values.scheduled"),
     ("values",),
     ("evaluation.outcomes",),
-    ("evaluation.budget", "evaluation.slow"),
+    ("evaluation.budget", "evaluation.slow", "evaluation.work"),
     ("evaluation.isolation",),
     ("evaluation.evaluator",),
     ("evaluation",),
