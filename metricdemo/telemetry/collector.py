@@ -101,7 +101,7 @@ class DefinitionsCollector(Collector):
                 self._instruments.prepare(deadline, served)
             except Exception:  # noqa: BLE001 - never fail a scrape or a push
                 logger.exception("Preparing the metric definitions failed.")
-                self._instruments.forget_observations()
+                self._instruments.forget_points()
             yield
 
     def before_fork(self) -> None:

@@ -52,9 +52,12 @@ class DefinitionInstruments:
         self._new_provider = new_provider
         self._provider: DefinitionsProvider | None = None
         self._active: dict[InstrumentKey, ActiveDefinition] = {}
-        self._observations: dict[InstrumentKey, list[Observation]] = {}
-        # Observations of static definitions (constants), made once per load.
-        self._static: dict[InstrumentKey, list[Observation]] = {}
+        # OpenTelemetry Observation objects each instrument's callback yields,
+        # made from the evaluations' (value, attributes) pairs once per
+        # collection; "points" here, so that "observations" keeps meaning pairs.
+        self._points: dict[InstrumentKey, list[Observation]] = {}
+        # Points of static definitions (constants), made once per load.
+        self._static_points: dict[InstrumentKey, list[Observation]] = {}
         self._dynamic: list[ActiveDefinition] = []
         self._token: str | None = None
         self._failures: dict[str, str] = {}
@@ -97,19 +100,19 @@ class DefinitionInstruments:
             results = evaluation.get_evaluator().collect(
                 [i.definition for i in items], deadline=deadline
             )
-            observations = dict(self._static)
+            points = dict(self._static_points)
             for item, result in zip(items, results, strict=True):
                 self._record(item.name, result)
                 if result.ok and result.observations:
-                    observations[item.key] = [
+                    points[item.key] = [
                         Observation(value, attributes)
                         for value, attributes in result.observations
                     ]
-            self._observations = observations
+            self._points = points
 
-    def forget_observations(self) -> None:
+    def forget_points(self) -> None:
         """Export nothing from definitions until the next successful preparation."""
-        self._observations = {}
+        self._points = {}
 
     def refresh(self, deadline: float | None = None) -> None:
         """Reload the enabled definitions when the change stamp moved.
@@ -199,7 +202,7 @@ class DefinitionInstruments:
                 failed[item.name] = result.error
                 self.log_failure(item.name, result.error)
         self._hold_instruments(active.keys())
-        self._active, self._static, self._dynamic = active, static, dynamic
+        self._active, self._static_points, self._dynamic = active, static, dynamic
         self._failed = failed
         self._families = {
             naming.exported_names(item.name, item.key[1], item.key[2])[0]: item
@@ -279,7 +282,7 @@ class DefinitionInstruments:
         self, key: InstrumentKey
     ) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
-            return self._observations.get(key, ())
+            return self._points.get(key, ())
 
         return callback
 
