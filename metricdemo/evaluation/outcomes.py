@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from metricdemo import validators
 from metricdemo.observations import Observations
 
 
@@ -41,8 +42,9 @@ class Evaluation:
         # The error quotes stored text, a database's or a callback's message:
         # a lone surrogate or NUL in it would fail the admin page, the log
         # line or the command that shows it, so it is escaped here, once.
-        if self.error and not _printable(self.error):
-            object.__setattr__(self, "error", _escaped(self.error))
+        if self.error and validators.unencodable_text(self.error) is not None:
+            escaped = validators.escape_unencodable(self.error).replace("\x00", "\\x00")
+            object.__setattr__(self, "error", escaped)
 
     @property
     def ok(self) -> bool:
@@ -53,19 +55,3 @@ class Evaluation:
             Outcome.STORED,
             Outcome.KEPT,
         )
-
-
-def _printable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
-
-
-def _escaped(text: str) -> str:
-    return (
-        text.encode("utf-8", "backslashreplace")
-        .decode("utf-8")
-        .replace("\x00", "\\x00")
-    )
