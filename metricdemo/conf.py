@@ -13,6 +13,12 @@ DEFAULTS: dict[str, Any] = {
     "SET_GLOBAL_METER_PROVIDER": True,
     # The instrumentation scope of database-defined instruments.
     "METER_NAME": "metricdemo",
+    # How OpenTelemetry names become Prometheus names on /metrics: one of
+    # OpenTelemetry's translation strategies. The default keeps the classic
+    # names (escaped to underscores, with unit and _total suffixes);
+    # NoUTF8EscapingWithSuffixes and NoTranslation serve the OpenTelemetry
+    # names as they are to a scraper that asks for escaping=allow-utf-8.
+    "NAME_TRANSLATION": "UnderscoreEscapingWithSuffixes",
     # Seconds a definition's evaluation may take when it sets no timeout.
     "TIMEOUT": 5.0,
     # Seconds a whole scrape (or OTLP push) may wait for its evaluations, under

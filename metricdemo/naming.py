@@ -12,40 +12,34 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-# The exporter's own name translation, so that collisions are judged exactly as
-# the exporter will write the names.
-from opentelemetry.exporter.prometheus._mapping import map_unit, sanitize_full_name
-
 import metricdemo.validators as validators
+from metricdemo.exposition.names import (
+    TYPE_SUFFIXES,  # noqa: F401 - where callers have found it
+    sanitize_name,
+    taken_by_family,
+    unit_suffix,
+)
 from metricdemo.reserved import SELF_METRICS, STATIC_FAMILIES, STATIC_PREFIXES
 
 logger = logging.getLogger("metricdemo")
 
 COUNTER = "counter"
 
-#: The names a family of each type takes in an exposition: its own name plus
-#: these suffixes (OpenMetrics refuses a second family that takes one of them).
-TYPE_SUFFIXES: dict[str, tuple[str, ...]] = {
-    "counter": ("_total", "_created"),
-    "summary": ("_count", "_sum", "_created"),
-    "histogram": ("_count", "_sum", "_bucket", "_created"),
-    "gaugehistogram": ("_gcount", "_gsum", "_bucket"),
-    "info": ("_info",),
-}
-
 
 def exported_names(name: str, kind: str, unit: str) -> tuple[str, str]:
     """Return the Prometheus family name and sample name the exporter will write.
 
-    The SDK lowercases instrument names (they are case-insensitive), the
-    exporter turns invalid characters into '_', prometheus_client drops a
-    counter's '_total', appends the unit suffix, and gives counter samples the
-    '_total' suffix.
+    Under the default translation strategy: the SDK lowercases instrument
+    names (they are case-insensitive), each run of invalid characters becomes
+    '_', a counter's '_total' is dropped, the unit suffix appended, and
+    counter samples get the '_total' suffix. Clashes are judged on these
+    names whatever the strategy: two names that differ only in characters
+    the escaping rewrites would meet in the scrape of a classic scraper.
     """
-    family = sanitize_full_name(name.lower())
+    family = sanitize_name(name.lower())
     if kind == COUNTER and family.endswith("_total"):
         family = family[: -len("_total")]
-    suffix = map_unit(unit or "")
+    suffix = unit_suffix(unit or "")
     if suffix and not family.endswith("_" + suffix):
         family = f"{family}_{suffix}"
     if kind == COUNTER:
@@ -55,9 +49,7 @@ def exported_names(name: str, kind: str, unit: str) -> tuple[str, str]:
 
 def family_names(family: str, family_type: str) -> frozenset[str]:
     """Return every name a family of this type takes, samples and metadata included."""
-    return frozenset(
-        (family, *(family + suffix for suffix in TYPE_SUFFIXES.get(family_type, ())))
-    )
+    return taken_by_family(family, family_type)
 
 
 def taken_names(name: str, kind: str, unit: str) -> frozenset[str]:

@@ -112,6 +112,7 @@ class OTLPPusher(MetricReader):
         self._prepared: Callable[[], AbstractContextManager] = nullcontext
         self._also: Callable[[], MetricsData | None] = _nothing
         self._collected: MetricsData | None = None
+        self._source: Callable[[], MetricsData | None] | None = None
         self._push_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -128,16 +129,22 @@ class OTLPPusher(MetricReader):
 
     def start(
         self,
-        prepared: Callable[[], AbstractContextManager],
+        prepared: Callable[[], AbstractContextManager] | None = None,
         also: Callable[[], MetricsData | None] | None = None,
+        *,
+        source: Callable[[], MetricsData | None] | None = None,
     ) -> None:
-        """Push every interval from a daemon thread, collecting inside `prepared()`.
+        """Push every interval from a daemon thread.
 
-        `also` collects another provider's metrics (the definitions', whose
-        provider is replaced as they change) to push with this one's.
+        With `source`, each push exports what it returns (the app passes
+        the collection /metrics shares, so the pusher need not be a reader
+        of any provider). Otherwise the pusher is a reader: it collects its
+        provider inside `prepared()`, and `also` collects another provider's
+        metrics to push with this one's.
         """
-        self._prepared = prepared
+        self._prepared = prepared or nullcontext
         self._also = also or _nothing
+        self._source = source
         self._start_thread()
 
     @property
@@ -151,13 +158,9 @@ class OTLPPusher(MetricReader):
             if self._shut_down:
                 return False
             try:
-                with self._prepared():
-                    self.collect()
-                    data, self._collected = self._collected, None
-                    if data is not None:
-                        data = combined(data, self._also())
+                data = self._gather()
                 if data is None:
-                    return False  # not registered with a MeterProvider
+                    return False  # nothing to collect from
                 with _held_back_exporter_log() as records:
                     result = self._exporter.export(data)
             except Exception as exc:  # noqa: BLE001 - the thread must keep pushing
@@ -171,6 +174,16 @@ class OTLPPusher(MetricReader):
                 return True
             self._failed(*_describe(records))
             return False
+
+    def _gather(self) -> MetricsData | None:
+        if self._source is not None:
+            return self._source()
+        with self._prepared():
+            self.collect()
+            data, self._collected = self._collected, None
+            if data is not None:
+                data = combined(data, self._also())
+        return data
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         """Push now (MeterProvider.force_flush() calls this)."""

@@ -13,11 +13,11 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-# The exporter's own label translation, so that a key is judged exactly as the
-# exporter will write it.
-from opentelemetry.exporter.prometheus._mapping import sanitize_attribute
-
 from metricdemo.conf import DEFAULTS, app_settings
+
+# The exposition's own label translation, so that a key is judged exactly as
+# /metrics will write it.
+from metricdemo.exposition.names import sanitize_label
 from metricdemo.fields import UndecodableText
 
 INSTRUMENT_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_./-]{0,254}")
@@ -72,7 +72,7 @@ def validate_unit(value: str) -> None:
 
 def label_name(key: str) -> str:
     """Return the Prometheus label name the exporter writes for attribute `key`."""
-    return sanitize_attribute(key)
+    return sanitize_label(key)
 
 
 def validate_label_key(

@@ -1,5 +1,6 @@
 """Serve the registry in Prometheus text or OpenMetrics format, to allowed scrapers."""
 
+import gzip
 import hmac
 import ipaddress
 from functools import lru_cache
@@ -10,10 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
-from prometheus_client.exposition import choose_encoder
 
+from metricdemo import exposition
 from metricdemo.conf import app_settings
 from metricdemo.telemetry import get_telemetry
+from metricdemo.telemetry.collector import rendering
+
+_renderer = exposition.Renderer()
 
 
 # Outermost, so that an unsafe method meets require_safe's 405 (Allow: GET, HEAD)
@@ -26,13 +30,25 @@ from metricdemo.telemetry import get_telemetry
 # (ATOMIC_REQUESTS): there they would wait on the database in this thread.
 @transaction.non_atomic_requests
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Return every metric of the registry, OpenMetrics if the Accept header asks."""
+    """Return every metric of the registry, in the format the Accept header asks for.
+
+    The app's collection and the registry's other collectors (process,
+    platform, django-prometheus) are rendered in one pass.
+    """
     refusal = refuse(request)
     if refusal is not None:
         return refusal
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(get_telemetry().registry)
-    return HttpResponse(body, content_type=content_type)
+    negotiated = exposition.negotiate(request.headers.get("Accept", ""))
+    with rendering():
+        families = get_telemetry().registry.collect()
+        body = _renderer.render(families, negotiated, app_settings.NAME_TRANSLATION)
+    response = HttpResponse(content_type=negotiated.content_type)
+    if exposition.gzip_accepted(request.headers.get("Accept-Encoding")):
+        body = gzip.compress(body, compresslevel=6)
+        response["Content-Encoding"] = "gzip"
+    response["Vary"] = "Accept, Accept-Encoding"
+    response.content = body
+    return response
 
 
 def refuse(request: HttpRequest) -> HttpResponse | None:

@@ -27,7 +27,12 @@ DEFINITIONS = [
         "attributes": {"country": "DE", "channel": "web"},
     },
     {"name": "golden.jobs.runtime_total", "kind": "counter", "unit": "s", "value": 3.5},
-    {"name": "golden.queue.bytes", "kind": "updowncounter", "unit": "By", "value": 2048},
+    {
+        "name": "golden.queue.bytes",
+        "kind": "updowncounter",
+        "unit": "By",
+        "value": 2048,
+    },
     {"name": "golden.disk.used", "unit": "%", "value": 87.25},
     {"name": "golden.ratio", "unit": "1", "value": 0.125},
     {"name": "golden.speed", "unit": "m/s", "value": 12.5},
@@ -38,7 +43,7 @@ DEFINITIONS = [
     {
         "name": "golden.notes",
         "value": 1,
-        "description": "Tricky \\ help \"text\"\nwith ü",
+        "description": 'Tricky \\ help "text"\nwith ü',
         "attributes": {
             "note": 'a "quoted" \\ back\nslash ü €',
             "count": 3,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import threading
 from dataclasses import dataclass
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import REGISTRY, CollectorRegistry
 
@@ -22,6 +22,7 @@ from metricdemo.telemetry.provider import (
     long_lived_provider,
     set_global_meter_provider,
 )
+from metricdemo.telemetry.reader import ExpositionReader
 from metricdemo.telemetry.self_metrics import SelfMetrics
 
 
@@ -30,7 +31,7 @@ class Telemetry:
     """The app's OpenTelemetry wiring, made once per process."""
 
     meter_provider: MeterProvider
-    reader: PrometheusMetricReader
+    reader: ExpositionReader
     instruments: DefinitionInstruments
     collector: DefinitionsCollector
     registry: CollectorRegistry
@@ -54,20 +55,20 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
     with _setup_lock:
         if _telemetry is not None:
             return _telemetry
-        private = CollectorRegistry(auto_describe=False)
         limits = cardinality_limits()
-        reader = PrometheusMetricReader(registry=private, cardinality_limits=limits)
-        pusher = otlp.create_pusher(cardinality_limits=limits)
-        provider = long_lived_provider([reader] if pusher is None else [reader, pusher])
+        reader = ExpositionReader(cardinality_limits=limits)
+        # The pusher is no reader of the provider: it takes the collections
+        # /metrics takes, so each observable callback runs once per
+        # collection, however the values leave the process.
+        pusher = otlp.create_pusher()
+        provider = long_lived_provider([reader])
         is_global = False
         if app_settings.SET_GLOBAL_METER_PROVIDER:
             is_global = set_global_meter_provider(provider)
         meter = provider.get_meter(app_settings.METER_NAME, metricdemo.__version__)
-        new_provider = functools.partial(
-            DefinitionsProvider, private, limits, for_push=pusher is not None
-        )
+        new_provider = functools.partial(DefinitionsProvider, limits)
         instruments = DefinitionInstruments(SelfMetrics(meter), new_provider)
-        collector = DefinitionsCollector(private, instruments, registry)
+        collector = DefinitionsCollector(reader, instruments, registry)
         registry.register(collector)
         os.register_at_fork(
             before=collector.before_fork,
@@ -75,7 +76,8 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
             after_in_child=collector.after_fork_in_child,
         )
         if pusher is not None:
-            pusher.start(collector.prepared, instruments.collect_for_push)
+            pusher.start(source=collector.collect_for_push)
+            atexit.register(pusher.shutdown)
         naming.register_served_families(collector.served_families)
         _telemetry = Telemetry(
             provider, reader, instruments, collector, registry, is_global, pusher

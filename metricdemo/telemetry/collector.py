@@ -1,65 +1,133 @@
-"""Own the prometheus_client Collector over the app's readers, and its fork hooks."""
+"""Own the collection of the app's readers, its clash rule, and its fork hooks."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
+from opentelemetry.sdk.metrics.export import Histogram, MetricsData, Sum
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from metricdemo import evaluation, naming
-from metricdemo.conf import app_settings
+from metricdemo import evaluation, exposition, naming
+from metricdemo.exposition.render import Collected
 from metricdemo.telemetry.flight import SingleFlight
 from metricdemo.telemetry.instruments import DefinitionInstruments
+from metricdemo.telemetry.reader import ExpositionReader
 
 logger = logging.getLogger("metricdemo")
 
 # Seconds fork() waits for a collection in progress to finish.
 FORK_WAIT = 30.0
 
+# Set while /metrics renders the served registry: this collector then yields
+# its collection as it is, for the renderer, instead of prometheus_client
+# families.
+_rendering: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "metricdemo_rendering", default=False
+)
+
+
+@contextmanager
+def rendering() -> Iterator[None]:
+    """Make DefinitionsCollector.collect() yield a Collected item in this block."""
+    token = _rendering.set(True)
+    try:
+        yield
+    finally:
+        _rendering.reset(token)
+
 
 class DefinitionsCollector(Collector):
-    """Serve the app's readers to a registry, one collection at a time.
+    """Collect the app's readers, one collection at a time, for scrapes and pushes.
 
-    The reader's own collector is not safe for concurrent scrapes, and the
-    definitions must be evaluated just before the SDK runs the callbacks, so
-    the readers live in a private registry and this collector wraps it. It
-    also learns, from each collection and from the served registry, the
-    families served beside the definitions.
+    Registered in the served registry, so that /metrics, and anything else
+    that serves that registry, finds the app's metrics in it: /metrics
+    renders the collection itself; another consumer (django-prometheus's
+    view, prometheus_client's own server) gets prometheus_client families
+    with today's names. It also learns, from each collection and from the
+    served registry, the families served beside the definitions.
     """
 
     def __init__(
         self,
-        private: CollectorRegistry,
+        reader: ExpositionReader,
         instruments: DefinitionInstruments,
         served: CollectorRegistry,
     ) -> None:
-        """Wrap `private`; `served` is the registry this collector is served from."""
-        self._private = private
+        """Collect `reader` (the long-lived provider's) and the definitions' reader.
+
+        `served` is the registry this collector is served from.
+        """
+        self._reader = reader
         self._instruments = instruments
         self._served = served
         #: {taken name: family} of the families served last that are not
         #: definitions (None before the first collection).
         self._seen: dict[str, str] | None = None
+        # (the names others take, the definitions' families, the dropped
+        # definitions' names) of the last clash check.
+        self._clashes: tuple | None = None
         self._lock = threading.Lock()
         self._held_for_fork = False
-        # Scrapes that arrive during a collection are served its families.
-        self._flight: SingleFlight[list] = SingleFlight()
+        # Scrapes and pushes that arrive during a collection share it.
+        self._flight: SingleFlight[Collected] = SingleFlight()
+        self._fallback = exposition.Renderer()
 
     def describe(self) -> list:
         """Describe nothing, so registering runs no collection (and no query)."""
         return []
 
     def collect(self):
-        families = self._flight.run(self._collect_once, evaluation.scrape_deadline())
-        yield from families
+        collected = self.collected()
+        if _rendering.get():
+            yield collected
+            return
+        # Someone other than /metrics serves the registry: give it
+        # prometheus_client families, with the names of the classic format.
+        text = self._fallback.render([collected], exposition.DEFAULT).decode()
+        yield from text_string_to_metric_families(text)
 
-    def _collect_once(self) -> list:
+    def collected(self) -> Collected:
+        """Return one collection of the app's readers, with the definitions evaluated.
+
+        A call made while another collection runs waits for it and shares it.
+        """
+        return self._flight.run(self._collect_once, evaluation.scrape_deadline())
+
+    def collect_for_push(self) -> MetricsData | None:
+        """Return one collection as a single MetricsData, for an OTLP push."""
+        from metricdemo import otlp
+
+        data = [d for d in self.collected().data if d is not None]
+        if not data:
+            return None
+        first, *rest = data
+        for more in rest:
+            first = otlp.combined(first, more)
+        return first
+
+    def _collect_once(self) -> Collected:
         with self.prepared():
-            return self._without_clashes(list(self._private.collect()))
+            return self._gather()
+
+    def _gather(self) -> Collected:
+        own = self._reader.collect_now()
+        provider = self._instruments.provider
+        definitions = None if provider is None else provider.reader.collect_now()
+        others = self._learn(own)
+        if definitions is not None:
+            definitions = self._without_clashes(definitions, others)
+        resource = None
+        if own is not None and own.resource_metrics:
+            resource = own.resource_metrics[0].resource
+        data = tuple(d for d in (own, definitions) if d is not None)
+        return Collected(data, resource)
 
     def served_families(self) -> dict[str, str]:
         """Return {taken name: family} for the served registry's other families.
@@ -74,7 +142,7 @@ class DefinitionsCollector(Collector):
         return self._registry_families()
 
     def learn_families(self) -> None:
-        """Collect once, without evaluating, to learn the families served beside.
+        """Collect the long-lived provider once, not evaluating, to learn its families.
 
         Validation in a process that has not been scraped yet needs the names
         of code instruments; skipped while another collection runs.
@@ -82,7 +150,7 @@ class DefinitionsCollector(Collector):
         if not self._lock.acquire(blocking=False):
             return
         try:
-            self._without_clashes(list(self._private.collect()))
+            self._learn(self._reader.collect_now())
         finally:
             self._lock.release()
 
@@ -126,57 +194,89 @@ class DefinitionsCollector(Collector):
         names.update(self._seen or {})
         return names
 
-    def _without_clashes(self, families: list) -> list:
-        """Drop definitions' families that clash with a family served beside them.
+    def _learn(self, own: MetricsData | None) -> dict[str, str]:
+        """Note and return {taken name: family} of what is served beside definitions.
 
-        Also notes the families served beside the definitions, for the next
-        load and for validation. A code instrument or a collector can appear
-        after the definitions were judged (for example on the first scrape);
-        this keeps that scrape valid, and the next load leaves the definition
-        out with an error.
+        That is the long-lived provider's families (code instruments, the
+        self-metrics, target_info) and what the served registry describes.
         """
-        scope = app_settings.METER_NAME
-        ours_by_family = self._instruments.families
-
-        def ours(sample) -> bool:
-            return sample.labels.get("otel_scope_name") == scope
-
         others: dict[str, str] = {}
-        for family in families:
-            if family.name in ours_by_family and all(map(ours, family.samples)):
-                continue
-            shown = family.name + {"counter": "_total", "info": "_info"}.get(
-                family.type, ""
-            )
-            for name in naming.family_names(family.name, family.type):
-                others[name] = shown
+        for resource_metrics in own.resource_metrics if own is not None else ():
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    family_type = _family_type(metric.data)
+                    family = naming.exported_names(
+                        metric.name,
+                        "counter" if family_type == "counter" else "gauge",
+                        metric.unit or "",
+                    )[0]
+                    shown = family + ("_total" if family_type == "counter" else "")
+                    for name in naming.family_names(family, family_type):
+                        others[name] = shown
+        for name in naming.family_names("target", "info"):
+            others[name] = "target_info"
         self._seen = others
-        index = naming.ExportedNameIndex(served=others)
-        kept = []
-        for family in families:
-            item = ours_by_family.get(family.name)
-            if item is None:
-                kept.append(family)
-                continue
-            theirs = [sample for sample in family.samples if not ours(sample)]
-            if len(theirs) == len(family.samples):
-                kept.append(family)
-                continue
-            name, kind, unit, _description = item.key
-            clash = naming.clash(name, kind, unit, index)
-            if clash is None and not theirs:
-                kept.append(family)
-                continue
-            if clash is None:
-                # Another scope's instrument under the very same name.
-                exported = naming.exported_names(name, kind, unit)[1]
-                clash = naming.Clash(naming.SERVED_FAMILY, name, exported, family.name)
-            problem = naming.field_problem("name", clash.message)
+        return {**{name: name for name in _described_names(self._served)}, **others}
+
+    def _without_clashes(
+        self, data: MetricsData, others: dict[str, str]
+    ) -> MetricsData:
+        """Drop definitions whose family clashes with a family served beside them.
+
+        A code instrument or a collector can appear after the definitions were
+        judged (for example on the first scrape); this keeps that scrape
+        valid, and the next load leaves the definition out with an error. The
+        verdict is kept while neither side changes.
+        """
+        families = self._instruments.families
+        taken = frozenset(others.items())
+        last = self._clashes
+        if last is not None and last[0] == taken and last[1] is families:
+            dropped = last[2]
+        else:
+            index = naming.ExportedNameIndex(served=others)
+            dropped = {}
+            for item in families.values():
+                name, kind, unit, _description = item.key
+                clash = naming.clash(name, kind, unit, index)
+                if clash is not None:
+                    dropped[name.lower()] = (
+                        name,
+                        naming.field_problem("name", clash.message),
+                    )
+            self._clashes = (taken, families, dropped)
+        if not dropped:
+            return data
+        for name, problem in dropped.values():
             self._instruments.log_failure(name, problem)
-            if theirs:
-                family.samples = theirs
-                kept.append(family)
-        return kept
+        return replace(
+            data,
+            resource_metrics=[
+                replace(
+                    resource_metrics,
+                    scope_metrics=[
+                        replace(
+                            scope_metrics,
+                            metrics=[
+                                m
+                                for m in scope_metrics.metrics
+                                if m.name not in dropped
+                            ],
+                        )
+                        for scope_metrics in resource_metrics.scope_metrics
+                    ],
+                )
+                for resource_metrics in data.resource_metrics
+            ],
+        )
+
+
+def _family_type(data) -> str:  # noqa: ANN001
+    if isinstance(data, Sum) and data.is_monotonic:
+        return "counter"
+    if isinstance(data, Histogram):
+        return "histogram"
+    return "gauge"
 
 
 def _described_names(registry: CollectorRegistry) -> list[str]:

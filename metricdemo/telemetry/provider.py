@@ -7,19 +7,19 @@ import logging
 import os
 
 from opentelemetry import metrics as otel_metrics
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk import metrics as sdk_metrics
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    InMemoryMetricReader,
-    MetricReader,
-    MetricsData,
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    ExemplarReservoir,
+    MeterProvider,
 )
+from opentelemetry.sdk.metrics.export import MetricReader
+from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.resources import Resource
-from prometheus_client import CollectorRegistry
 
 import metricdemo
 from metricdemo.conf import app_settings
+from metricdemo.telemetry.reader import ExpositionReader
 
 logger = logging.getLogger("metricdemo")
 
@@ -47,53 +47,28 @@ class DefinitionsProvider:
     on one that is replaced when a definition's instrument is retired.
     """
 
-    def __init__(
-        self,
-        registry: CollectorRegistry,
-        cardinality_limits: dict[type, int],
-        *,
-        for_push: bool = False,
-    ) -> None:
-        """Make the provider, with a reader registered in `registry`."""
-        # target_info comes from the long-lived provider's reader: a second
-        # one in the same exposition would make it invalid.
-        self.reader = PrometheusMetricReader(
-            disable_target_info=True,
-            registry=registry,
-            cardinality_limits=cardinality_limits,
-        )
-        readers: list = [self.reader]
-        # A reader serves one provider only (the SDK refuses to register it
-        # with a second), and the pusher belongs to the long-lived one: this
-        # provider gets a reader of its own, whose collection the pusher
-        # takes along.
-        self.push_reader = None
-        if for_push:
-            self.push_reader = InMemoryMetricReader(
-                cardinality_limits=cardinality_limits
-            )
-            readers.append(self.push_reader)
+    def __init__(self, cardinality_limits: dict[type, int]) -> None:
+        """Make the provider, with the one reader that /metrics and pushes share."""
+        self.reader = ExpositionReader(cardinality_limits=cardinality_limits)
         # The provider is shut down when it is replaced; at exit the current
-        # one has nothing to flush (its readers are only ever collected), so
-        # it needs no atexit handler.
+        # one has nothing to flush (its reader is only ever collected), so it
+        # needs no atexit handler. Observable callbacks carry no trace
+        # context, so the definitions keep no exemplars: the SDK's reservoirs
+        # would cost every scrape about a fifth of its collection.
         self.meter_provider = MeterProvider(
-            metric_readers=readers,
+            metric_readers=[self.reader],
             resource=process_resource(os.getpid()),
             shutdown_on_exit=False,
+            exemplar_filter=AlwaysOffExemplarFilter(),
+            views=[View(instrument_name="*", exemplar_reservoir_factory=_no_reservoir)],
         )
         self.meter = self.meter_provider.get_meter(
             app_settings.METER_NAME, metricdemo.__version__
         )
         self.instruments: dict[InstrumentKey, object] = {}
 
-    def collect_for_push(self) -> MetricsData | None:
-        """Collect the definitions for an OTLP push, or None when nobody pushes."""
-        if self.push_reader is None:
-            return None
-        return self.push_reader.get_metrics_data()
-
     def shutdown(self) -> None:
-        """Take the reader out of the registry and free the instruments now."""
+        """Shut the provider down and free the instruments now."""
         self.meter_provider.shutdown()
         self.instruments.clear()
         # The SDK's instruments and its measurement consumer refer to each
@@ -108,6 +83,24 @@ class DefinitionsProvider:
             held = getattr(consumer, name, None)
             if isinstance(held, list | dict):
                 held.clear()
+
+
+class _NoExemplars(ExemplarReservoir):
+    """Keep no exemplars (the SDK's reservoirs sample and sort on every collection)."""
+
+    def offer(self, value, time_unix_nano, attributes, context) -> None:  # noqa: ANN001
+        return None
+
+    def collect(self, point_attributes) -> list:  # noqa: ANN001
+        return []
+
+
+_NO_EXEMPLARS = _NoExemplars()
+
+
+def _no_reservoir(aggregation_type: type):  # noqa: ANN202
+    """Return a builder that gives every aggregation the one empty reservoir."""
+    return lambda **kwargs: _NO_EXEMPLARS
 
 
 @functools.lru_cache(maxsize=1)

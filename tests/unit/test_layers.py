@@ -16,7 +16,10 @@ PACKAGE = Path(__file__).resolve().parents[2] / "metricdemo"
 #: make); a package listed only by its name (cli, management, migrations)
 #: counts as one module.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("conf", "fields"),
+    ("conf", "fields", "exposition.names"),
+    ("exposition.negotiation",),
+    ("exposition.render",),
+    ("exposition",),
     ("validators", "timewindows", "lookups", "reserved", "database"),
     ("routing",),
     ("callbacks", "naming"),
@@ -45,6 +48,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluation.evaluator",),
     ("evaluation",),
     ("display", "otlp", "scheduler"),
+    ("telemetry.reader",),
     ("telemetry.provider", "telemetry.self_metrics", "telemetry.flight"),
     ("telemetry.instruments",),
     ("telemetry.collector",),

@@ -1,0 +1,525 @@
+"""Render OpenTelemetry's MetricsData and prometheus_client families as exposition text.
+
+One pass writes the lines: no translation into prometheus_client objects
+first. What does not change between scrapes (a family's HELP and TYPE lines,
+a series' label set) is kept from the scrape before, so a steady scrape
+formats little more than its values.
+
+Under the default negotiation (text 0.0.4, names escaped to underscores) and
+the default strategy, every line is the one opentelemetry-exporter-prometheus
+and prometheus_client wrote: the same names, label sets (scope labels,
+sorted, a label missing from one point of a family written empty), value
+formatting and HELP escaping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Gauge,
+    Histogram,
+    MetricsData,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+
+from metricdemo.exposition import names
+from metricdemo.exposition.negotiation import Negotiated
+
+logger = logging.getLogger("metricdemo")
+
+SCOPE_NAME = "otel_scope_name"
+SCOPE_VERSION = "otel_scope_version"
+SCOPE_SCHEMA_URL = "otel_scope_schema_url"
+SCOPE_ATTRIBUTE_PREFIX = "otel_scope_"
+TARGET_INFO = "target"
+TARGET_INFO_HELP = "Target metadata"
+
+_INF = math.inf
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What one collection of the app's readers gave, ready to be rendered.
+
+    `data` holds each provider's MetricsData, in the order they are served;
+    `resource` is the one target_info describes (None: no target_info).
+    """
+
+    data: tuple[MetricsData, ...]
+    resource: Resource | None = None
+
+
+@dataclass
+class _Family:
+    """The metrics of one exported family, across scopes and providers."""
+
+    name: str  # the family name under the strategy, before escaping
+    unit: str  # the unit word an OpenMetrics UNIT line states, or ''
+    kind: str  # counter, gauge or histogram
+    description: str
+    parts: list = field(default_factory=list)  # [(scope labels, points)]
+
+
+def format_value(value: float) -> str:
+    """Return a sample value as Go (and so prometheus_client) writes it."""
+    d = float(value)
+    if d == _INF:
+        return "+Inf"
+    if d == -_INF:
+        return "-Inf"
+    if d != d:
+        return "NaN"
+    s = repr(d)
+    dot = s.find(".")
+    if d > 0 and dot > 6:
+        mantissa = f"{s[0]}.{s[1:dot]}{s[dot + 1 :]}".rstrip("0.")
+        return f"{mantissa}e+{dot - 1:02d}"
+    return s
+
+
+def label_value(value: Any) -> str:
+    """Return an attribute value as a label value: strings as they are, else JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def help_text(documentation: str, openmetrics: bool) -> str:
+    """Return HELP text escaped for the format (OpenMetrics also escapes quotes)."""
+    if openmetrics:
+        return names.quote(documentation)
+    if "\\" in documentation or "\n" in documentation:
+        return documentation.replace("\\", r"\\").replace("\n", r"\n")
+    return documentation
+
+
+class Renderer:
+    """Write exposition text; keep what a steady scrape would format again.
+
+    One per process. Concurrent renders share the kept lines; each render
+    builds its own new set and swaps it in, so the worst a race costs is a
+    line formatted twice.
+    """
+
+    def __init__(self) -> None:
+        self._headers: dict[tuple, str] = {}
+        # {(escaping, strategy): {(id(attributes), id(scope labels), label
+        # names): (attributes, label text)}}: the label sets of the last render.
+        self._labels: dict[tuple, dict] = {}
+        self._targets: dict[tuple, tuple[Resource, str]] = {}
+        self._lock = threading.Lock()
+
+    def render(
+        self,
+        families: Iterable[Any],
+        negotiated: Negotiated,
+        strategy: str = names.DEFAULT_STRATEGY,
+    ) -> bytes:
+        """Return the exposition of `families` as UTF-8.
+
+        `families` holds prometheus_client Metric objects (what a registry's
+        collectors yield) and Collected items (the app's OpenTelemetry
+        collections), in the order they are written. A family name written
+        once is not written again: a later family of the same name is left
+        out and logged.
+        """
+        out: list[str] = []
+        written: set[str] = set()
+        variant = (negotiated.escaping, strategy)
+        old_labels = self._labels.get(variant, {})
+        new_labels: dict = {}
+        for item in families:
+            if isinstance(item, Collected):
+                self._render_collected(
+                    item, negotiated, strategy, out, written, old_labels, new_labels
+                )
+            else:
+                self._render_client_family(item, negotiated, out, written)
+        with self._lock:
+            self._labels[variant] = new_labels
+        if negotiated.openmetrics:
+            out.append("# EOF\n")
+        return "".join(out).encode("utf-8", "replace")
+
+    # The app's OpenTelemetry collections.
+
+    def _render_collected(
+        self, collected, negotiated, strategy, out, written, old_labels, new_labels
+    ) -> None:
+        if collected.resource is not None:
+            self._render_target_info(
+                collected.resource, negotiated, strategy, out, written
+            )
+        for data in collected.data:
+            for family in _families(data, strategy).values():
+                claimed = family.name
+                if family.kind == "counter" and claimed.endswith("_total"):
+                    claimed = claimed[: -len("_total")]
+                if not _claim(claimed, family.kind, written):
+                    continue
+                if family.kind == "histogram":
+                    self._render_histograms(family, negotiated, strategy, out)
+                else:
+                    self._render_numbers(
+                        family, negotiated, strategy, out, old_labels, new_labels
+                    )
+
+    def _render_numbers(
+        self, family, negotiated, strategy, out, old_labels, new_labels
+    ) -> None:
+        escaping = negotiated.escaping
+        header, sample = self._header(family, negotiated, strategy)
+        out.append(header)
+        label_names = _label_names(family, strategy)
+        quoted = sample.startswith('"')
+        for scope_labels, points in family.parts:
+            scope_id = id(scope_labels)
+            for point in points:
+                attributes = point.attributes
+                key = (id(attributes), scope_id, label_names)
+                hit = old_labels.get(key)
+                if hit is None or hit[0] is not attributes:
+                    text = _label_text(
+                        scope_labels, attributes, label_names, strategy, escaping
+                    )
+                    hit = (attributes, text, scope_labels)
+                new_labels[key] = hit
+                text = hit[1]
+                value = format_value(point.value)
+                if quoted:
+                    out.append(
+                        f"{{{sample},{text}}} {value}\n"
+                        if text
+                        else f"{{{sample}}} {value}\n"
+                    )
+                elif text:
+                    out.append(f"{sample}{{{text}}} {value}\n")
+                else:
+                    out.append(f"{sample} {value}\n")
+
+    def _render_histograms(self, family, negotiated, strategy, out) -> None:
+        escaping = negotiated.escaping
+        header, _sample = self._header(family, negotiated, strategy)
+        out.append(header)
+        label_names = _label_names(family, strategy)
+        base = family.name
+        bucket, count, total, created = (
+            names.suffixed(base, suffix, escaping)
+            for suffix in ("_bucket", "_count", "_sum", "_created")
+        )
+        for scope_labels, points in family.parts:
+            for point in points:
+                labels = _labels(scope_labels, point.attributes, label_names, strategy)
+                cumulative = 0
+                bounds = [*(f"{bound}" for bound in point.explicit_bounds), "+Inf"]
+                for bound, bucket_count in zip(
+                    bounds, point.bucket_counts, strict=False
+                ):
+                    cumulative += bucket_count
+                    out.append(
+                        _line(bucket, {**labels, "le": bound}, cumulative, escaping)
+                    )
+                if point.explicit_bounds and point.explicit_bounds[0] < 0:
+                    # prometheus_client writes no sum and count then, nor do we.
+                    continue
+                out.append(_line(count, labels, cumulative, escaping))
+                out.append(_line(total, labels, point.sum, escaping))
+                if negotiated.openmetrics and point.start_time_unix_nano:
+                    out.append(
+                        _line(
+                            created, labels, point.start_time_unix_nano / 1e9, escaping
+                        )
+                    )
+
+    def _header(
+        self, family: _Family, negotiated: Negotiated, strategy: str
+    ) -> tuple[str, str]:
+        """Return (HELP/TYPE/UNIT lines, escaped sample name) of a family."""
+        key = (
+            family.name,
+            family.kind,
+            family.unit,
+            family.description,
+            negotiated,
+            strategy,
+        )
+        cached = self._headers.get(key)
+        if cached is not None:
+            return cached
+        escaping = negotiated.escaping
+        name = family.name
+        if family.kind == "counter":
+            base = name[: -len("_total")] if name.endswith("_total") else name
+            if negotiated.openmetrics:
+                # OpenMetrics names a counter without, and its sample with, _total.
+                shown = names.escape_metric_name(base, escaping)
+                sample_name = names.suffixed(base, "_total", escaping)
+            elif names.adds_suffixes(strategy):
+                # The classic text format names a counter by its sample.
+                shown = sample_name = names.suffixed(base, "_total", escaping)
+            else:
+                shown = sample_name = names.escape_metric_name(name, escaping)
+        else:
+            shown = sample_name = names.escape_metric_name(name, escaping)
+        escaped = shown
+        lines = [
+            f"# HELP {escaped} {help_text(family.description, negotiated.openmetrics)}"
+            "\n",
+            f"# TYPE {escaped} {family.kind}\n",
+        ]
+        if negotiated.openmetrics and family.unit and name.endswith("_" + family.unit):
+            # OpenMetrics wants the name to end with the unit, both as written.
+            unit = names.escape_metric_name(family.unit, escaping)
+            if escaped.strip('"').endswith("_" + unit):
+                lines.append(f"# UNIT {escaped} {unit}\n")
+        result = ("".join(lines), sample_name)
+        if len(self._headers) > 100_000:
+            self._headers.clear()
+        self._headers[key] = result
+        return result
+
+    def _render_target_info(self, resource, negotiated, strategy, out, written) -> None:
+        if not _claim(TARGET_INFO, "info", written):
+            return
+        key = (negotiated, strategy)
+        cached = self._targets.get(key)
+        if cached is None or cached[0] is not resource:
+            escaping = negotiated.escaping
+            labels = {
+                names.label_name(k, strategy): label_value(v)
+                for k, v in resource.attributes.items()
+            }
+            sample = names.suffixed(TARGET_INFO, "_info", escaping)
+            if negotiated.openmetrics:
+                shown = names.escape_metric_name(TARGET_INFO, escaping)
+                header = f"# HELP {shown} {TARGET_INFO_HELP}\n# TYPE {shown} info\n"
+            else:
+                header = f"# HELP {sample} {TARGET_INFO_HELP}\n# TYPE {sample} gauge\n"
+            text = header + _line(sample, labels, 1.0, escaping)
+            cached = self._targets[key] = (resource, text)
+        out.append(cached[1])
+
+    # prometheus_client families (the registry's other collectors).
+
+    def _render_client_family(self, metric, negotiated, out, written) -> None:
+        escaping = negotiated.escaping
+        if not _claim(metric.name, metric.type, written):
+            return
+        if negotiated.openmetrics:
+            name = names.escape_metric_name(metric.name, escaping)
+            out.append(f"# HELP {name} {help_text(metric.documentation, True)}\n")
+            out.append(f"# TYPE {name} {metric.type}\n")
+            if metric.unit:
+                out.append(f"# UNIT {name} {metric.unit}\n")
+            for sample in metric.samples:
+                if getattr(sample, "native_histogram", None):
+                    continue  # not in OpenMetrics 1.0
+                line = _line(
+                    names.escape_metric_name(sample.name, escaping),
+                    sample.labels,
+                    sample.value,
+                    escaping,
+                )
+                if sample.timestamp is not None:
+                    line = f"{line[:-1]} {sample.timestamp}\n"
+                if sample.exemplar:
+                    line = line[:-1] + _exemplar(sample.exemplar) + "\n"
+                out.append(line)
+            return
+        name, kind = metric.name, metric.type
+        if kind == "counter":
+            name += "_total"
+        elif kind == "info":
+            name, kind = name + "_info", "gauge"
+        elif kind == "stateset":
+            kind = "gauge"
+        elif kind == "gaugehistogram":
+            kind = "histogram"
+        elif kind == "unknown":
+            kind = "untyped"
+        escaped = names.escape_metric_name(name, escaping)
+        documentation = help_text(metric.documentation, False)
+        out.append(f"# HELP {escaped} {documentation}\n# TYPE {escaped} {kind}\n")
+        extra: dict[str, list[str]] = {}
+        for sample in metric.samples:
+            if getattr(sample, "native_histogram", None):
+                continue
+            line = _line(
+                names.escape_metric_name(sample.name, escaping),
+                sample.labels,
+                sample.value,
+                escaping,
+            )
+            if sample.timestamp is not None:
+                line = f"{line[:-1]} {int(float(sample.timestamp) * 1000):d}\n"
+            for suffix in ("_created", "_gsum", "_gcount"):
+                if sample.name == metric.name + suffix:
+                    # OpenMetrics-only samples: a gauge of their own, after.
+                    extra.setdefault(suffix, []).append(line)
+                    break
+            else:
+                out.append(line)
+        for suffix, lines in sorted(extra.items()):
+            escaped = names.escape_metric_name(metric.name + suffix, escaping)
+            out.append(f"# HELP {escaped} {documentation}\n# TYPE {escaped} gauge\n")
+            out.extend(lines)
+
+
+_warned: set[str] = set()
+
+
+def _claim(name: str, family_type: str, written: set[str]) -> bool:
+    """Return whether a family may be written: no name it takes is taken yet."""
+    taken = names.taken_by_family(name, family_type)
+    if written.isdisjoint(taken):
+        written.update(taken)
+        return True
+    if name not in _warned:
+        _warned.add(name)
+        logger.warning(
+            "Two families of /metrics take the name %s; it serves the first.", name
+        )
+    return False
+
+
+def _families(data: MetricsData, strategy: str) -> dict[tuple, _Family]:
+    """Group one collection's metrics into exported families, in order.
+
+    Metrics of several scopes with the same exported name, description,
+    unit and type make one family, as the exporter merged them.
+    """
+    families: dict[tuple, _Family] = {}
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope_labels = _scope_labels(scope_metrics.scope, strategy)
+            for metric in scope_metrics.metrics:
+                kind = _kind(metric.data)
+                if kind is None:
+                    logger.warning(
+                        "Metric %s is not exported: /metrics has no format for %s.",
+                        metric.name,
+                        type(metric.data).__name__,
+                    )
+                    continue
+                name, unit = names.family_name(
+                    metric.name, metric.unit or "", kind == "counter", strategy
+                )
+                key = (name, metric.description or "", unit, kind)
+                family = families.get(key)
+                if family is None:
+                    family = families[key] = _Family(
+                        name, unit, kind, metric.description or ""
+                    )
+                family.parts.append((scope_labels, metric.data.data_points))
+    return families
+
+
+def _kind(data: Any) -> str | None:
+    if isinstance(data, Sum):
+        if data.is_monotonic:
+            return "counter"
+        # Cumulative sums that may go down are gauges to Prometheus.
+        return (
+            "gauge"
+            if data.aggregation_temporality == AggregationTemporality.CUMULATIVE
+            else None
+        )
+    if isinstance(data, Gauge):
+        return "gauge"
+    if isinstance(data, Histogram):
+        return "histogram"
+    return None
+
+
+_scope_cache: dict[tuple, dict[str, str]] = {}
+
+
+def _scope_labels(scope: Any, strategy: str) -> dict[str, str]:
+    """Return the otel_scope_* labels of a scope (the same object while it lasts)."""
+    attributes = tuple(sorted((scope.attributes or {}).items(), key=str))
+    key = (scope.name, scope.version, scope.schema_url, attributes, strategy)
+    cached = _scope_cache.get(key)
+    if cached is None:
+        labels = {
+            names.label_name(SCOPE_ATTRIBUTE_PREFIX + str(k), strategy): label_value(v)
+            for k, v in attributes
+        }
+        labels[SCOPE_NAME] = scope.name or ""
+        labels[SCOPE_VERSION] = scope.version or ""
+        labels[SCOPE_SCHEMA_URL] = scope.schema_url or ""
+        if len(_scope_cache) > 1000:
+            _scope_cache.clear()
+        cached = _scope_cache[key] = labels
+    return cached
+
+
+def _label_names(family: _Family, strategy: str) -> tuple[str, ...]:
+    """Return the family's label names, sorted: every point writes each of them."""
+    keys: set[str] = set()
+    for scope_labels, points in family.parts:
+        keys.update(scope_labels)
+        for point in points:
+            keys.update(point.attributes)
+    if not names.escapes_to_underscores(strategy):
+        return tuple(sorted(keys))
+    return tuple(sorted({names.label_name(key, strategy) for key in keys}))
+
+
+def _labels(
+    scope_labels: Mapping[str, str],
+    attributes: Mapping[str, Any] | None,
+    label_names: Sequence[str],
+    strategy: str,
+) -> dict[str, str]:
+    labels = dict.fromkeys(label_names, "")
+    labels.update(scope_labels)
+    for key, value in (attributes or {}).items():
+        labels[names.label_name(key, strategy)] = label_value(value)
+    return labels
+
+
+def _label_text(scope_labels, attributes, label_names, strategy, escaping) -> str:
+    labels = _labels(scope_labels, attributes, label_names, strategy)
+    return _label_pairs(labels, escaping)
+
+
+def _label_pairs(labels: Mapping[str, str], escaping: str) -> str:
+    return ",".join(
+        f'{names.escape_label_name(key, escaping)}="{names.quote(value)}"'
+        for key, value in sorted(labels.items())
+    )
+
+
+def _line(escaped: str, labels: Mapping[str, str], value: float, escaping: str) -> str:
+    """Return a sample line of an escaped name; a quoted name goes inside the braces."""
+    text = _label_pairs(labels, escaping)
+    formatted = format_value(value)
+    if escaped.startswith('"'):
+        return (
+            f"{{{escaped},{text}}} {formatted}\n"
+            if text
+            else f"{{{escaped}}} {formatted}\n"
+        )
+    if text:
+        return f"{escaped}{{{text}}} {formatted}\n"
+    return f"{escaped} {formatted}\n"
+
+
+def _exemplar(exemplar: Any) -> str:
+    labels = ",".join(
+        f'{key}="{names.quote(value)}"'
+        for key, value in sorted(exemplar.labels.items())
+    )
+    text = f" # {{{labels}}} {format_value(exemplar.value)}"
+    if exemplar.timestamp is not None:
+        text += f" {exemplar.timestamp}"
+    return text
