@@ -16,6 +16,7 @@ from django.db import DatabaseError
 from django.urls import NoReverseMatch, reverse
 
 from metricdemo.conf import ALL, DEFAULTS, SETTING_NAME, app_settings
+from metricdemo.exposition.names import STRATEGIES
 from metricdemo.models import MetricDefinition
 from metricdemo.validators import MODEL_LABEL_RE, SETTING_PATH_RE, TIMEOUT_MAX
 
@@ -381,6 +382,16 @@ def _otlp_interval_problem(value: Any) -> str | None:
     return "it must be None or a number of seconds above 0, for example 60."
 
 
+def _name_translation_problem(value: Any) -> str | None:
+    if value in STRATEGIES:
+        return None
+    return (
+        "it must be one of OpenTelemetry's translation strategies: "
+        + ", ".join(repr(strategy) for strategy in STRATEGIES)
+        + "."
+    )
+
+
 _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "SET_GLOBAL_METER_PROVIDER": ("metricdemo.E003", _bool_problem),
     "METER_NAME": ("metricdemo.E004", _meter_name_problem),
@@ -397,4 +408,5 @@ _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "REFRESH_TIMEOUT": ("metricdemo.E031", _timeout_problem),
     "DATABASE": ("metricdemo.E032", _database_problem),
     "SLOW_EVALUATION": ("metricdemo.E033", _slow_evaluation_problem),
+    "NAME_TRANSLATION": ("metricdemo.E034", _name_translation_problem),
 }

@@ -41,7 +41,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
     negotiated = exposition.negotiate(request.headers.get("Accept", ""))
     with rendering():
         families = get_telemetry().registry.collect()
-        body = _renderer.render(families, negotiated, app_settings.NAME_TRANSLATION)
+        strategy = exposition.names.strategy_of(app_settings.NAME_TRANSLATION)
+        body = _renderer.render(families, negotiated, strategy)
     response = HttpResponse(content_type=negotiated.content_type)
     if exposition.gzip_accepted(request.headers.get("Accept-Encoding")):
         body = gzip.compress(body, compresslevel=6)

@@ -35,6 +35,15 @@ STRATEGIES = (
 )
 DEFAULT_STRATEGY = UNDERSCORE_ESCAPING_WITH_SUFFIXES
 
+
+def strategy_of(setting: object) -> str:
+    """Return the strategy a NAME_TRANSLATION setting names; the default if none.
+
+    The system check (metricdemo.E034) reports a value that names none.
+    """
+    return setting if setting in STRATEGIES else DEFAULT_STRATEGY  # type: ignore[return-value]
+
+
 ALLOW_UTF8 = "allow-utf-8"
 UNDERSCORES = "underscores"
 DOTS = "dots"

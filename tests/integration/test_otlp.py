@@ -455,3 +455,43 @@ def test_interval(monkeypatch, environ, metricdemo, expected):
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", environ)
     with override_settings(METRICDEMO=metricdemo):
         assert otlp.interval() == expected
+
+
+# One collection for pull and push ---------------------------------------------
+
+
+# The evaluation threads read with connections of their own: rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_a_push_and_a_scrape_each_evaluate_a_definition_once(
+    receiver, define, orders, callback, client
+):
+    """Pushing shares the scrape's reader: every collection evaluates once."""
+    from metricdemo.telemetry import get_telemetry
+    from tests.queries import all_queries
+
+    calls = []
+    callback("test.push.calls", lambda: calls.append(1) or len(calls))
+    define(name="push.calls", source="callback", callback="test.push.calls")
+    define(
+        name="push.orders",
+        source="row_count",
+        model="shop.Order",
+        filters={"status": "pending"},
+    )
+    pusher = otlp.OTLPPusher(otlp.metrics_url(receiver.url), 3600)
+    pusher.start(source=get_telemetry().collector.collect_for_push)
+    try:
+        assert client.get("/metrics").status_code == 200  # loads the definitions
+        for collect in (pusher.push, lambda: client.get("/metrics")):
+            before = len(calls)
+            with all_queries() as statements:
+                assert collect()
+            orders_table = [sql for sql in statements if "shop_order" in sql]
+            assert len(orders_table) == 1, orders_table
+            assert len(calls) == before + 1
+        assert pusher.push()
+    finally:
+        pusher.shutdown()
+    (instance,) = receiver.latest("push.orders")
+    assert receiver.latest("push.orders") == {instance: 3.0}
+    assert receiver.latest("push.calls")[instance] == float(len(calls))

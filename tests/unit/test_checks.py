@@ -205,3 +205,29 @@ def test_deploy_check_runs_with_manage_py_check_deploy():
         out, err = io.StringIO(), io.StringIO()
         call_command("check", "--deploy", "--tag", "metricdemo", stdout=out, stderr=err)
     assert "metricdemo.W012" in out.getvalue() + err.getvalue()
+
+
+@pytest.mark.parametrize("bad", ["underscores", "noTranslation", None, 1, ""])
+def test_check_settings__name_translation_must_be_a_strategy(bad):
+    from metricdemo.checks import check_settings
+
+    with override_settings(METRICDEMO={"NAME_TRANSLATION": bad}):
+        (error,) = check_settings()
+    assert error.id == "metricdemo.E034"
+    assert "NoUTF8EscapingWithSuffixes" in error.msg
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "UnderscoreEscapingWithSuffixes",
+        "UnderscoreEscapingWithoutSuffixes",
+        "NoUTF8EscapingWithSuffixes",
+        "NoTranslation",
+    ],
+)
+def test_check_settings__name_translation_strategies_pass(strategy):
+    from metricdemo.checks import check_settings
+
+    with override_settings(METRICDEMO={"NAME_TRANSLATION": strategy}):
+        assert check_settings() == []
