@@ -85,6 +85,19 @@ def setup(registry: CollectorRegistry = REGISTRY) -> Telemetry:
         return _telemetry
 
 
+def served_reader() -> ExpositionReader:
+    """Return a new reader for a MeterProvider of the host's; /metrics serves it too.
+
+    For a project that sets its own global MeterProvider before the app is
+    ready: ``MeterProvider(metric_readers=[served_reader()])``. Its families
+    are served after the app's own, with their scope labels and no second
+    target_info.
+    """
+    reader = ExpositionReader(cardinality_limits=cardinality_limits())
+    get_telemetry().collector.serve(reader)
+    return reader
+
+
 def get_telemetry() -> Telemetry:
     """Return the process's wiring, creating it if the app has not been readied."""
     return _telemetry or setup()

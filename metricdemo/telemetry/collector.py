@@ -78,6 +78,12 @@ class DefinitionsCollector(Collector):
         # Scrapes and pushes that arrive during a collection share it.
         self._flight: SingleFlight[Collected] = SingleFlight()
         self._fallback = exposition.Renderer()
+        # Readers of the host's own providers (telemetry.served_reader()).
+        self._extra: list[ExpositionReader] = []
+
+    def serve(self, reader: ExpositionReader) -> None:
+        """Collect `reader` with the app's own, after them, on every collection."""
+        self._extra.append(reader)
 
     def describe(self) -> list:
         """Describe nothing, so registering runs no collection (and no query)."""
@@ -120,14 +126,25 @@ class DefinitionsCollector(Collector):
         own = self._reader.collect_now()
         provider = self._instruments.provider
         definitions = None if provider is None else provider.reader.collect_now()
-        others = self._learn(own)
+        if any(reader.shut_down for reader in self._extra):
+            self._extra = [reader for reader in self._extra if not reader.shut_down]
+        extra = [self._collect_extra(reader) for reader in self._extra]
+        extra = [data for data in extra if data is not None]
+        others = self._learn(own, *extra)
         if definitions is not None:
             definitions = self._without_clashes(definitions, others)
         resource = None
         if own is not None and own.resource_metrics:
             resource = own.resource_metrics[0].resource
-        data = tuple(d for d in (own, definitions) if d is not None)
+        data = tuple(d for d in (own, *extra, definitions) if d is not None)
         return Collected(data, resource)
+
+    def _collect_extra(self, reader: ExpositionReader) -> MetricsData | None:
+        try:
+            return reader.collect_now()
+        except Exception:  # noqa: BLE001 - a host's provider must not fail the scrape
+            logger.exception("Collecting a host's MeterProvider failed.")
+            return None
 
     def served_families(self) -> dict[str, str]:
         """Return {taken name: family} for the served registry's other families.
@@ -194,14 +211,15 @@ class DefinitionsCollector(Collector):
         names.update(self._seen or {})
         return names
 
-    def _learn(self, own: MetricsData | None) -> dict[str, str]:
+    def _learn(self, *collections: MetricsData | None) -> dict[str, str]:
         """Note and return {taken name: family} of what is served beside definitions.
 
         That is the long-lived provider's families (code instruments, the
         self-metrics, target_info) and what the served registry describes.
         """
         others: dict[str, str] = {}
-        for resource_metrics in own.resource_metrics if own is not None else ():
+        resources = [r for data in collections if data for r in data.resource_metrics]
+        for resource_metrics in resources:
             for scope_metrics in resource_metrics.scope_metrics:
                 for metric in scope_metrics.metrics:
                     family_type = _family_type(metric.data)

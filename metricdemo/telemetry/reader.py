@@ -20,6 +20,7 @@ class ExpositionReader(MetricReader):
     def __init__(self, cardinality_limits: dict | None = None) -> None:
         super().__init__(cardinality_limits=cardinality_limits)
         self._received: MetricsData | None = None
+        self.shut_down = False
 
     def collect_now(self, timeout_millis: float = 10_000) -> MetricsData | None:
         """Collect the provider now and return its MetricsData (None if unregistered).
@@ -37,5 +38,6 @@ class ExpositionReader(MetricReader):
         self._received = metrics_data
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        """Nothing to release: the reader holds no collection between calls."""
+        """Stop: the collector drops a reader shut down (with its provider)."""
         self._received = None
+        self.shut_down = True

@@ -143,3 +143,35 @@ def test_definitions_provider__kept_until_an_instrument_is_retired(client, defin
     assert families["keep_first"].documentation == "A new description."
     assert value(families, "keep_second") == 3.0
     assert definition_instruments() == ["keep.first", "keep.second"]
+
+
+def test_a_host_provider_with_a_served_reader_is_on_metrics(client, db):
+    """A project's own MeterProvider reaches /metrics through served_reader()."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+
+    from metricdemo.telemetry import served_reader
+
+    provider = MeterProvider(
+        metric_readers=[served_reader()],
+        resource=Resource.create({"service.name": "host"}),
+        shutdown_on_exit=False,
+    )
+    try:
+        counter = provider.get_meter("host.code", "2.0").create_counter(
+            "host.jobs", unit="{job}"
+        )
+        counter.add(4, {"queue": "mail"})
+        text = client.get("/metrics").content.decode()
+        families = parse(text)
+        assert value(families, "host_jobs_total", queue="mail") == 4
+        (sample,) = families["host_jobs"].samples
+        assert sample.labels["otel_scope_name"] == "host.code"
+        assert sample.labels["otel_scope_version"] == "2.0"
+        # One target_info: the app's, not the host provider's.
+        assert text.count("# TYPE target_info") == 1
+        assert families["target_info"].samples[0].labels["service_name"] != "host"
+    finally:
+        provider.shutdown()
+    # A provider shut down is served no more.
+    assert "host_jobs_total" not in parse(client.get("/metrics").content.decode())
