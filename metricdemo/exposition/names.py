@@ -185,7 +185,10 @@ def family_name(name: str, unit: str, counter: bool, strategy: str) -> tuple[str
     if counter and family.endswith("_total"):
         family = family[: -len("_total")]
     suffix = unit_suffix(unit or "")
-    if suffix and not family.endswith("_" + suffix):
+    # The escaped name is judged as the exporter judged it; a name kept as it
+    # is, as Prometheus's own translator does (`queue.bytes` keeps its name).
+    ending = "_" + suffix if escapes_to_underscores(strategy) else suffix
+    if suffix and not family.endswith(ending):
         family = f"{family}_{suffix}"
     return family, suffix
 

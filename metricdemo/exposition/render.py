@@ -311,9 +311,21 @@ class Renderer:
     # prometheus_client families (the registry's other collectors).
 
     def _render_client_family(self, metric, negotiated, out, written) -> None:
-        escaping = negotiated.escaping
+        """Write a prometheus_client family as prometheus_client would.
+
+        Except under the dots and values escapings: a sample's name is its
+        family's escaped name plus the suffix, as Prometheus's own encoders
+        write it, so that parsers still find the family.
+        """
         if not _claim(metric.name, metric.type, written):
             return
+        escaping = negotiated.escaping
+
+        def sample_name(name: str) -> str:
+            if name.startswith(metric.name):
+                return names.suffixed(metric.name, name[len(metric.name) :], escaping)
+            return names.escape_metric_name(name, escaping)
+
         if negotiated.openmetrics:
             name = names.escape_metric_name(metric.name, escaping)
             out.append(f"# HELP {name} {help_text(metric.documentation, True)}\n")
@@ -324,10 +336,7 @@ class Renderer:
                 if getattr(sample, "native_histogram", None):
                     continue  # not in OpenMetrics 1.0
                 line = _line(
-                    names.escape_metric_name(sample.name, escaping),
-                    sample.labels,
-                    sample.value,
-                    escaping,
+                    sample_name(sample.name), sample.labels, sample.value, escaping
                 )
                 if sample.timestamp is not None:
                     line = f"{line[:-1]} {sample.timestamp}\n"
@@ -335,18 +344,18 @@ class Renderer:
                     line = line[:-1] + _exemplar(sample.exemplar) + "\n"
                 out.append(line)
             return
-        name, kind = metric.name, metric.type
+        suffix, kind = "", metric.type
         if kind == "counter":
-            name += "_total"
+            suffix = "_total"
         elif kind == "info":
-            name, kind = name + "_info", "gauge"
+            suffix, kind = "_info", "gauge"
         elif kind == "stateset":
             kind = "gauge"
         elif kind == "gaugehistogram":
             kind = "histogram"
         elif kind == "unknown":
             kind = "untyped"
-        escaped = names.escape_metric_name(name, escaping)
+        escaped = names.suffixed(metric.name, suffix, escaping)
         documentation = help_text(metric.documentation, False)
         out.append(f"# HELP {escaped} {documentation}\n# TYPE {escaped} {kind}\n")
         extra: dict[str, list[str]] = {}
@@ -354,22 +363,19 @@ class Renderer:
             if getattr(sample, "native_histogram", None):
                 continue
             line = _line(
-                names.escape_metric_name(sample.name, escaping),
-                sample.labels,
-                sample.value,
-                escaping,
+                sample_name(sample.name), sample.labels, sample.value, escaping
             )
             if sample.timestamp is not None:
                 line = f"{line[:-1]} {int(float(sample.timestamp) * 1000):d}\n"
-            for suffix in ("_created", "_gsum", "_gcount"):
-                if sample.name == metric.name + suffix:
+            for extra_suffix in ("_created", "_gsum", "_gcount"):
+                if sample.name == metric.name + extra_suffix:
                     # OpenMetrics-only samples: a gauge of their own, after.
-                    extra.setdefault(suffix, []).append(line)
+                    extra.setdefault(extra_suffix, []).append(line)
                     break
             else:
                 out.append(line)
-        for suffix, lines in sorted(extra.items()):
-            escaped = names.escape_metric_name(metric.name + suffix, escaping)
+        for extra_suffix, lines in sorted(extra.items()):
+            escaped = names.suffixed(metric.name, extra_suffix, escaping)
             out.append(f"# HELP {escaped} {documentation}\n# TYPE {escaped} gauge\n")
             out.extend(lines)
 

@@ -94,6 +94,14 @@ def test_any_ascii_unit_suffix_matches_the_exporter(unit):
             ("shop.latency_milliseconds", "milliseconds"),
         ),
         ("shop.latency", "ms", False, names.NO_TRANSLATION, ("shop.latency", "")),
+        # A kept name that already ends with its unit gets no second one.
+        (
+            "queue.bytes",
+            "By",
+            False,
+            names.NO_UTF8_ESCAPING_WITH_SUFFIXES,
+            ("queue.bytes", "bytes"),
+        ),
         ("jobs_total", "s", True, names.NO_TRANSLATION, ("jobs_total", "")),
         (
             "shop.latency",
