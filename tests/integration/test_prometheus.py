@@ -52,8 +52,12 @@ def demo_server(tmp_path: Path) -> Iterator[str]:
 
 
 @contextmanager
-def prometheus(tmp_path: Path, target: str) -> Iterator[str]:
-    """Run Prometheus scraping `target` every second; yield its base URL."""
+def prometheus(tmp_path: Path, target: str, *more_targets: str) -> Iterator[str]:
+    """Run Prometheus scraping `target` and `more_targets` each second; yield its URL.
+
+    The targets make one job; their `instance` labels tell them apart.
+    """
+    targets = ", ".join(f"'{address}'" for address in (target, *more_targets))
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n"
@@ -62,7 +66,7 @@ def prometheus(tmp_path: Path, target: str) -> Iterator[str]:
         "scrape_configs:\n"
         "  - job_name: metricsite\n"
         "    static_configs:\n"
-        f"      - targets: ['{target}']\n"
+        f"      - targets: [{targets}]\n"
     )
     address = f"127.0.0.1:{free_port()}"
     argv = [
