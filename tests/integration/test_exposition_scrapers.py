@@ -83,12 +83,6 @@ KNOWN_LINTS = [
         'use base unit "seconds" instead of "milliseconds"',
     ),
 ]
-DOTS_BUG = (
-    "escaping=dots escapes a prometheus_client family's whole sample names "
-    "(django__db__query__duration__seconds__bucket, process__cpu__seconds__total) "
-    "instead of the family name plus the suffix, so those samples leave their "
-    "family: render.Renderer._render_client_family does not use names.suffixed"
-)
 
 
 def with_strategy(strategy: str):
@@ -149,20 +143,10 @@ def scenario(define):
     [
         (None, TEXT_0_0_4, "underscores"),
         ("text/plain;version=0.0.4", TEXT_0_0_4, "underscores"),
-        pytest.param(
-            "text/plain;version=0.0.4;escaping=dots",
-            TEXT_0_0_4,
-            "dots",
-            marks=pytest.mark.xfail(reason=DOTS_BUG, strict=True),
-        ),
+        ("text/plain;version=0.0.4;escaping=dots", TEXT_0_0_4, "dots"),
         ("text/plain;version=0.0.4;escaping=values", TEXT_0_0_4, "values"),
         ("text/plain;version=1.0.0;escaping=underscores", TEXT_1_0_0, "underscores"),
-        pytest.param(
-            "text/plain;version=1.0.0;escaping=dots",
-            TEXT_1_0_0,
-            "dots",
-            marks=pytest.mark.xfail(reason=DOTS_BUG, strict=True),
-        ),
+        ("text/plain;version=1.0.0;escaping=dots", TEXT_1_0_0, "dots"),
         # The default strategy leaves no name to quote, so promtool reads it.
         ("text/plain;version=1.0.0;escaping=allow-utf-8", TEXT_1_0_0, "allow-utf-8"),
     ],
@@ -213,7 +197,7 @@ def test_promtool_finds_only_the_known_lints(
     "escaping",
     [
         "underscores",
-        pytest.param("dots", marks=pytest.mark.xfail(reason=DOTS_BUG, strict=True)),
+        "dots",
         "values",
         # Under the default strategy nothing needs quoting.
         "allow-utf-8",
@@ -502,14 +486,6 @@ def test_no_translation_adds_no_total_to_a_counter(client, define):
 
 
 @with_strategy("NoUTF8EscapingWithSuffixes")
-@pytest.mark.xfail(
-    strict=True,
-    reason="NoUTF8EscapingWithSuffixes adds a unit suffix the name already ends "
-    "with after a dot (golden.queue.bytes, By -> golden.queue.bytes_bytes): "
-    "names.family_name tests endswith('_' + suffix) on the untranslated name, "
-    "where Prometheus's otlptranslator tests HasSuffix(name, suffix), and the "
-    "default strategy (which sanitizes first) writes golden_queue_bytes",
-)
 def test_a_utf8_strategy_keeps_a_unit_the_name_already_ends_with(client, define):
     define(
         name="golden.queue.bytes",
