@@ -8,9 +8,16 @@ import threading
 
 import pytest
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 
 from metricdemo import register_callback, unregister_callback
 from metricdemo.models import MetricDefinition
+
+# The fuzz tests try the same examples on every run, so that a run fails only
+# for a change; HYPOTHESIS_PROFILE=explore draws new ones (and more of them).
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", max_examples=500, database=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.hookimpl(hookwrapper=True)

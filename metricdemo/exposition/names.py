@@ -204,8 +204,12 @@ def is_legacy_metric_name(name: str) -> bool:
 
 
 def is_legacy_label_name(name: str) -> bool:
-    """Return whether the label name `name` needs no quoting or escaping."""
-    return _LEGACY_LABEL_NAME.fullmatch(name) is not None
+    """Return whether the label name `name` needs no quoting or escaping.
+
+    Names that start with `__` are reserved to Prometheus: written quoted (or
+    escaped), a scraper reads them as what they are, not as its own.
+    """
+    return _LEGACY_LABEL_NAME.fullmatch(name) is not None and not name.startswith("__")
 
 
 def quote(text: str) -> str:
