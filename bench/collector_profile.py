@@ -7,17 +7,14 @@ from bench.config import Config
 from bench.progress import progress
 from bench.scrapes import Scrapes
 from bench.table import ms
-from bench.timing import Samples
 from metricdemo import telemetry
 
 
-def measure(
-    size: int, medians: Samples, app_body: bytes, config: Config, scrapes: Scrapes
-) -> str:
+def measure(size: int, app_body: bytes, config: Config, scrapes: Scrapes) -> str:
     """Say where the app's scrape time goes with `size` constants.
 
-    `medians` are the scrape cost's timings at that size, `app_body` the app's
-    exposition.
+    `app_body` is the app's exposition with those definitions; the parts
+    are timed side by side here.
     """
     progress(f"profiling constants: N={size}")
     runs = config.profile_scrapes
@@ -49,6 +46,7 @@ def measure(
         exposition.same_sample_count(app_body, copy.scrape())
         parts = timing.interleaved(
             {
+                "endpoint": scrapes.endpoint,
                 "app": scrapes.app_collector,
                 "collected": collector.collected,
                 "prepare": prepare,
@@ -64,18 +62,18 @@ def measure(
     finally:
         copy.close()
     sdk = parts["collected"] - parts["prepare"]
-    django = medians["endpoint"] - medians["app"]
     lines.append(
         f"Wall clock, no profiler: of the app's {ms(parts['app'])} ms, "
         f"DefinitionInstruments.prepare() (change check, evaluation, "
         f"observations) takes {ms(parts['prepare'])} ms, the rest of "
         f"collected() (the SDK's collect of both providers, the clash check) "
         f"{ms(sdk)} ms, and rendering one kept collection "
-        f"{ms(parts['render'])} ms. The endpoint adds {ms(django)} ms to the "
-        f"app's {ms(medians['app'])} ms in the table above (Django, the view, "
-        f"the registry's other collectors). Bare OpenTelemetry exporting the "
-        f"app's series with its Prometheus exporter takes {ms(parts['copy'])} ms, "
-        f"{parts.ratio('app', 'copy'):.2f}x the app's."
+        f"{ms(parts['render'])} ms. The endpoint took {ms(parts['endpoint'])} "
+        f"ms in the same rounds, {parts.ratio('endpoint', 'app'):.2f}x the app "
+        f"(Django, the view, the registry's other collectors, rendered in the "
+        f"same pass). Bare OpenTelemetry exporting the "
+        f"app's series with its Prometheus exporter takes {ms(parts['copy'])} ms; "
+        f"the app takes {parts.ratio('app', 'copy'):.2f}x that."
     )
     lines.append(
         f"Garbage collection, paused in the tables, over {in_a_row} scrapes "

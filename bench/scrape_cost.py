@@ -92,9 +92,7 @@ def measure(config: Config, scrapes: Scrapes) -> ScrapeCost:
                 warmup=config.warmup,
             )
             if size == config.profile_size:
-                profile = collector_profile.measure(
-                    size, medians, app_body, config, scrapes
-                )
+                profile = collector_profile.measure(size, app_body, config, scrapes)
         finally:
             floor.close()
             sdk.close()
