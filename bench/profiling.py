@@ -18,6 +18,7 @@ AREAS = [
     ("metricdemo/telemetry/", "metricdemo.telemetry"),
     ("metricdemo/evaluation/", "metricdemo.evaluation"),
     ("metricdemo/sources.py", "metricdemo.sources"),
+    ("metricdemo/exposition/", "metricdemo.exposition (rendering)"),
     ("metricdemo/", "metricdemo, other modules"),
     ("opentelemetry/sdk/metrics", "OpenTelemetry SDK metrics"),
     ("opentelemetry/exporter/prometheus", "OpenTelemetry Prometheus exporter"),

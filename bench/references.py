@@ -1,7 +1,7 @@
 """What the app's scrape is measured against: exporters with no Django and no app.
 
-Each reference owns a private prometheus_client registry and scrapes it with
-``generate_latest``, as the app's view does with its own.
+Each exporter reference owns a private prometheus_client registry and scrapes it
+with ``generate_latest``; the SDK reference only collects, formatting nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from django.db.models import CharField, Count, F, IntegerField, Value
 from django.db.models.functions import Cast
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import (
+    AlwaysOffExemplarFilter,
+    ExemplarReservoir,
+    MeterProvider,
+)
+from opentelemetry.sdk.metrics.export import MetricsData
+from opentelemetry.sdk.metrics.view import View
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,6 +28,7 @@ from prometheus_client.registry import Collector
 
 import metricdemo
 from metricdemo.display import group_value
+from metricdemo.telemetry.reader import ExpositionReader
 
 # The same scope as the app's instruments, so each series carries the same
 # otel_scope_* labels and the exposition has the same size.
@@ -31,16 +38,8 @@ SCOPE_LABELS = ("otel_scope_name", "otel_scope_version", "otel_scope_schema_url"
 Observe = Callable[[], Iterable[tuple[float, dict[str, Any]]]]
 
 
-class OtelExporter:
-    """A bare MeterProvider and PrometheusMetricReader in a registry of its own."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        self._reader = PrometheusMetricReader(registry=self.registry)
-        self._provider = MeterProvider(
-            metric_readers=[self._reader], shutdown_on_exit=False
-        )
-        self._meter = self._provider.get_meter(*SCOPE)
+class _Observable:
+    """A bare MeterProvider whose meter makes observable instruments."""
 
     def add(
         self, kind: str, name: str, description: str, unit: str, observe: Observe
@@ -57,28 +56,94 @@ class OtelExporter:
 
         create(name, callbacks=[callback], unit=unit, description=description)
 
+    def close(self) -> None:
+        """Shut the provider down."""
+        self._provider.shutdown()
+
+    def add_constants(self, definitions: Sequence[Any]) -> None:
+        """Add one constant observable per definition, with its attributes."""
+        for definition in definitions:
+            value, attributes = float(definition.value), dict(definition.attributes)
+            self.add(
+                definition.kind,
+                definition.name,
+                definition.description,
+                definition.unit,
+                lambda v=value, a=attributes: [(v, a)],
+            )
+
+
+class OtelExporter(_Observable):
+    """A bare MeterProvider and PrometheusMetricReader in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._reader = PrometheusMetricReader(registry=self.registry)
+        self._provider = MeterProvider(
+            metric_readers=[self._reader], shutdown_on_exit=False
+        )
+        self._meter = self._provider.get_meter(*SCOPE)
+
     def scrape(self) -> bytes:
         """Return the exposition text, running every callback once."""
         return generate_latest(self.registry)
 
-    def close(self) -> None:
-        """Shut the provider down and unregister the reader."""
-        self._provider.shutdown()
+
+class _NoExemplars(ExemplarReservoir):
+    """Keep no exemplars, as the app's definitions provider keeps none."""
+
+    def offer(self, value, time_unix_nano, attributes, context) -> None:  # noqa: ANN001
+        return None
+
+    def collect(self, point_attributes) -> list:  # noqa: ANN001
+        return []
+
+
+class SdkCollect(_Observable):
+    """A bare MeterProvider and metricdemo's ExpositionReader: collection, no text.
+
+    Configured as the app's definitions provider is (no exemplar reservoirs),
+    so that it shows what the SDK's own collection of the same instruments
+    costs before anything is formatted.
+    """
+
+    def __init__(self) -> None:
+        self._reader = ExpositionReader()
+        none = _NoExemplars()
+        self._provider = MeterProvider(
+            metric_readers=[self._reader],
+            shutdown_on_exit=False,
+            exemplar_filter=AlwaysOffExemplarFilter(),
+            views=[
+                View(
+                    instrument_name="*",
+                    exemplar_reservoir_factory=lambda _type: lambda **_: none,
+                )
+            ],
+        )
+        self._meter = self._provider.get_meter(*SCOPE)
+
+    def collect(self, timeout_millis: float = 10_000) -> MetricsData | None:
+        """Run every callback once and return the SDK's MetricsData."""
+        return self._reader.collect_now(timeout_millis)
 
 
 def otel_floor(definitions: Sequence[Any]) -> OtelExporter:
     """Return a bare exporter of one constant gauge per definition, same attributes."""
     exporter = OtelExporter()
-    for definition in definitions:
-        value, attributes = float(definition.value), dict(definition.attributes)
-        exporter.add(
-            definition.kind,
-            definition.name,
-            definition.description,
-            definition.unit,
-            lambda v=value, a=attributes: [(v, a)],
-        )
+    exporter.add_constants(definitions)
     return exporter
+
+
+def sdk_collect(definitions: Sequence[Any]) -> SdkCollect:
+    """Return a bare provider of one constant gauge per definition, to collect."""
+    reference = SdkCollect()
+    reference.add_constants(definitions)
+    # The SDK's first collection matches every instrument against the views
+    # and each earlier instrument, which grows with N squared (seconds at
+    # N=10000): done here, with time to spare, so the timed ones are steady.
+    reference.collect(timeout_millis=600_000)
+    return reference
 
 
 def otel_copy(exposition: bytes) -> OtelExporter:
@@ -123,8 +188,16 @@ class PlainCollector(Collector):
             yield family
 
 
-def plain_registry(definitions: Sequence[Any]) -> CollectorRegistry:
-    """Return a registry with a PlainCollector of the constant definitions."""
+def plain_registry(
+    definitions: Sequence[Any], scope_labels: bool = False
+) -> CollectorRegistry:
+    """Return a registry with a PlainCollector of the constant definitions.
+
+    With `scope_labels`, each series also carries the otel_scope_* labels the
+    app writes, so that it has the app's five labels, sorted as the app sorts
+    them.
+    """
+    scope = dict(zip(SCOPE_LABELS, (*SCOPE, ""), strict=True)) if scope_labels else {}
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
         PlainCollector(
@@ -133,7 +206,7 @@ def plain_registry(definitions: Sequence[Any]) -> CollectorRegistry:
                     d.name.replace(".", "_"),
                     d.description,
                     float(d.value),
-                    dict(d.attributes),
+                    dict(sorted({**d.attributes, **scope}.items())),
                 )
                 for d in definitions
             ]

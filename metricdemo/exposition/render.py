@@ -468,6 +468,11 @@ def _scope_labels(scope: Any, strategy: str) -> dict[str, str]:
     return cached
 
 
+# {(attribute and scope label keys, strategy): sorted label names}: families
+# mostly share a few key sets, which need translating and sorting only once.
+_label_names_cache: dict[tuple[frozenset[str], str], tuple[str, ...]] = {}
+
+
 def _label_names(family: _Family, strategy: str) -> tuple[str, ...]:
     """Return the family's label names, sorted: every point writes each of them."""
     keys: set[str] = set()
@@ -475,9 +480,17 @@ def _label_names(family: _Family, strategy: str) -> tuple[str, ...]:
         keys.update(scope_labels)
         for point in points:
             keys.update(point.attributes)
-    if not names.escapes_to_underscores(strategy):
-        return tuple(sorted(keys))
-    return tuple(sorted({names.label_name(key, strategy) for key in keys}))
+    key = (frozenset(keys), strategy)
+    cached = _label_names_cache.get(key)
+    if cached is None:
+        if not names.escapes_to_underscores(strategy):
+            cached = tuple(sorted(keys))
+        else:
+            cached = tuple(sorted({names.label_name(k, strategy) for k in keys}))
+        if len(_label_names_cache) > 1000:
+            _label_names_cache.clear()
+        _label_names_cache[key] = cached
+    return cached
 
 
 def _labels(
