@@ -107,7 +107,7 @@ _PER_UNITS = {
 }
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
 def taken_by_family(family: str, family_type: str) -> frozenset[str]:
     """Return every name a family of this type takes, samples and metadata included."""
     return frozenset(
@@ -171,7 +171,7 @@ def adds_suffixes(strategy: str) -> bool:
     )
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
 def family_name(name: str, unit: str, counter: bool, strategy: str) -> tuple[str, str]:
     """Return (family name, unit word) for an instrument under `strategy`.
 
@@ -219,7 +219,7 @@ def quote(text: str) -> str:
     return text
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
 def escape_metric_name(name: str, escaping: str) -> str:
     """Return `name` as written under `escaping` (quoted for allow-utf-8 if it must be).
 
@@ -229,13 +229,13 @@ def escape_metric_name(name: str, escaping: str) -> str:
     return _escape(name, escaping, metric=True)
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
 def escape_label_name(name: str, escaping: str) -> str:
     """Return the label name `name` as written under `escaping`."""
     return _escape(name, escaping, metric=False)
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=4096)
 def suffixed(family: str, suffix: str, escaping: str) -> str:
     """Return a family's sample name with `suffix` (`_total`, `_bucket`), as written.
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import (
@@ -58,17 +57,6 @@ class Collected:
     resource: Resource | None = None
 
 
-@dataclass
-class _Family:
-    """The metrics of one exported family, across scopes and providers."""
-
-    name: str  # the family name under the strategy, before escaping
-    unit: str  # the unit word an OpenMetrics UNIT line states, or ''
-    kind: str  # counter, gauge or histogram
-    description: str
-    parts: list = field(default_factory=list)  # [(scope labels, points)]
-
-
 def format_value(value: float) -> str:
     """Return a sample value as Go (and so prometheus_client) writes it."""
     d = float(value)
@@ -102,21 +90,79 @@ def help_text(documentation: str, openmetrics: bool) -> str:
     return documentation
 
 
-class Renderer:
-    """Write exposition text; keep what a steady scrape would format again.
+def _header(
+    name: str,
+    kind: str,
+    unit: str,
+    description: str,
+    negotiated: Negotiated,
+    strategy: str,
+) -> tuple[str, str]:
+    """Return (HELP/TYPE/UNIT lines, escaped sample name) of a family."""
+    escaping = negotiated.escaping
+    if kind == "counter":
+        base = name[: -len("_total")] if name.endswith("_total") else name
+        if negotiated.openmetrics:
+            # OpenMetrics names a counter without, and its sample with, _total.
+            shown = names.escape_metric_name(base, escaping)
+            sample = names.suffixed(base, "_total", escaping)
+        elif names.adds_suffixes(strategy):
+            # The classic text format names a counter by its sample.
+            shown = sample = names.suffixed(base, "_total", escaping)
+        else:
+            shown = sample = names.escape_metric_name(name, escaping)
+    else:
+        shown = sample = names.escape_metric_name(name, escaping)
+    lines = [
+        f"# HELP {shown} {help_text(description, negotiated.openmetrics)}\n",
+        f"# TYPE {shown} {kind}\n",
+    ]
+    if negotiated.openmetrics and unit and name.endswith("_" + unit):
+        # OpenMetrics wants the name to end with the unit, both as written.
+        escaped_unit = names.escape_metric_name(unit, escaping)
+        if shown.strip('"').endswith("_" + escaped_unit):
+            lines.append(f"# UNIT {shown} {escaped_unit}\n")
+    return "".join(lines), sample
 
-    One per process. Concurrent renders share the kept lines; each render
-    builds its own new set and swaps it in, so the worst a race costs is a
-    line formatted twice.
+
+class _Plan:
+    """How one metric is written under one negotiation: kept between scrapes.
+
+    Valid while the metric keeps its description, unit and data type.
+    """
+
+    __slots__ = ("description", "unit", "token", "family", "kind", "header", "sample")
+
+    def __init__(self, description, unit, token, family, kind, header, sample):  # noqa: ANN001
+        self.description = description
+        self.unit = unit
+        self.token = token
+        self.family = family  # the family name under the strategy, unescaped
+        self.kind = kind  # counter, gauge or histogram
+        self.header = header  # the HELP, TYPE (and UNIT) lines
+        self.sample = sample  # the escaped sample name (a counter's with _total)
+
+
+_SKIP = object()
+
+
+class Renderer:
+    """Write exposition text; keep what a steady scrape would work out again.
+
+    One per process. What it keeps is small: per metric, its HELP and TYPE
+    lines and sample name under each negotiation in use; per shape of label
+    set (the same keys in the same scope), how to write it. Label values are
+    written on every scrape. Concurrent renders share what is kept; the
+    worst a race costs is a line worked out twice.
     """
 
     def __init__(self) -> None:
-        self._headers: dict[tuple, str] = {}
-        # {(escaping, strategy): {(id(attributes), id(scope labels), label
-        # names): (attributes, label text)}}: the label sets of the last render.
-        self._labels: dict[tuple, dict] = {}
+        # {(format, escaping, strategy): {metric name: _Plan}}
+        self._plans: dict[tuple, dict[str, Any]] = {}
+        # {(id(scope labels), attribute keys, label names, strategy,
+        # escaping): (scope labels, pieces)}
+        self._templates: dict[tuple, tuple] = {}
         self._targets: dict[tuple, tuple[Resource, str]] = {}
-        self._lock = threading.Lock()
 
     def render(
         self,
@@ -134,66 +180,107 @@ class Renderer:
         """
         out: list[str] = []
         written: set[str] = set()
-        variant = (negotiated.escaping, strategy)
-        old_labels = self._labels.get(variant, {})
-        new_labels: dict = {}
         for item in families:
             if isinstance(item, Collected):
-                self._render_collected(
-                    item, negotiated, strategy, out, written, old_labels, new_labels
-                )
+                self._render_collected(item, negotiated, strategy, out, written)
             else:
                 self._render_client_family(item, negotiated, out, written)
-        with self._lock:
-            self._labels[variant] = new_labels
         if negotiated.openmetrics:
             out.append("# EOF\n")
         return "".join(out).encode("utf-8", "replace")
 
     # The app's OpenTelemetry collections.
 
-    def _render_collected(
-        self, collected, negotiated, strategy, out, written, old_labels, new_labels
-    ) -> None:
+    def _render_collected(self, collected, negotiated, strategy, out, written) -> None:
         if collected.resource is not None:
             self._render_target_info(
                 collected.resource, negotiated, strategy, out, written
             )
+        variant = (negotiated.format, negotiated.escaping, strategy)
+        plans = self._plans.get(variant)
+        if plans is None:
+            if len(self._plans) >= 8:
+                self._plans.clear()
+            plans = self._plans[variant] = {}
         for data in collected.data:
-            for family in _families(data, strategy).values():
-                claimed = family.name
-                if family.kind == "counter" and claimed.endswith("_total"):
-                    claimed = claimed[: -len("_total")]
-                if not _claim(claimed, family.kind, written):
+            # {family name: [plan, [(scope labels, points)]]}, in order.
+            groups: dict[str, list] = {}
+            for resource_metrics in data.resource_metrics:
+                for scope_metrics in resource_metrics.scope_metrics:
+                    scope_labels = _scope_labels(scope_metrics.scope, strategy)
+                    for metric in scope_metrics.metrics:
+                        plan = self._plan(plans, metric, negotiated, strategy)
+                        if plan is _SKIP:
+                            continue
+                        group = groups.get(plan.family)
+                        if group is None:
+                            groups[plan.family] = [
+                                plan,
+                                [(scope_labels, metric.data.data_points)],
+                            ]
+                        elif group[0].header == plan.header:
+                            # The same family in another scope: one family.
+                            group[1].append((scope_labels, metric.data.data_points))
+                        else:
+                            _claim(plan.family, plan.kind, written)
+            for plan, parts in groups.values():
+                if not _claim(plan.family, plan.kind, written):
                     continue
-                if family.kind == "histogram":
-                    self._render_histograms(family, negotiated, strategy, out)
+                out.append(plan.header)
+                if plan.kind == "histogram":
+                    self._render_histograms(plan, parts, negotiated, strategy, out)
                 else:
-                    self._render_numbers(
-                        family, negotiated, strategy, out, old_labels, new_labels
-                    )
+                    self._render_numbers(plan, parts, negotiated, strategy, out)
 
-    def _render_numbers(
-        self, family, negotiated, strategy, out, old_labels, new_labels
-    ) -> None:
+    def _plan(self, plans, metric, negotiated, strategy):  # noqa: ANN001, ANN202
+        data = metric.data
+        token = data.__class__
+        if token is Sum:
+            token = (Sum, data.is_monotonic, data.aggregation_temporality)
+        plan = plans.get(metric.name)
+        if (
+            plan is not None
+            and plan is not _SKIP
+            and plan.token == token
+            and plan.description == metric.description
+            and plan.unit == metric.unit
+        ):
+            return plan
+        kind = _kind(data)
+        if kind is None:
+            logger.warning(
+                "Metric %s is not exported: /metrics has no format for %s.",
+                metric.name,
+                type(data).__name__,
+            )
+            return _SKIP
+        family, unit_word = names.family_name(
+            metric.name, metric.unit or "", kind == "counter", strategy
+        )
+        header, sample = _header(
+            family, kind, unit_word, metric.description or "", negotiated, strategy
+        )
+        plan = _Plan(
+            metric.description, metric.unit, token, family, kind, header, sample
+        )
+        if len(plans) > 200_000:
+            plans.clear()
+        plans[metric.name] = plan
+        return plan
+
+    def _render_numbers(self, plan, parts, negotiated, strategy, out) -> None:
         escaping = negotiated.escaping
-        header, sample = self._header(family, negotiated, strategy)
-        out.append(header)
-        label_names = _label_names(family, strategy)
+        sample = plan.sample
         quoted = sample.startswith('"')
-        for scope_labels, points in family.parts:
-            scope_id = id(scope_labels)
+        if len(parts) == 1 and len(parts[0][1]) == 1:
+            label_names = None  # worked out from the one point's keys
+        else:
+            label_names = _label_names(parts, strategy)
+        for scope_labels, points in parts:
             for point in points:
-                attributes = point.attributes
-                key = (id(attributes), scope_id, label_names)
-                hit = old_labels.get(key)
-                if hit is None or hit[0] is not attributes:
-                    text = _label_text(
-                        scope_labels, attributes, label_names, strategy, escaping
-                    )
-                    hit = (attributes, text, scope_labels)
-                new_labels[key] = hit
-                text = hit[1]
+                text = self._label_text(
+                    scope_labels, point.attributes, label_names, strategy, escaping
+                )
                 value = format_value(point.value)
                 if quoted:
                     out.append(
@@ -206,17 +293,40 @@ class Renderer:
                 else:
                     out.append(f"{sample} {value}\n")
 
-    def _render_histograms(self, family, negotiated, strategy, out) -> None:
+    def _label_text(self, scope_labels, attributes, label_names, strategy, escaping):  # noqa: ANN001, ANN202
+        """Return a point's label set as written, by a template kept per key shape."""
+        attributes = attributes or {}
+        key = (id(scope_labels), tuple(attributes), label_names, strategy, escaping)
+        kept = self._templates.get(key)
+        if kept is None or kept[0] is not scope_labels:
+            if len(self._templates) > 10_000:
+                self._templates.clear()
+            kept = self._templates[key] = (
+                scope_labels,
+                _template(scope_labels, attributes, label_names, strategy, escaping),
+            )
+        pieces = []
+        for fixed, attribute in kept[1]:
+            if attribute is None:
+                pieces.append(fixed)
+                continue
+            value = attributes[attribute]
+            if value.__class__ is not str:
+                value = label_value(value)
+            if "\\" in value or "\n" in value or '"' in value:
+                value = names.quote(value)
+            pieces.append(f'{fixed}{value}"')
+        return ",".join(pieces)
+
+    def _render_histograms(self, plan, parts, negotiated, strategy, out) -> None:
         escaping = negotiated.escaping
-        header, _sample = self._header(family, negotiated, strategy)
-        out.append(header)
-        label_names = _label_names(family, strategy)
-        base = family.name
+        label_names = _label_names(parts, strategy)
+        base = plan.family
         bucket, count, total, created = (
             names.suffixed(base, suffix, escaping)
             for suffix in ("_bucket", "_count", "_sum", "_created")
         )
-        for scope_labels, points in family.parts:
+        for scope_labels, points in parts:
             for point in points:
                 labels = _labels(scope_labels, point.attributes, label_names, strategy)
                 cumulative = 0
@@ -239,53 +349,6 @@ class Renderer:
                             created, labels, point.start_time_unix_nano / 1e9, escaping
                         )
                     )
-
-    def _header(
-        self, family: _Family, negotiated: Negotiated, strategy: str
-    ) -> tuple[str, str]:
-        """Return (HELP/TYPE/UNIT lines, escaped sample name) of a family."""
-        key = (
-            family.name,
-            family.kind,
-            family.unit,
-            family.description,
-            negotiated,
-            strategy,
-        )
-        cached = self._headers.get(key)
-        if cached is not None:
-            return cached
-        escaping = negotiated.escaping
-        name = family.name
-        if family.kind == "counter":
-            base = name[: -len("_total")] if name.endswith("_total") else name
-            if negotiated.openmetrics:
-                # OpenMetrics names a counter without, and its sample with, _total.
-                shown = names.escape_metric_name(base, escaping)
-                sample_name = names.suffixed(base, "_total", escaping)
-            elif names.adds_suffixes(strategy):
-                # The classic text format names a counter by its sample.
-                shown = sample_name = names.suffixed(base, "_total", escaping)
-            else:
-                shown = sample_name = names.escape_metric_name(name, escaping)
-        else:
-            shown = sample_name = names.escape_metric_name(name, escaping)
-        escaped = shown
-        lines = [
-            f"# HELP {escaped} {help_text(family.description, negotiated.openmetrics)}"
-            "\n",
-            f"# TYPE {escaped} {family.kind}\n",
-        ]
-        if negotiated.openmetrics and family.unit and name.endswith("_" + family.unit):
-            # OpenMetrics wants the name to end with the unit, both as written.
-            unit = names.escape_metric_name(family.unit, escaping)
-            if escaped.strip('"').endswith("_" + unit):
-                lines.append(f"# UNIT {escaped} {unit}\n")
-        result = ("".join(lines), sample_name)
-        if len(self._headers) > 100_000:
-            self._headers.clear()
-        self._headers[key] = result
-        return result
 
     def _render_target_info(self, resource, negotiated, strategy, out, written) -> None:
         if not _claim(TARGET_INFO, "info", written):
@@ -385,48 +448,21 @@ _warned: set[str] = set()
 
 def _claim(name: str, family_type: str, written: set[str]) -> bool:
     """Return whether a family may be written: no name it takes is taken yet."""
-    taken = names.taken_by_family(name, family_type)
-    if written.isdisjoint(taken):
-        written.update(taken)
-        return True
+    if name in written:
+        taken = (name,)
+    else:
+        suffixes = names.TYPE_SUFFIXES.get(family_type, ())
+        taken = [name + suffix for suffix in suffixes if name + suffix in written]
+        if not taken:
+            written.add(name)
+            written.update(name + suffix for suffix in suffixes)
+            return True
     if name not in _warned:
         _warned.add(name)
         logger.warning(
             "Two families of /metrics take the name %s; it serves the first.", name
         )
     return False
-
-
-def _families(data: MetricsData, strategy: str) -> dict[tuple, _Family]:
-    """Group one collection's metrics into exported families, in order.
-
-    Metrics of several scopes with the same exported name, description,
-    unit and type make one family, as the exporter merged them.
-    """
-    families: dict[tuple, _Family] = {}
-    for resource_metrics in data.resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            scope_labels = _scope_labels(scope_metrics.scope, strategy)
-            for metric in scope_metrics.metrics:
-                kind = _kind(metric.data)
-                if kind is None:
-                    logger.warning(
-                        "Metric %s is not exported: /metrics has no format for %s.",
-                        metric.name,
-                        type(metric.data).__name__,
-                    )
-                    continue
-                name, unit = names.family_name(
-                    metric.name, metric.unit or "", kind == "counter", strategy
-                )
-                key = (name, metric.description or "", unit, kind)
-                family = families.get(key)
-                if family is None:
-                    family = families[key] = _Family(
-                        name, unit, kind, metric.description or ""
-                    )
-                family.parts.append((scope_labels, metric.data.data_points))
-    return families
 
 
 def _kind(data: Any) -> str | None:
@@ -473,24 +509,56 @@ def _scope_labels(scope: Any, strategy: str) -> dict[str, str]:
 _label_names_cache: dict[tuple[frozenset[str], str], tuple[str, ...]] = {}
 
 
-def _label_names(family: _Family, strategy: str) -> tuple[str, ...]:
-    """Return the family's label names, sorted: every point writes each of them."""
+def _label_names(parts: Sequence, strategy: str) -> tuple[str, ...]:
+    """Return a family's label names, sorted: every point writes each of them."""
     keys: set[str] = set()
-    for scope_labels, points in family.parts:
+    for scope_labels, points in parts:
         keys.update(scope_labels)
         for point in points:
-            keys.update(point.attributes)
-    key = (frozenset(keys), strategy)
+            keys.update(point.attributes or ())
+    return _sorted_label_names(frozenset(keys), strategy)
+
+
+def _sorted_label_names(keys: frozenset[str], strategy: str) -> tuple[str, ...]:
+    key = (keys, strategy)
     cached = _label_names_cache.get(key)
     if cached is None:
-        if not names.escapes_to_underscores(strategy):
-            cached = tuple(sorted(keys))
-        else:
-            cached = tuple(sorted({names.label_name(k, strategy) for k in keys}))
+        cached = tuple(sorted({names.label_name(k, strategy) for k in keys}))
         if len(_label_names_cache) > 1000:
             _label_names_cache.clear()
         _label_names_cache[key] = cached
     return cached
+
+
+def _template(scope_labels, attributes, label_names, strategy, escaping) -> list:  # noqa: ANN001
+    """Return how to write a label set of this shape: [(text, attribute key or None)].
+
+    A piece with an attribute key is that label's `name="` before the
+    point's value; one without is written as it is (the scope's labels, an
+    absent label's empty value), runs of them joined.
+    """
+    if label_names is None:
+        label_names = _sorted_label_names(
+            frozenset((*scope_labels, *attributes)), strategy
+        )
+    # Which attribute writes each label: the last key that becomes it, as
+    # the exporter's dict of labels kept it.
+    source: dict[str, str] = {}
+    for key in attributes:
+        source[names.label_name(key, strategy)] = key
+    pieces: list[tuple[str, str | None]] = []
+    for label in label_names:
+        escaped = names.escape_label_name(label, escaping)
+        attribute = source.get(label)
+        if attribute is not None:
+            pieces.append((f'{escaped}="', attribute))
+            continue
+        text = f'{escaped}="{names.quote(scope_labels.get(label, ""))}"'
+        if pieces and pieces[-1][1] is None:
+            pieces[-1] = (f"{pieces[-1][0]},{text}", None)
+        else:
+            pieces.append((text, None))
+    return pieces
 
 
 def _labels(

@@ -26,7 +26,10 @@ class ActiveDefinition:
     """An enabled definition as loaded, with the key of its instrument."""
 
     key: InstrumentKey
-    definition: MetricDefinition  # a detached row
+    #: The detached row, for definitions evaluated per collection; None for
+    #: static ones (constants), whose points are made once per load: a row
+    #: costs about 1.5 KB, and a site may hold thousands of constants.
+    definition: MetricDefinition | None
 
     @property
     def name(self) -> str:
@@ -198,6 +201,7 @@ class DefinitionInstruments:
             if result.ok:
                 static[key] = [Observation(v, a) for v, a in result.observations]
                 self._clear_failure(item.name)
+                active[key] = ActiveDefinition(key, None)
             else:
                 failed[item.name] = result.error
                 self.log_failure(item.name, result.error)

@@ -401,8 +401,6 @@ def test_fuzz_every_negotiation_parses_to_the_recorded_values(
     try:
         expected = []
         for kind, _name, _unit, _description, points in instruments:
-            if kind == "histogram":
-                continue
             last, labels = {}, {}
             for value, attributes in points:
                 key = frozenset(attributes.items())
@@ -418,7 +416,8 @@ def test_fuzz_every_negotiation_parses_to_the_recorded_values(
                 }
                 labels[key] = frozenset((k, v) for k, v in written.items() if v)
             assume(len(set(labels.values())) == len(labels))
-            expected.extend(last.values())
+            if kind != "histogram":
+                expected.extend(last.values())
         record(pair.provider.get_meter("fuzz"), instruments)
         text = pair.render(negotiated, strategy)
         found = families_of(text, negotiated)
