@@ -144,7 +144,7 @@ def measure(config: Config, scrapes: Scrapes) -> ScrapeCost:
         "view, every collector of the registry). app: the app's collection "
         "(change check, definitions, self-metrics, the SDK's collect) rendered "
         "as the view renders it, without Django or the other collectors. SDK "
-        "collect(): a bare MeterProvider (no exemplars, as the app's) with the "
+        "collect(): a bare MeterProvider (exemplars off, as the app's) with the "
         "same N observable gauges, collected by an ExpositionReader, nothing "
         "formatted. OTel floor: a bare MeterProvider + PrometheusMetricReader "
         "with the same gauges and attributes, scraped with generate_latest. "
