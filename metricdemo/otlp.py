@@ -93,12 +93,14 @@ def create_pusher(cardinality_limits: dict | None = None) -> OTLPPusher | None:
 
 
 class OTLPPusher(MetricReader):
-    """Push the provider's metrics every interval, each push prepared like a scrape.
+    """Push metrics every interval, each collection prepared like a scrape.
 
-    A reader that collects only when its own thread (or `push()`) asks, inside
-    the `prepared` context that evaluates the definitions first under the
-    scrape's lock. The export runs after that lock is released, so a slow
-    Collector never holds up /metrics. Temporality is cumulative, as on
+    The app starts it with a `source`: the collection /metrics takes (the
+    definitions evaluated under the scrape's lock), so that no provider has a
+    second reader. Registered with a MeterProvider of its own instead, it is
+    a reader that collects only when its thread (or `push()`) asks, inside
+    `prepared`. The export runs after the collection lock is released, so a
+    slow Collector never holds up /metrics. Temporality is cumulative, as on
     /metrics.
     """
 

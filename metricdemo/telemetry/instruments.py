@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from django.db import DatabaseError, router
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics.export import MetricsData
 
 from metricdemo import evaluation, naming, outages, scheduler, sources
 from metricdemo.evaluation import Outcome
@@ -172,11 +171,6 @@ class DefinitionInstruments:
     def provider(self) -> DefinitionsProvider | None:
         """Return the provider of the current definitions' instruments."""
         return self._provider
-
-    def collect_for_push(self) -> MetricsData | None:
-        """Collect the definitions' instruments for an OTLP push."""
-        provider = self._provider
-        return None if provider is None else provider.collect_for_push()
 
     def log_failure(self, name: str, message: str) -> None:
         """Log that a definition is left out, once, until the reason changes."""

@@ -25,10 +25,9 @@ InstrumentKey = tuple[str, str, str, str]
 def long_lived_provider(readers: list[MetricReader]) -> MeterProvider:
     """Return the provider of the code instruments and the self-metrics.
 
-    The readers are given when it is made: MeterProvider.add_metric_reader()
-    exists, but the provider's force_flush() and shutdown() reach only the
-    readers given to its constructor, and the OTLP pusher needs both (a flush
-    pushes, the shutdown at exit stops it).
+    Its one reader is the app's ExpositionReader, which /metrics and the
+    OTLP pusher share: the SDK runs the observable callbacks once per reader
+    collection, so a second reader would run them twice.
     """
     return MeterProvider(metric_readers=readers)
 
