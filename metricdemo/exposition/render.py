@@ -128,22 +128,65 @@ def _header(
 class _Plan:
     """How one metric is written under one negotiation: kept between scrapes.
 
-    Valid while the metric keeps its description, unit and data type.
+    Valid while the metric keeps its description, unit and data type. For a
+    metric of one series (most definitions), it keeps the whole text before
+    the value instead, while the series keeps its label set: a steady scrape
+    then writes that and the value.
     """
 
-    __slots__ = ("description", "unit", "token", "family", "kind", "header", "sample")
+    __slots__ = (
+        "description",
+        "unit",
+        "token",
+        "family",
+        "unit_word",
+        "kind",
+        "header",
+        "sample",
+        "attributes",
+        "scope",
+        "block",
+    )
 
-    def __init__(self, description, unit, token, family, kind, header, sample):  # noqa: ANN001
+    def __init__(self, description, unit, token, family, unit_word, kind):  # noqa: ANN001
         self.description = description
         self.unit = unit
         self.token = token
         self.family = family  # the family name under the strategy, unescaped
+        self.unit_word = unit_word  # what an OpenMetrics UNIT line states
         self.kind = kind  # counter, gauge or histogram
-        self.header = header  # the HELP, TYPE (and UNIT) lines
-        self.sample = sample  # the escaped sample name (a counter's with _total)
+        self.header: str | None = None  # the HELP, TYPE (and UNIT) lines
+        self.sample: str | None = None  # the escaped sample name (_total and all)
+        # The one series' attributes and scope labels, and the text before
+        # its value (header, sample name and labels).
+        self.attributes = None
+        self.scope = None
+        self.block: str | None = None
+
+    def names(self, negotiated: Negotiated, strategy: str) -> tuple[str, str]:
+        """Return (header lines, escaped sample name), worked out again if dropped."""
+        if self.header is None or self.sample is None:
+            self.header, self.sample = _header(
+                self.family,
+                self.kind,
+                self.unit_word,
+                self.description or "",
+                negotiated,
+                strategy,
+            )
+        return self.header, self.sample
 
 
 _SKIP = object()
+
+
+def _same_family(one: _Plan, other: _Plan) -> bool:
+    """Return whether two metrics make one family (as the exporter merged them)."""
+    return (
+        one.kind == other.kind
+        and one.unit_word == other.unit_word
+        and (one.description or "") == (other.description or "")
+    )
 
 
 class Renderer:
@@ -197,11 +240,12 @@ class Renderer:
                 collected.resource, negotiated, strategy, out, written
             )
         variant = (negotiated.format, negotiated.escaping, strategy)
-        plans = self._plans.get(variant)
-        if plans is None:
-            if len(self._plans) >= 8:
-                self._plans.clear()
-            plans = self._plans[variant] = {}
+        if len(self._plans) >= 8 and variant not in self._plans:
+            self._plans.clear()
+        # The plans of this render replace the last render's, so that a
+        # metric gone (a definition renamed or deleted) leaves none behind.
+        plans = self._plans.get(variant, {})
+        used: dict[str, Any] = {}
         for data in collected.data:
             # {family name: [plan, [(scope labels, points)]]}, in order.
             groups: dict[str, list] = {}
@@ -210,6 +254,7 @@ class Renderer:
                     scope_labels = _scope_labels(scope_metrics.scope, strategy)
                     for metric in scope_metrics.metrics:
                         plan = self._plan(plans, metric, negotiated, strategy)
+                        used[metric.name] = plan
                         if plan is _SKIP:
                             continue
                         group = groups.get(plan.family)
@@ -218,7 +263,7 @@ class Renderer:
                                 plan,
                                 [(scope_labels, metric.data.data_points)],
                             ]
-                        elif group[0].header == plan.header:
+                        elif _same_family(group[0], plan):
                             # The same family in another scope: one family.
                             group[1].append((scope_labels, metric.data.data_points))
                         else:
@@ -226,11 +271,26 @@ class Renderer:
             for plan, parts in groups.values():
                 if not _claim(plan.family, plan.kind, written):
                     continue
-                out.append(plan.header)
+                if plan.kind != "histogram" and len(parts) == 1:
+                    scope_labels, points = parts[0]
+                    if len(points) == 1:
+                        point = points[0]
+                        if (
+                            plan.attributes is not point.attributes
+                            or plan.scope is not scope_labels
+                        ):
+                            self._keep_block(
+                                plan, scope_labels, point, negotiated, strategy
+                            )
+                        out.append(f"{plan.block}{format_value(point.value)}\n")
+                        continue
+                header, _sample = plan.names(negotiated, strategy)
+                out.append(header)
                 if plan.kind == "histogram":
                     self._render_histograms(plan, parts, negotiated, strategy, out)
                 else:
                     self._render_numbers(plan, parts, negotiated, strategy, out)
+        self._plans[variant] = used
 
     def _plan(self, plans, metric, negotiated, strategy):  # noqa: ANN001, ANN202
         data = metric.data
@@ -238,9 +298,10 @@ class Renderer:
         if token is Sum:
             token = (Sum, data.is_monotonic, data.aggregation_temporality)
         plan = plans.get(metric.name)
+        if plan is _SKIP:
+            return plan  # warned about once
         if (
             plan is not None
-            and plan is not _SKIP
             and plan.token == token
             and plan.description == metric.description
             and plan.unit == metric.unit
@@ -257,20 +318,27 @@ class Renderer:
         family, unit_word = names.family_name(
             metric.name, metric.unit or "", kind == "counter", strategy
         )
-        header, sample = _header(
-            family, kind, unit_word, metric.description or "", negotiated, strategy
-        )
-        plan = _Plan(
-            metric.description, metric.unit, token, family, kind, header, sample
-        )
-        if len(plans) > 200_000:
-            plans.clear()
-        plans[metric.name] = plan
+        plan = _Plan(metric.description, metric.unit, token, family, unit_word, kind)
         return plan
+
+    def _keep_block(self, plan, scope_labels, point, negotiated, strategy) -> None:  # noqa: ANN001
+        """Keep the text before the value of a metric's one series."""
+        header, sample = plan.names(negotiated, strategy)
+        text = self._label_text(
+            scope_labels, point.attributes, None, strategy, negotiated.escaping
+        )
+        if sample.startswith('"'):
+            line = f"{{{sample},{text}}} " if text else f"{{{sample}}} "
+        else:
+            line = f"{sample}{{{text}}} " if text else f"{sample} "
+        plan.block = header + line
+        plan.attributes, plan.scope = point.attributes, scope_labels
+        # The block holds them: kept twice, they would cost memory per metric.
+        plan.header = plan.sample = None
 
     def _render_numbers(self, plan, parts, negotiated, strategy, out) -> None:
         escaping = negotiated.escaping
-        sample = plan.sample
+        _header_lines, sample = plan.names(negotiated, strategy)
         quoted = sample.startswith('"')
         if len(parts) == 1 and len(parts[0][1]) == 1:
             label_names = None  # worked out from the one point's keys

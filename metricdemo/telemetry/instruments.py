@@ -163,6 +163,11 @@ class DefinitionInstruments:
         self._token = token
 
     @property
+    def judged_against(self) -> frozenset[str]:
+        """Return the served names the loaded definitions were judged against."""
+        return self._judged_against
+
+    @property
     def families(self) -> Mapping[str, ActiveDefinition]:
         """Return {exported family: definition} of the definitions exported."""
         return self._families
@@ -226,9 +231,10 @@ class DefinitionInstruments:
         self._judged_against = frozenset(self._served)
         index = naming.ExportedNameIndex(served=self._served)
         kept, left_out = [], {}
+        kinds = Kind.values
         # The older definition keeps a contested name.
         for row in sorted(rows, key=lambda row: (row.pk is None, row.pk or 0)):
-            problem = naming.exposition_problem(row, index, Kind.values)
+            problem = naming.exposition_problem(row, index, kinds)
             if problem is None:
                 kept.append(row)
             else:
