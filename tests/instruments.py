@@ -60,3 +60,28 @@ def change_instrument(definition: MetricDefinition, turn: int, name: str) -> Non
         definition.unit = UNITS[(UNITS.index(definition.unit) + 1) % len(UNITS)]
     else:
         definition.description = f"{name}: a new description."
+
+
+def held_series(instrument_name: str) -> list[dict]:
+    """Return the attribute sets live MeterProviders keep state for, of one instrument.
+
+    The SDK keeps an aggregation per attribute set an instrument ever
+    reported, for as long as its provider lives, and walks every one on each
+    collection, whether or not the set is still reported. (SDK internals, as
+    held_instruments() reads them.)
+    """
+    gc.collect()
+    held = []
+    for obj in gc.get_objects():
+        if not isinstance(obj, MeterProvider):
+            continue
+        consumer = getattr(obj, "_measurement_consumer", None)
+        for storage in dict(getattr(consumer, "_reader_storages", {})).values():
+            matches = storage._instrument_view_instrument_matches
+            for instrument, views in list(matches.items()):
+                if instrument.name != instrument_name:
+                    continue
+                for view in views:
+                    for aggregation in list(view._attributes_aggregation.values()):
+                        held.append(dict(aggregation._attributes or {}))
+    return held

@@ -256,6 +256,7 @@ class DefinitionInstruments:
             return
         replacement = self._new_provider()
         try:
+            self._self_metrics.add_per_definition(replacement.meter)
             for key in keys:
                 replacement.instruments[key] = self._create_instrument(
                     replacement.meter, key

@@ -28,7 +28,13 @@ class SelfMetrics:
     """Count what happens to the definitions, and report it as the app's own metrics."""
 
     def __init__(self, meter: otel_metrics.Meter) -> None:
-        """Create the self-metrics' observable instruments on `meter`."""
+        """Create the instruments about loads and active definitions on `meter`.
+
+        The per-definition ones are made on the definitions' own provider
+        (add_per_definition()): the SDK keeps a series' state for as long as
+        its provider lives, so on the long-lived one every definition ever
+        evaluated, deleted ones included, would be collected on every scrape.
+        """
         self._stats: dict[str, DefinitionStats] = {}
         self._loads: Counter = Counter()
         self._active = 0
@@ -62,7 +68,9 @@ class SelfMetrics:
         for name in set(self._stats) - set(evaluated):
             del self._stats[name]
 
-    def _create_instruments(self, meter: otel_metrics.Meter) -> None:
+    def add_per_definition(self, meter: otel_metrics.Meter) -> None:
+        """Create the per-definition instruments on the definitions' meter."""
+
         def per_definition(read: Callable[[DefinitionStats], float | None]):
             def callback(options: CallbackOptions) -> Iterable[Observation]:
                 for name, stats in list(self._stats.items()):
@@ -99,6 +107,8 @@ class SelfMetrics:
             description="Unix time of each metric definition's last successful "
             "evaluation.",
         )
+
+    def _create_instruments(self, meter: otel_metrics.Meter) -> None:
         meter.create_observable_counter(
             SELF_METRICS["loads"][0],
             callbacks=[

@@ -188,6 +188,19 @@ def test_promtool_finds_only_the_known_lints(
         f"{escaped(name, escaping)}{suffix} {complaint}"
         for name, suffix, complaint in KNOWN_LINTS
     }
+    # Code instruments that other tests of this process made (without help
+    # text, say) are theirs to lint. A sample torn from its family still
+    # counts: promtool names a family that has no HELP line at all.
+    with_help = {
+        line.split(" ")[2] for line in body.splitlines() if line.startswith("# HELP ")
+    }
+    ours = (escaped("golden", escaping), escaped("metricdemo", escaping))
+
+    def judged(complaint: str) -> bool:
+        name = complaint.split(" ")[0]
+        return name.startswith(ours) or name not in with_help
+
+    reported = {complaint for complaint in reported if judged(complaint)}
     assert reported == expected, (reported - expected, expected - reported)
 
 

@@ -175,3 +175,30 @@ def test_a_host_provider_with_a_served_reader_is_on_metrics(client, db):
         provider.shutdown()
     # A provider shut down is served no more.
     assert "host_jobs_total" not in parse(client.get("/metrics").content.decode())
+
+
+def test_deleted_definitions_leave_no_self_metric_state(client, define, callback):
+    """A deleted definition's self-metric series are freed, not walked forever."""
+    from metricdemo.reserved import SELF_METRICS
+    from tests.instruments import held_series
+
+    callback("test.leak", lambda: 1)
+    made = [
+        define(name=f"leak.d{i}", source="callback", callback="test.leak")
+        for i in range(30)
+    ]
+    assert client.get("/metrics").status_code == 200
+    duration = SELF_METRICS["duration"][0]
+
+    def leaked() -> set[str]:
+        return {
+            attributes["definition"]
+            for attributes in held_series(duration)
+            if str(attributes.get("definition", "")).startswith("leak.")
+        }
+
+    assert leaked() == {f"leak.d{i}" for i in range(30)}
+    for definition in made:
+        definition.delete()
+    assert client.get("/metrics").status_code == 200
+    assert leaked() == set()
