@@ -265,26 +265,29 @@ def test_a_family_name_is_written_once(pair, caplog):
 
 @pytest.mark.parametrize(
     "value",
-    [
-        0,
-        1,
-        -1,
-        0.1,
-        1e21,
-        1e-7,
-        123456789.0,
-        1234567.0,
-        -1234567.0,
-        math.inf,
-        -math.inf,
-        math.nan,
-        2**53 + 1,
-    ],
+    [0, 1, -1, 0.1, 1e21, 1e-7, 123456789.0, 1234567.0, -1234567.0, math.inf],
 )
-def test_values_format_as_go_does(value):
+def test_values_format_as_prometheus_client_does(value):
     from prometheus_client.utils import floatToGoString
 
     assert format_value(value) == floatToGoString(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (math.inf, "+Inf"),
+        (-math.inf, "-Inf"),
+        (math.nan, "NaN"),
+        (5, "5.0"),
+        (2**53 + 1, "9.007199254740992e+15"),  # as Go writes it
+        (12345678901.0, "1.2345678901e+10"),
+        (-1e-06, "-1e-06"),
+    ],
+)
+def test_values_format_as_go_does(value, expected):
+    # prometheus_client before 0.26 wrote a three-digit exponent (e+015).
+    assert format_value(value) == expected
 
 
 # Fuzz: random names, units, descriptions, attribute keys and values.
