@@ -107,6 +107,13 @@ def floors_of(requirements: list[str]) -> list[str]:
 PARALLEL = ("-n", "auto", "--dist", "loadgroup")
 
 
+#: The matrix leaves the long scenarios (pytest's `long` marker: hosts of
+#: workers, thousands of edits, a real Prometheus) to make test-all's own
+#: suites, which run them on SQLite, PostgreSQL and MariaDB: no Python or
+#: Django release changes them, and each cell would add minutes.
+MATRIX_MARKERS = ("-m", "not long")
+
+
 def run_suite(session: nox.Session, *paths: str) -> None:
     """Run pytest on SQLite, with no server URL leaking in from the caller."""
     session.run(
@@ -115,6 +122,7 @@ def run_suite(session: nox.Session, *paths: str) -> None:
         "pytest",
         "-q",
         *PARALLEL,
+        *(() if paths else MATRIX_MARKERS),
         *paths,
         *session.posargs,
         env={"DATABASE_URL": "", "REDIS_URL": "", "METRICDEMO_NO_SKIP": ""},

@@ -26,6 +26,7 @@ def run_from(folder: Path, *args: str, **env: str) -> subprocess.CompletedProces
     return completed
 
 
+@pytest.mark.long
 @pytest.mark.slow
 def test_bench_quick_run_prints_every_section(tmp_path):
     """`python -m bench --quick` measures every part on SQLite and exits 0.

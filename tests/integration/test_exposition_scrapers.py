@@ -313,6 +313,7 @@ def address(server: _Forwarder) -> str:
     return f"{host}:{port}"
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.skipif(PROMETHEUS is None, reason=NOT_INSTALLED.format("prometheus"))
 # The demo server is another process: rows must be committed for it to see them.

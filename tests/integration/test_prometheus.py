@@ -110,6 +110,7 @@ def wait_for_value(base: str, promql: str, expected: float, **labels: str) -> No
     wait_until(reached, timeout=30, what=f"{promql}{labels} == {expected}")
 
 
+@pytest.mark.long
 @pytest.mark.slow
 @pytest.mark.skipif(PROMETHEUS is None, reason=NOT_INSTALLED.format("prometheus"))
 def test_prometheus_scrapes_the_demo_and_follows_an_edit(tmp_path, django_user_model):

@@ -94,6 +94,7 @@ def every_process_exports_the_stored_value(url: str, urls: list[str]) -> int:
     raise AssertionError("a refresh kept coming between two looks")
 
 
+@pytest.mark.long
 def test_two_hosts_of_workers_refresh_once_per_interval_and_survive_a_kill(cluster):
     urls = []
     with ExitStack() as stack:

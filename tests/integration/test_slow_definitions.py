@@ -167,6 +167,7 @@ def test_the_admin_says_a_slow_definition_is_refreshed_in_the_background(
     assert "refresh_interval" in text
 
 
+@pytest.mark.long
 def test_every_one_of_thousands_of_row_counts_is_served_within_a_few_scrapes(
     client, orders
 ):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from tests.processes import django_env, free_port, run_django
 from tests.scraping import evaluations, parse, value
 from tests.servers import get, gunicorn_args, running
@@ -41,6 +43,7 @@ def burst(url: str, admin_url: str) -> tuple[list[tuple[int, str]], float, int]:
         return [s.result() for s in scrapes], admin_seconds, admin_status
 
 
+@pytest.mark.long
 def test_a_slow_definition_does_not_hold_the_workers(tmp_path):
     db_url = slow_site(tmp_path)
     port = free_port()
