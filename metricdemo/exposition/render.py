@@ -642,11 +642,6 @@ def _labels(
     return labels
 
 
-def _label_text(scope_labels, attributes, label_names, strategy, escaping) -> str:
-    labels = _labels(scope_labels, attributes, label_names, strategy)
-    return _label_pairs(labels, escaping)
-
-
 def _label_pairs(labels: Mapping[str, str], escaping: str) -> str:
     return ",".join(
         f'{names.escape_label_name(key, escaping)}="{names.quote(value)}"'
