@@ -24,7 +24,7 @@ from django.db.models import (
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from metricdemo import policy, timewindows
+from metricdemo import measures, policy, timewindows
 
 COUNT = "count"
 COUNT_DISTINCT = "count_distinct"
@@ -32,6 +32,8 @@ SUM = "sum"
 AVG = "avg"
 MIN = "min"
 MAX = "max"
+#: What a histogram definition computes; set by its kind, not chosen as an aggregate.
+HISTOGRAM = "histogram"
 
 #: The aggregates a row-based definition computes, with their labels.
 AGGREGATES = {
@@ -44,7 +46,8 @@ AGGREGATES = {
 }
 #: The aggregates that publish a value of the field rather than a count.
 VALUE_AGGREGATES = (SUM, AVG, MIN, MAX)
-#: Aggregates that give no series over no values (count and sum give 0).
+#: Aggregates that give no series over no values (count and sum give 0), in
+#: a group: a histogram of no rows has a series (every bucket 0) only ungrouped.
 SKIPS_EMPTY = (AVG, MIN, MAX)
 
 # What a field's values export as: numbers as they are, durations in seconds,
@@ -56,7 +59,10 @@ KINDS_FOR = {
     AVG: (NUMBER, DURATION),
     MIN: (NUMBER, DURATION, DATETIME, DATE),
     MAX: (NUMBER, DURATION, DATETIME, DATE),
+    HISTOGRAM: (NUMBER, DURATION),
 }
+#: The kinds of value a duration's two ends may be.
+TIME_KINDS = (DATETIME, DATE)
 #: The lookups whose values may be relative times, after a date or datetime.
 WINDOW_LOOKUPS = ("exact", "gt", "gte", "lt", "lte", "range", "in")
 
@@ -102,11 +108,14 @@ def aggregated_field(model: type[Model], path: str) -> Any:
     return fields[-1]
 
 
-def fitting_fields(model: type[Model], aggregate: str) -> list[str]:
+def fitting_fields(
+    model: type[Model], aggregate: str, kinds: tuple[str, ...] | None = None
+) -> list[str]:
     """Return the names of `model`'s own fields that `aggregate` may read.
 
     Sensitive fields are left out, and identity fields for the aggregates that
     publish a value; count_distinct also takes relations (distinct customers).
+    `kinds` narrows the fields to those whose values are of these kinds.
     """
     names = []
     for field in model._meta.get_fields():
@@ -115,7 +124,7 @@ def fitting_fields(model: type[Model], aggregate: str) -> list[str]:
         if policy.lookup_refusal(model, field.name):
             continue
         if aggregate in KINDS_FOR:
-            if value_kind(field) not in KINDS_FOR[aggregate]:
+            if value_kind(field) not in (kinds or KINDS_FOR[aggregate]):
                 continue
             if policy.identity_reason(field):
                 continue
@@ -124,7 +133,11 @@ def fitting_fields(model: type[Model], aggregate: str) -> list[str]:
 
 
 def field_problem(model: type[Model], aggregate: str, path: str) -> str | None:
-    """Return why `aggregate` cannot read the field `path` of `model`, or None."""
+    """Return why `aggregate` cannot read the field `path` of `model`, or None.
+
+    `path` may also be a duration (`paid_at - created_at`, `now - created_at`),
+    which sum, avg, min, max and a histogram read in seconds.
+    """
     label = model._meta.label
     if aggregate == COUNT:
         if path:
@@ -134,7 +147,7 @@ def field_problem(model: type[Model], aggregate: str, path: str) -> str | None:
                 'filter with {"%(field)s__isnull": false} to count rows that have one.'
             ) % {"field": path}
         return None
-    if aggregate not in AGGREGATES:
+    if aggregate not in AGGREGATES and aggregate != HISTOGRAM:
         return _("%(value)r is not an aggregate; choose one of %(choices)s.") % {
             "value": aggregate,
             "choices": ", ".join(AGGREGATES),
@@ -145,10 +158,18 @@ def field_problem(model: type[Model], aggregate: str, path: str) -> str | None:
             "fields of %(model)s that fit: %(fields)s."
         ) % {
             "aggregate": aggregate,
-            "example": "total" if aggregate in (SUM, AVG) else "created_at",
+            "example": "total" if aggregate in (SUM, AVG, HISTOGRAM) else "created_at",
             "model": label,
             "fields": ", ".join(fitting_fields(model, aggregate)) or _("none"),
         }
+    measure = measures.parse(path)
+    if measure.is_duration:
+        return _duration_problem(model, aggregate, path, measure)
+    return _path_problem(model, aggregate, path)
+
+
+def _path_problem(model: type[Model], aggregate: str, path: str) -> str | None:
+    label = model._meta.label
     field = aggregated_field(model, path)
     if field is None:
         return _(
@@ -171,6 +192,11 @@ def field_problem(model: type[Model], aggregate: str, path: str) -> str | None:
         wanted = (
             _("a numeric field (integer, float, decimal or duration)")
             if aggregate in (SUM, AVG)
+            else _(
+                "a numeric or duration field, or the time between two dates such "
+                "as paid_at - created_at"
+            )
+            if aggregate == HISTOGRAM
             else _("a numeric, duration, date or datetime field")
         )
         return _(
@@ -192,6 +218,62 @@ def field_problem(model: type[Model], aggregate: str, path: str) -> str | None:
             "values with count_distinct."
         ) % {"aggregate": aggregate, "field": owner, "reason": reason}
     return None
+
+
+def _duration_problem(
+    model: type[Model], aggregate: str, path: str, measure: measures.Measure
+) -> str | None:
+    problem = measures.form_problem(path)
+    if problem:
+        return problem
+    if aggregate not in KINDS_FOR or DURATION not in KINDS_FOR[aggregate]:
+        return _(
+            "%(aggregate)s cannot take a duration (%(path)s); choose sum, avg, min, "
+            "max or the histogram kind."
+        ) % {"aggregate": aggregate, "path": path}
+    label = model._meta.label
+    for end in measure.paths:
+        field = aggregated_field(model, end)
+        if field is None or value_kind(field) not in TIME_KINDS:
+            what = (
+                _("not a field of %(model)s") % {"model": label}
+                if field is None
+                else _("a %(type)s") % {"type": type(field).__name__}
+            )
+            return _(
+                "A duration is the time between two date or datetime fields, but "
+                "%(end)r in %(path)r is %(what)s. Date and datetime fields of "
+                "%(model)s: %(fields)s."
+            ) % {
+                "end": end,
+                "path": path,
+                "what": what,
+                "model": label,
+                "fields": ", ".join(fitting_fields(model, MIN, TIME_KINDS))
+                or _("none"),
+            }
+        refusal = policy.lookup_refusal(model, end)
+        if refusal:
+            return refusal
+        reason = policy.identity_reason(field)
+        if reason:
+            return _(
+                "%(aggregate)s of %(path)s would publish a value that identifies "
+                "a person (%(field)s: %(reason)s); measure other fields."
+            ) % {
+                "aggregate": aggregate,
+                "path": path,
+                "field": f"{field.model._meta.label}.{field.name}",
+                "reason": reason,
+            }
+    return None
+
+
+def measure_kind(model: type[Model], path: str) -> str | None:
+    """Return how the values `path` measures export: DURATION for a duration."""
+    if measures.parse(path).is_duration:
+        return DURATION
+    return value_kind(aggregated_field(model, path))
 
 
 def window_kind(model: type[Model], lookup: str) -> str | None:

@@ -32,6 +32,7 @@ EDITABLE_FIELDS = (
     "field",
     "filters",
     "group_by",
+    "buckets",
     "setting",
     "callback",
     "timeout",
@@ -61,6 +62,10 @@ class Kind(models.TextChoices):
     COUNTER = "counter", _("Counter (a total that only goes up)")
     UPDOWNCOUNTER = "updowncounter", _("Up-down counter (a total that can go down)")
     GAUGE = "gauge", _("Gauge (a value measured now)")
+    HISTOGRAM = (
+        "histogram",
+        _("Histogram (how a field's values spread over buckets, for rows of a model)"),
+    )
 
 
 #: The kinds with short labels, for the admin's change list and filter; the
@@ -69,6 +74,7 @@ KIND_SHORT_CHOICES = [
     (Kind.COUNTER.value, _("Counter")),
     (Kind.UPDOWNCOUNTER.value, _("Up-down counter")),
     (Kind.GAUGE.value, _("Gauge")),
+    (Kind.HISTOGRAM.value, _("Histogram")),
 ]
 
 
@@ -221,7 +227,8 @@ class MetricDefinition(models.Model):
         default=Kind.GAUGE,
         help_text=_(
             "Counter for totals that only grow (exported with _total), up-down "
-            "counter for totals that can shrink, gauge for a current reading."
+            "counter for totals that can shrink, gauge for a current reading, "
+            "histogram for how a field of rows spreads (with buckets)."
         ),
     )
     attributes = fields.JSONField(
@@ -277,9 +284,11 @@ class MetricDefinition(models.Model):
         max_length=200,
         blank=True,
         help_text=_(
-            "For every aggregate but count: the field path to aggregate, across "
-            "relations like filters. Example: total, or customer for distinct "
-            "customers."
+            "For every aggregate but count, and for a histogram: the field path "
+            "to aggregate, across relations like filters, or the seconds between "
+            "two dates or datetimes, written later - earlier, with now for an "
+            "age. Examples: total, customer for distinct customers, paid_at - "
+            "created_at, now - created_at."
         ),
     )
     filters = fields.JSONField(
@@ -303,6 +312,16 @@ class MetricDefinition(models.Model):
             "For a row count: one or more field paths separated by commas; one "
             "series per distinct combination, each value under a label named after "
             "its field. Example: status, customer__country."
+        ),
+    )
+    buckets = fields.JSONField(
+        _("buckets"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "For a histogram: a JSON list of increasing upper bounds, in the "
+            "field's unit (seconds for durations); +Inf is added. Example: [10, "
+            "50, 100, 500, 1000]."
         ),
     )
     setting = fields.CharField(

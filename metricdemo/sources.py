@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 from metricdemo import (
     aggregates,
     callbacks,
+    distributions,
     lookups,
     policy,
     routing,
@@ -134,8 +135,9 @@ class RowsSource(Source):
         "field",
         "filters",
         "group_by",
+        "buckets",
     )
-    optional_fields: ClassVar[tuple[str, ...]] = ("aggregate", "field")
+    optional_fields: ClassVar[tuple[str, ...]] = ("aggregate", "field", "buckets")
     uses_database: ClassVar[bool] = True
     blocking: ClassVar[bool] = True
     #: Whether many definitions are observed together by rowquery.compute_rows().
@@ -240,10 +242,45 @@ class RowsSource(Source):
             self._validate_group_by(definition, manager)
 
     def _validate_aggregate(self, definition: MetricDefinition, model: Any) -> None:
-        aggregate = definition.aggregate or aggregates.COUNT
+        aggregate = aggregate_of(definition)
+        if is_histogram(definition):
+            chosen = definition.aggregate or aggregates.COUNT
+            if chosen != aggregates.COUNT:
+                raise ValidationError(
+                    {
+                        "aggregate": _(
+                            "A histogram measures how the field's values spread "
+                            "over its buckets, so it takes no aggregate (it is "
+                            "%(aggregate)r); leave it at count, or choose another "
+                            "kind to export the %(aggregate)s."
+                        )
+                        % {"aggregate": chosen}
+                    }
+                )
+            problem = distributions.bucket_problem(definition.buckets)
+            if problem:
+                raise ValidationError({"buckets": problem})
+            reserved = _histogram_label_problem(definition)
+            if reserved:
+                raise ValidationError(reserved)
+        elif definition.buckets not in (None, [], ()):
+            raise ValidationError(
+                {
+                    "buckets": _(
+                        "Buckets are for the histogram kind, and this definition is "
+                        "a %(kind)s; clear them (they are %(value)r), or make it a "
+                        "histogram."
+                    )
+                    % {"kind": definition.kind, "value": definition.buckets}
+                }
+            )
         problem = aggregates.field_problem(model, aggregate, _field_of(definition))
         if problem:
-            key = "aggregate" if aggregate not in aggregates.AGGREGATES else "field"
+            key = (
+                "aggregate"
+                if aggregate not in (*aggregates.AGGREGATES, aggregates.HISTOGRAM)
+                else "field"
+            )
             raise ValidationError({key: problem})
 
     def _validate_group_by(self, definition: MetricDefinition, manager: Any) -> None:
@@ -433,7 +470,51 @@ SOURCE_FIELDS: tuple[str, ...] = tuple(
 
 def validate_source(definition: MetricDefinition) -> None:
     """Validate `definition` with its source's rules."""
+    if is_histogram(definition) and definition.source != RowsSource.key:
+        raise ValidationError(
+            {
+                "kind": _(
+                    "A histogram is computed from rows of a model; choose the "
+                    "source %(rows)s, or another kind for a %(source)s source."
+                )
+                % {"rows": RowsSource.label, "source": definition.source}
+            }
+        )
     SOURCES[definition.source].validate(definition)
+
+
+def is_histogram(definition: MetricDefinition) -> bool:
+    """Return whether `definition` exports a histogram."""
+    return getattr(definition, "kind", None) == aggregates.HISTOGRAM
+
+
+def aggregate_of(definition: MetricDefinition) -> str:
+    """Return what a row-based definition computes: its aggregate, or histogram."""
+    if is_histogram(definition):
+        return aggregates.HISTOGRAM
+    return getattr(definition, "aggregate", "") or aggregates.COUNT
+
+
+def _histogram_label_problem(definition: MetricDefinition) -> dict[str, str]:
+    # A histogram's buckets carry the label `le`; no other label may be named so.
+    attributes = definition.attributes
+    if isinstance(attributes, Mapping) and any(
+        validators.label_name(str(key)) == "le" for key in attributes
+    ):
+        return {
+            "attributes": _(
+                "A histogram's buckets carry the label le; rename the attribute le."
+            )
+        }
+    keys = validators.group_by_keys(definition.group_by or "").values()
+    if any(validators.label_name(key) == "le" for key in keys):
+        return {
+            "group_by": _(
+                "A histogram's buckets carry the label le; group by a field whose "
+                "label is not le."
+            )
+        }
+    return {}
 
 
 def permission_refusals(definition: MetricDefinition, user: Any) -> dict[str, str]:

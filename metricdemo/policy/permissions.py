@@ -14,6 +14,7 @@ from django.contrib.auth import get_permission_codename
 from django.db.models import Model
 from django.utils.translation import gettext as _
 
+from metricdemo import measures
 from metricdemo.policy.paths import lookup_fields, path_refusals
 from metricdemo.policy.rows import model_refusal
 from metricdemo.policy.sensitive import setting_refusal
@@ -75,9 +76,11 @@ def row_count_permission_refusals(
         group_by,
         lambda path, value, grouped: path_permission_refusal(user, model, path),
     )
-    refusal = field and path_permission_refusal(user, model, field)
-    if refusal:
-        refusals["field"] = refusal
+    for path in measures.paths_of(field):
+        refusal = path_permission_refusal(user, model, path)
+        if refusal:
+            refusals["field"] = refusal
+            break
     return refusals
 
 

@@ -10,7 +10,7 @@ from django.db.models import ManyToOneRel, Model
 from django.db.models.constants import LOOKUP_SEP
 from django.utils.translation import gettext as _
 
-from metricdemo import lookups, validators
+from metricdemo import lookups, measures, validators
 from metricdemo.conf import ALL, SENSITIVE_NAMES, app_settings
 from metricdemo.policy.identity import identity_group_refusal, identity_refusals
 from metricdemo.policy.paths import target_name
@@ -122,10 +122,11 @@ def row_count_refusals(
         if refusal:
             refusals["group_by"] = refusal
             break
-    if field:
-        refusal = lookup_refusal(model, field)
+    for path in measures.paths_of(field):
+        refusal = lookup_refusal(model, path)
         if refusal:
             refusals["field"] = refusal
+            break
     unbounded = unbounded_lookup_refusals(model, filters, group_by, field=field)
     for key, refusal in unbounded.items():
         refusals.setdefault(key, refusal)

@@ -18,7 +18,7 @@ from django.db.models import Model
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from metricdemo import lookups, routing, validators
+from metricdemo import lookups, measures, routing, validators
 
 #: The Python functions that Django's SQLite backend registers on every
 #: connection (django/db/backends/sqlite3/_functions.py), which SQLite calls
@@ -133,10 +133,11 @@ def unbounded_lookup_refusals(
         if refusal:
             refusals["group_by"] = refusal
             break
-    if field:
-        refusal = _unbounded_refusal(connection, model, field, None, grouped=True)
+    for path in measures.paths_of(field):
+        refusal = _unbounded_refusal(connection, model, path, None, grouped=True)
         if refusal:
             refusals["field"] = refusal
+            break
     return refusals
 
 

@@ -12,8 +12,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from metricdemo import aggregates, timewindows
-from metricdemo.aggregates import COUNT, COUNT_DISTINCT, DATE, DATETIME
+from metricdemo.aggregates import COUNT, COUNT_DISTINCT, DATE, DATETIME, HISTOGRAM
+from metricdemo.distributions import Distribution
 from metricdemo.observations import EvaluationError, Observations
+from metricdemo.rowquery import sql
 from metricdemo.rowquery.plan import plan_for
 from metricdemo.rowquery.types import Member, Pass, Statement
 
@@ -46,7 +48,10 @@ def fetch(statement: Statement, now: dt.datetime) -> list[tuple[Any, ...]]:
     next run starts with the bounded form.
     """
     params = bind(statement, now)
-    with connections[statement.alias].cursor() as cursor:
+    connection = connections[statement.alias]
+    connection.ensure_connection()
+    sql.install_functions(connection)
+    with connection.cursor() as cursor:
         if statement.limit is None or not statement.bounded:
             cursor.execute(statement.sql, params)
             rows = cursor.fetchall()
@@ -146,6 +151,10 @@ def _fill(
     ):
         column = start + value_column
         if not computed.grouped:
+            if member.aggregate == HISTOGRAM:
+                distribution = _distribution(member, rows[0] if rows else None, column)
+                found[member.index] = [(distribution, {})]
+                continue
             value = rows[0][column] if rows else None
             found[member.index] = _ungrouped(member, value)
             continue
@@ -153,6 +162,13 @@ def _fill(
         keys = member.keys
         for row, group in zip(rows, groups, strict=True):
             value = row[column]
+            if member.aggregate == HISTOGRAM:
+                # A group where none of the member's rows has a value is no
+                # series of its histogram.
+                if value:
+                    labels = dict(zip(keys, group, strict=True))
+                    observations.append((_distribution(member, row, column), labels))
+                continue
             if shared and member.filtered:
                 at = None if presence is None else start + presence
                 if not _present(member, row, at, value):
@@ -183,6 +199,22 @@ def _present(
     if member.aggregate in (COUNT, COUNT_DISTINCT):
         return bool(value)
     return value is not None
+
+
+def _distribution(
+    member: Member, row: tuple[Any, ...] | None, column: int
+) -> Distribution:
+    # The columns from `column`: count, sum, then each bucket's cumulative count.
+    if row is None or not row[column]:
+        return Distribution.empty(member.bounds)
+    count, total = row[column], row[column + 1]
+    buckets = row[column + 2 : column + 2 + len(member.bounds)]
+    return Distribution(
+        member.bounds,
+        tuple(int(c or 0) for c in buckets),
+        int(count),
+        float(total or 0),
+    )
 
 
 def _ungrouped(member: Member, value: Any) -> Observations:

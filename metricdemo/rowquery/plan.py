@@ -20,7 +20,15 @@ from django.core.exceptions import EmptyResultSet
 from django.db import NotSupportedError, connections
 from django.db.models import BooleanField, Model
 
-from metricdemo import aggregates, policy, routing, timewindows, validators
+from metricdemo import (
+    aggregates,
+    distributions,
+    measures,
+    policy,
+    routing,
+    timewindows,
+    validators,
+)
 from metricdemo.aggregates import COUNT, COUNT_DISTINCT, NUMBER, SUM
 from metricdemo.conf import app_settings
 from metricdemo.observations import EvaluationError
@@ -35,6 +43,8 @@ COUNTS_PER_STATEMENT = 250
 # Aggregates in one pass: far below the column limits (PostgreSQL 1664,
 # SQLite 2000), since every part of a statement has as many columns as the widest.
 MEMBERS_PER_PASS = 100
+# Value columns in one pass: a histogram takes two plus one per bucket.
+COLUMNS_PER_PASS = 400
 # Compiled plans kept: one per set of definitions a process evaluates together.
 PLANS_KEPT = 64
 
@@ -58,6 +68,7 @@ def plan_for(definitions: Sequence[MetricDefinition], *, alone: bool = False) ->
     key = (
         alone,
         settings.USE_TZ,
+        settings.TIME_ZONE,
         repr(sorted(app_settings.user_settings.items())),
         tuple(_fingerprint(d, aliases) for d in definitions),
     )
@@ -110,8 +121,7 @@ def build_plan(
     by_alias: dict[str, list[Pass]] = {}
     for key, members in passes.items():
         alias, _label, paths, _alone = key
-        for start in range(0, len(members), MEMBERS_PER_PASS):
-            chunk = members[start : start + MEMBERS_PER_PASS]
+        for chunk in _chunks(members):
             number = sum(len(group) for group in by_alias.values())
             computed = _pass(number, alias, models[key], paths, chunk)
             by_alias.setdefault(alias, []).append(computed)
@@ -124,6 +134,20 @@ def build_plan(
             if statement is not None:
                 statements.append(statement)
     return Plan(errors=errors, statements=tuple(statements), empty=tuple(empty))
+
+
+def _chunks(members: list[Member]) -> list[list[Member]]:
+    # Consecutive members, at most MEMBERS_PER_PASS and COLUMNS_PER_PASS a pass.
+    chunks: list[list[Member]] = [[]]
+    width = 0
+    for member in members:
+        full = len(chunks[-1]) >= MEMBERS_PER_PASS
+        if chunks[-1] and (full or width + member.width + 1 > COLUMNS_PER_PASS):
+            chunks.append([])
+            width = 0
+        chunks[-1].append(member)
+        width += member.width + 1
+    return chunks
 
 
 def _fingerprint(
@@ -146,6 +170,8 @@ def _fingerprint(
         repr(filters) if filters else "",
         definition.group_by,
         getattr(definition, "max_series", None),
+        getattr(definition, "kind", None) == aggregates.HISTOGRAM,
+        repr(getattr(definition, "buckets", None) or ()),
     )
 
 
@@ -156,7 +182,15 @@ def _member(index: int, definition: MetricDefinition) -> tuple[type[Model], Memb
         raise EvaluationError(str(exc)) from None
     filters = definition.filters or {}
     path = (getattr(definition, "field", "") or "").strip()
-    aggregate = getattr(definition, "aggregate", "") or COUNT
+    histogram = getattr(definition, "kind", None) == aggregates.HISTOGRAM
+    aggregate = aggregates.HISTOGRAM if histogram else definition.aggregate or COUNT
+    bounds: tuple[float, ...] = ()
+    if histogram:
+        buckets = getattr(definition, "buckets", None)
+        problem = distributions.bucket_problem(buckets)
+        if problem:
+            raise EvaluationError(problem)
+        bounds = tuple(float(bound) for bound in buckets)
     for refusal in policy.row_count_refusals(
         model, filters, definition.group_by, path
     ).values():
@@ -170,8 +204,13 @@ def _member(index: int, definition: MetricDefinition) -> tuple[type[Model], Memb
     except ValueError as exc:
         raise EvaluationError(str(exc)) from None
     keys = validators.group_by_keys(definition.group_by)
+    measure = measures.parse(path)
     kind = NUMBER
-    if aggregate in aggregates.VALUE_AGGREGATES:
+    if measure.is_duration:
+        problem = sql.duration_problem(model, measure, routing.model_database(model))
+        if problem:
+            raise EvaluationError(problem)
+    elif aggregate in (*aggregates.VALUE_AGGREGATES, aggregates.HISTOGRAM):
         kind = aggregates.value_kind(aggregates.aggregated_field(model, path))
     return model, Member(
         index=index,
@@ -186,7 +225,11 @@ def _member(index: int, definition: MetricDefinition) -> tuple[type[Model], Memb
         ),
         bound=validators.max_series_bound(getattr(definition, "max_series", None)),
         filtered=bool(filters),
-        never_null=bool(path) and aggregates.never_null(model, path),
+        never_null=bool(measure.paths)
+        and all(aggregates.never_null(model, p) for p in measure.paths),
+        measure=measure,
+        model=model,
+        bounds=bounds,
     )
 
 
@@ -202,8 +245,7 @@ def _relative_texts(model: type[Model], filters: Any) -> list[str]:
 
 def _multi_valued(model: type[Model], member: Member) -> bool:
     # A join to many rows repeats each row; only this definition may see that.
-    field_path = getattr(member.definition, "field", "") or ""
-    paths = [*map(str, member.filters), *([field_path] if field_path else [])]
+    paths = [*map(str, member.filters), *member.measure.paths]
     return any(aggregates.multi_valued(model, path) for path in paths)
 
 
@@ -227,10 +269,11 @@ def _layout(members: Sequence[Member], grouped: bool) -> Layout:
     shared = len(members) > 1
     for member in members:
         columns.append(column)
-        column += 1
+        column += member.width
         # A sum or distinct count of a field that may be NULL is NULL or 0
         # both for a group where no row matched and for one where the matched
         # rows have no value; only the second is a series (of 0).
+        # A histogram's count column tells.
         needs_presence = member.aggregate in (COUNT_DISTINCT, SUM)
         needs_presence = needs_presence and not member.never_null
         if grouped and shared and member.filtered and needs_presence:
@@ -238,7 +281,7 @@ def _layout(members: Sequence[Member], grouped: bool) -> Layout:
             column += 1
         else:
             presence.append(None)
-    return Layout(columns=tuple(columns), presence=tuple(presence))
+    return Layout(columns=tuple(columns), presence=tuple(presence), width=column)
 
 
 def _statement(
@@ -270,7 +313,10 @@ def _statement(
                 computed.number, alias, computed.model, computed.paths, members
             )
         conditions = [condition for _member, condition in usable]
-        query = sql.pass_query(computed, conditions, groups, values)
+        now_value = None
+        if any(member.measure.is_duration for member in computed.members):
+            now_value = sql.now_value(slots, now)
+        query = sql.pass_query(computed, conditions, groups, values, now_value)
         try:
             statement_sql, branch = sql.compiled(query, alias)
             bounded_sql, bounded_branch = statement_sql, branch

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import operator
+import zoneinfo
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from django.db.models import (
     Avg,
     CharField,
     Count,
+    DateTimeField,
     Expression,
     F,
     FloatField,
@@ -31,10 +33,20 @@ from django.db.models import (
     Sum,
     Value,
 )
+from django.db.models.lookups import LessThanOrEqual
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from metricdemo import aggregates, lookups, timewindows
-from metricdemo.aggregates import COUNT, COUNT_DISTINCT, DATE, DATETIME, NUMBER
+from metricdemo import aggregates, lookups, measures, timewindows
+from metricdemo.aggregates import (
+    COUNT,
+    COUNT_DISTINCT,
+    DATE,
+    DATETIME,
+    DURATION,
+    HISTOGRAM,
+    NUMBER,
+)
 from metricdemo.observations import EvaluationError
 from metricdemo.rowquery.types import Member, Pass
 
@@ -82,6 +94,156 @@ class AsNumber(Func):
                 f"Cannot aggregate {self.kind} values on {connection.vendor}."
             )
         return super().as_sql(compiler, connection, template=template, **extra_context)
+
+
+# How each backend turns a date or datetime into Unix time, exactly: seconds
+# as a numeric on PostgreSQL, whole microseconds elsewhere. An instant as it
+# is; a date as midnight, and a datetime stored without time zone support as
+# wall-clock time, in TIME_ZONE (the parameter after the value's).
+_EPOCH_PG = "EXTRACT(EPOCH FROM %s)"
+EPOCH = {
+    ("postgresql", "instant"): _EPOCH_PG % "CAST(%(expressions)s AS timestamptz)",
+    ("postgresql", "local"): _EPOCH_PG
+    % "(CAST(%(expressions)s AS timestamp) AT TIME ZONE %(tz)s)",
+    ("mysql", "instant"): "TIMESTAMPDIFF(MICROSECOND, '1970-01-01', %(expressions)s)",
+    ("mysql", "local"): (
+        "TIMESTAMPDIFF(MICROSECOND, '1970-01-01', CONVERT_TZ(CAST("
+        "%(expressions)s AS DATETIME(6)), %(tz)s, '+00:00'))"
+    ),
+    ("sqlite", "instant"): "metricdemo_epoch_us(%(expressions)s, 'UTC')",
+    ("sqlite", "local"): "metricdemo_epoch_us(%(expressions)s, %(tz)s)",
+}
+# The difference of two such values in seconds, as a float.
+ELAPSED = {
+    "postgresql": "CAST((%s - %s) AS double precision)",
+    "mysql": "((%s - %s) / 1e6)",
+    "sqlite": "((%s - %s) / 1000000.0)",
+}
+
+
+class Epoch(Func):
+    """Turn a date or datetime (or the evaluation's now) into exact Unix time."""
+
+    def __init__(self, expression: Any, local: bool) -> None:
+        super().__init__(expression, output_field=FloatField())
+        self.local = local
+
+    def as_sql(self, compiler, connection, **extra_context):
+        template = EPOCH.get((connection.vendor, "local" if self.local else "instant"))
+        if template is None:
+            raise NotSupportedError(f"Cannot compute durations on {connection.vendor}.")
+        sql, params = compiler.compile(self.source_expressions[0])
+        if not self.local:
+            return template % {"expressions": sql}, params
+        zone = timezone.get_default_timezone_name()
+        if connection.vendor == "mysql" and zone == "UTC":
+            zone = "+00:00"  # no time zone tables needed
+        return template % {"expressions": sql, "tz": "%s"}, (*params, zone)
+
+
+class Elapsed(Func):
+    """The seconds from one Epoch to another, as a float."""
+
+    output_field = FloatField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        template = ELAPSED.get(connection.vendor)
+        if template is None:
+            raise NotSupportedError(f"Cannot compute durations on {connection.vendor}.")
+        later, later_params = compiler.compile(self.source_expressions[0])
+        earlier, earlier_params = compiler.compile(self.source_expressions[1])
+        return template % (later, earlier), (*later_params, *earlier_params)
+
+
+def duration(model: type[Model], measure: measures.Measure, now: Any) -> Expression:
+    """Return the seconds from `measure.earlier` to `measure.later`, per row.
+
+    `now` is the value that stands for the moment of the evaluation (a
+    relative-time stand-in, or the moment itself).
+    """
+
+    def end(path: str) -> Expression:
+        if path == measures.NOW:
+            return Epoch(Value(now, output_field=DateTimeField()), not settings.USE_TZ)
+        kind = aggregates.value_kind(aggregates.aggregated_field(model, path))
+        return Epoch(F(path), kind == DATE or not settings.USE_TZ)
+
+    return Elapsed(end(measure.later), end(measure.earlier))
+
+
+_zones_checked: dict[tuple[str, str], bool] = {}
+
+
+def duration_problem(
+    model: type[Model], measure: measures.Measure, alias: str
+) -> str | None:
+    """Return why the database `alias` cannot compute `measure`, or None.
+
+    MySQL and MariaDB resolve dates in TIME_ZONE only with their time zone
+    tables loaded, as Django's own date lookups need them.
+    """
+    connection = connections[alias]
+    zone = timezone.get_default_timezone_name()
+    if connection.vendor != "mysql" or zone == "UTC":
+        return None
+    kinds = {
+        aggregates.value_kind(aggregates.aggregated_field(model, path))
+        for path in measure.paths
+    }
+    if DATE not in kinds and settings.USE_TZ:
+        return None
+    key = (alias, zone)
+    if key not in _zones_checked:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT CONVERT_TZ('2000-01-01 00:00:00', %s, '+00:00')", [zone]
+            )
+            _zones_checked[key] = cursor.fetchone()[0] is not None
+    if _zones_checked[key]:
+        return None
+    return _(
+        "%(vendor)s cannot resolve dates in the time zone %(zone)s: its time zone "
+        "tables are not loaded. Load them (mariadb-tzinfo-to-sql /usr/share/zoneinfo "
+        "| mariadb -u root mysql), as Django's date lookups need them too."
+    ) % {"vendor": connection.display_name, "zone": zone}
+
+
+def epoch_microseconds(text: str | None, zone: str) -> int | None:
+    """Return the Unix time in microseconds of a date or datetime text (SQLite's).
+
+    A text without an offset is wall-clock time in `zone`.
+    """
+    if text is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(str(text))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_zone(zone))
+    delta = moment - _EPOCH_UTC
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@functools.lru_cache(maxsize=16)
+def _zone(name: str) -> dt.tzinfo:
+    return dt.UTC if name == "UTC" else zoneinfo.ZoneInfo(name)
+
+
+def install_functions(connection: Any) -> None:
+    """Give an SQLite connection the function durations use; others need none."""
+    if connection.vendor != "sqlite":
+        return
+    raw = connection.connection
+    if raw is None or getattr(connection, "_metricdemo_functions", None) is raw:
+        return
+    raw.create_function(
+        "metricdemo_epoch_us", 2, epoch_microseconds, deterministic=True
+    )
+    connection._metricdemo_functions = raw
 
 
 class Null(Expression):
@@ -152,12 +314,17 @@ def usable_members(
 
 
 def pass_query(
-    computed: Pass, conditions: Sequence[Q | None], groups: int, values: int
+    computed: Pass,
+    conditions: Sequence[Q | None],
+    groups: int,
+    values: int,
+    now: Any = None,
 ):
     """Return the queryset of one pass, with `groups` and `values` columns.
 
     `conditions` holds each member's condition (None for no filters); the
-    value columns are those of the pass's layout, NULL beyond them.
+    value columns are those of the pass's layout, NULL beyond them. `now` is
+    what a duration's `now` reads (see now_value()).
     """
     manager = computed.model._default_manager
     members = computed.members
@@ -166,12 +333,16 @@ def pass_query(
     if alone:
         if conditions[0] is not None:
             rows = rows.filter(conditions[0])
-        if computed.grouped and members[0].aggregate in aggregates.SKIPS_EMPTY:
+        if computed.grouped and members[0].aggregate in (
+            *aggregates.SKIPS_EMPTY,
+            HISTOGRAM,
+        ):
             # A group whose rows have no value is no series of an average,
-            # minimum or maximum; left out here, every group read is a series,
-            # so the LIMIT of max series + 1 cannot hide series behind them.
-            path = (getattr(members[0].definition, "field", "") or "").strip()
-            rows = rows.filter(Q((f"{path}__isnull", False)))
+            # minimum, maximum or histogram; left out here, every group read is
+            # a series, so the LIMIT of max series + 1 cannot hide series
+            # behind them.
+            for path in members[0].measure.paths:
+                rows = rows.filter(Q((f"{path}__isnull", False)))
     elif computed.grouped and all(c is not None for c in conditions):
         # Only groups that some member counts: the LIMIT bounds those.
         rows = rows.filter(functools.reduce(operator.or_, conditions))
@@ -182,19 +353,23 @@ def pass_query(
         else:
             columns[f"_m_g{i}"] = Null(output_field=CharField())
     rows = rows.order_by().annotate(**columns).values(*columns)
-    measures: dict[str, Any] = {}
+    measured: dict[str, Any] = {}
     layout = computed.layout
     for member, condition, column, presence in zip(
         members, conditions, layout.columns, layout.presence, strict=True
     ):
         condition = None if alone else condition
-        measures[f"_m_v{column}"] = _measure(member, condition)
+        if member.aggregate == HISTOGRAM:
+            for offset, measure in enumerate(_histogram(member, condition, now)):
+                measured[f"_m_v{column + offset}"] = measure
+        else:
+            measured[f"_m_v{column}"] = _measure(member, condition, now)
         if presence is not None:
-            measures[f"_m_v{presence}"] = AsNumber(_count_rows(condition), NUMBER)
+            measured[f"_m_v{presence}"] = AsNumber(_count_rows(condition), NUMBER)
     for i in range(values):
-        measures.setdefault(f"_m_v{i}", Null(output_field=FloatField()))
+        measured.setdefault(f"_m_v{i}", Null(output_field=FloatField()))
     names = [*columns, *(f"_m_v{i}" for i in range(values))]
-    return rows.annotate(**measures).values_list(*names)
+    return rows.annotate(**measured).values_list(*names)
 
 
 def find_slots(
@@ -227,14 +402,56 @@ def find_slots(
     return found
 
 
-def _measure(member: Member, condition: Q | None) -> AsNumber:
-    path = (getattr(member.definition, "field", "") or "").strip()
+def _measure(member: Member, condition: Q | None, now: Any) -> AsNumber:
+    path = member.measure.later
     if member.aggregate == COUNT:
         return AsNumber(_count_rows(condition), NUMBER)
     if member.aggregate == COUNT_DISTINCT:
         return AsNumber(Count(path, distinct=True, filter=condition), NUMBER)
     function = AGGREGATE_FUNCTIONS[member.aggregate]
+    if member.measure.is_duration:
+        seconds = duration(member.model, member.measure, now)
+        return AsNumber(function(seconds, filter=condition), NUMBER)
     return AsNumber(function(path, filter=condition), member.kind)
+
+
+def _histogram(member: Member, condition: Q | None, now: Any) -> list[Any]:
+    """Return a histogram's columns: its count, its sum, then each bucket's count.
+
+    Each is a conditional aggregate of the one pass; a bucket counts the
+    values at most its bound, so the counts come back cumulative.
+    """
+    if member.measure.is_duration:
+        value: Any = duration(member.model, member.measure, now)
+    elif member.kind == DURATION:
+        value = AsNumber(F(member.measure.later), DURATION)
+    else:
+        value = F(member.measure.later)
+    columns = [
+        AsNumber(Count(value, filter=condition), NUMBER),
+        AsNumber(Sum(value, filter=condition), NUMBER),
+    ]
+    for bound in member.bounds:
+        within = Q(LessThanOrEqual(value, Value(float(bound), FloatField())))
+        where = within if condition is None else condition & within
+        columns.append(AsNumber(Count(Value(1), filter=where), NUMBER))
+    return columns
+
+
+def now_value(slots: dict[Any, tuple[str, str]], now: dt.datetime | None) -> Any:
+    """Return what `now` in a duration reads: the moment, or a stand-in for it.
+
+    The stand-in (see _with_slots()) is bound to the evaluation's moment
+    each time the kept statement runs.
+    """
+    if now is not None:
+        return timewindows.resolve("now", now)
+    for stand_in, (text, kind) in slots.items():
+        if text == measures.NOW and kind == DATETIME:
+            return stand_in
+    stand_in = _stand_in(len(slots), DATETIME)
+    slots[stand_in] = (measures.NOW, DATETIME)
+    return stand_in
 
 
 def _count_rows(condition: Q | None) -> Count:
@@ -265,13 +482,7 @@ def _with_slots(
             return type(value)(placeholder(item, kind) for item in value)
         if not timewindows.looks_relative(value):
             return value
-        number = len(slots)
-        if kind == DATE:
-            stand_in: Any = dt.date(1001, 1, 1) + dt.timedelta(days=number)
-        else:
-            stand_in = dt.datetime(1001, 1, 1) + dt.timedelta(seconds=number)
-            if settings.USE_TZ:
-                stand_in = stand_in.replace(tzinfo=dt.UTC)
+        stand_in = _stand_in(len(slots), kind)
         slots[stand_in] = (value, kind)
         return stand_in
 
@@ -279,6 +490,16 @@ def _with_slots(
         lookup: placeholder(value, windows[lookup]) if lookup in windows else value
         for lookup, value in filters.items()
     }
+
+
+def _stand_in(number: int, kind: str) -> Any:
+    # A date or datetime in the year 1001, which no filter uses.
+    if kind == DATE:
+        return dt.date(1001, 1, 1) + dt.timedelta(days=number)
+    stand_in = dt.datetime(1001, 1, 1) + dt.timedelta(seconds=number)
+    if settings.USE_TZ:
+        stand_in = stand_in.replace(tzinfo=dt.UTC)
+    return stand_in
 
 
 def _hashable(value: Any) -> Any:

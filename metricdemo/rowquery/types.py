@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from metricdemo.measures import Measure
+
 if TYPE_CHECKING:
     from django.db.models import Model
 
@@ -30,6 +32,17 @@ class Member:
     filtered: bool = False
     #: Every row has a value of the aggregated field (no NULL on the way).
     never_null: bool = False
+    #: What the field measures: a path, or a duration between two.
+    measure: Measure = Measure("")
+    #: The model the rows are read from.
+    model: Any = None
+    #: A histogram's bucket bounds; () for the other aggregates.
+    bounds: tuple[float, ...] = ()
+
+    @property
+    def width(self) -> int:
+        """Return how many value columns the member's value takes."""
+        return 2 + len(self.bounds) if self.bounds else 1
 
 
 @dataclass(frozen=True)
@@ -40,16 +53,14 @@ class Layout:
     pass's members.
     """
 
-    #: The column of each member's value.
+    #: The column of each member's value (its first, for a histogram: count,
+    #: sum, then the cumulative count of each bucket).
     columns: tuple[int, ...]
     #: The column saying whether any row of a group matched each member's
     #: filters, or None where the member's value tells.
     presence: tuple[int | None, ...]
-
-    @property
-    def width(self) -> int:
-        """Return how many value columns the pass uses."""
-        return len(self.columns) + sum(p is not None for p in self.presence)
+    #: How many value columns the pass uses.
+    width: int = 0
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ from collections.abc import Collection
 
 from metricdemo.models import EDITABLE_FIELDS, MetricDefinition
 
+#: Editable fields added after values were first stored, with their defaults.
+ADDED_LATER = ("buckets",)
+
 
 def fingerprint(
     definition: MetricDefinition, *, leave_out: Collection[str] = ()
@@ -20,5 +23,10 @@ def fingerprint(
         for name in EDITABLE_FIELDS
         if name not in leave_out
     }
+    # Fields added later count only when set, so that values stored before
+    # them keep their version.
+    for name in ADDED_LATER:
+        if params.get(name) in (None, [], ()):
+            params.pop(name, None)
     text = json.dumps(params, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -28,6 +28,8 @@ class Order(models.Model):
     quantity = models.IntegerField(null=True, blank=True)
     shipped_on = models.DateField(null=True, blank=True)
     handling = models.DurationField(null=True, blank=True)
+    # For durations between two datetimes (paid - created).
+    paid = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.status} order {self.pk}"

@@ -466,6 +466,7 @@ CHANGES = {
     "field": "total",
     "filters": {"status": "paid"},
     "group_by": "status",
+    "buckets": [1, 2],
     "setting": "DEBUG",
     "callback": "test.other",
     "timeout": 3.0,

@@ -21,6 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("exposition.render",),
     ("exposition",),
     ("validators", "timewindows", "lookups", "reserved", "database"),
+    ("measures", "distributions"),
     ("routing",),
     ("callbacks", "naming"),
     ("__init__",),
