@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metricdemo import naming, validators
+from metricdemo.distributions import Distribution
 from metricdemo.evaluation import Evaluation
 from metricdemo.models import MetricDefinition
 
@@ -16,7 +17,8 @@ class Series:
 
     name: str
     labels: tuple[tuple[str, str], ...]
-    value: float
+    #: A number, or a histogram's Distribution.
+    value: float | Distribution
 
     @property
     def labels_text(self) -> str:
@@ -25,7 +27,9 @@ class Series:
 
     @property
     def value_text(self) -> str:
-        """Return the value as a short number."""
+        """Return the value as a short number, or a histogram's count and median."""
+        if isinstance(self.value, Distribution):
+            return format_distribution(self.value)
         return format_number(self.value)
 
     def __str__(self) -> str:
@@ -38,6 +42,15 @@ def format_number(value: float) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.6g}"
+
+
+def format_distribution(value: Distribution) -> str:
+    """Return a histogram's count, sum and median: `count 12, sum 340, p50 25`."""
+    text = f"count {value.count}, sum {format_number(value.sum)}"
+    median = value.quantile(0.5)
+    if median is not None:
+        text += f", p50 {format_number(median)}"
+    return text
 
 
 def series(definition: MetricDefinition, evaluation: Evaluation) -> list[Series]:
