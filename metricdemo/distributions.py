@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils.translation import gettext as _
@@ -84,6 +84,9 @@ class Distribution:
     cumulative: tuple[int, ...]
     count: int
     sum: float
+    #: The least and greatest value, where known (OTLP carries them).
+    minimum: float | None = field(default=None, compare=False)
+    maximum: float | None = field(default=None, compare=False)
 
     @classmethod
     def empty(cls, bounds: Sequence[float]) -> Distribution:
@@ -98,6 +101,8 @@ class Distribution:
             tuple(sum(1 for v in values if v <= b) for b in bounds),
             len(values),
             float(math.fsum(values)),
+            float(min(values)) if values else None,
+            float(max(values)) if values else None,
         )
 
     def bucket_counts(self) -> tuple[int, ...]:

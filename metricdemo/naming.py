@@ -24,6 +24,7 @@ from metricdemo.reserved import SELF_METRICS, STATIC_FAMILIES, STATIC_PREFIXES
 logger = logging.getLogger("metricdemo")
 
 COUNTER = "counter"
+HISTOGRAM = "histogram"
 
 
 def exported_names(name: str, kind: str, unit: str) -> tuple[str, str]:
@@ -55,7 +56,14 @@ def family_names(family: str, family_type: str) -> frozenset[str]:
 def taken_names(name: str, kind: str, unit: str) -> frozenset[str]:
     """Return every name a definition's family takes once exported."""
     family = exported_names(name, kind, unit)[0]
-    return family_names(family, "counter" if kind == COUNTER else "gauge")
+    return family_names(family, family_type(kind))
+
+
+def family_type(kind: str) -> str:
+    """Return the Prometheus type of a definition's kind."""
+    if kind in (COUNTER, HISTOGRAM):
+        return kind
+    return "gauge"
 
 
 #: Returns {taken name: family that takes it} for families that are not definitions.

@@ -9,12 +9,14 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from metricdemo import validators
+from metricdemo.distributions import Distribution
 
 if TYPE_CHECKING:
     from metricdemo.models import MetricDefinition
 
-#: One `(value, attributes)` pair per exported series.
-Observations = list[tuple[float, dict[str, Any]]]
+#: One `(value, attributes)` pair per exported series; a histogram's value is
+#: a Distribution.
+Observations = list[tuple[float | Distribution, dict[str, Any]]]
 
 
 class EvaluationError(Exception):
@@ -116,6 +118,21 @@ def _all_plain_text(observations: Observations) -> bool:
     except TypeError:
         return False  # not all text: the thorough check looks at each
     return validators.unencodable_text(joined) is None
+
+
+def shape_problem(kind: str, observations: Observations) -> str | None:
+    """Return why the values do not fit the kind, or None.
+
+    A histogram's values are distributions, every other kind's numbers.
+    """
+    histogram = kind == "histogram"
+    for value, _attributes in observations:
+        if isinstance(value, Distribution) != histogram:
+            return _(
+                "A %(kind)s cannot export the value %(value)r; the definition's "
+                "kind and its values disagree (was the kind changed?)."
+            ) % {"kind": kind, "value": value}
+    return None
 
 
 def counter_problem(kind: str, observations: Observations) -> str | None:

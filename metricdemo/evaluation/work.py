@@ -25,6 +25,7 @@ from metricdemo.observations import (
     counter_problem,
     describe,
     encoding_problem,
+    shape_problem,
 )
 
 # A batch statement failed; its definitions are evaluated again one by one.
@@ -78,8 +79,10 @@ def checked(definition: MetricDefinition, result: Evaluation) -> Evaluation:
     """
     if not result.ok:
         return result
-    problem = encoding_problem(result.observations) or counter_problem(
-        definition.kind, result.observations
+    problem = (
+        encoding_problem(result.observations)
+        or shape_problem(definition.kind, result.observations)
+        or counter_problem(definition.kind, result.observations)
     )
     if problem is None:
         return result

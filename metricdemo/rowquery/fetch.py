@@ -204,16 +204,19 @@ def _present(
 def _distribution(
     member: Member, row: tuple[Any, ...] | None, column: int
 ) -> Distribution:
-    # The columns from `column`: count, sum, then each bucket's cumulative count.
+    # The columns from `column`: count, sum, minimum, maximum, then each
+    # bucket's cumulative count.
     if row is None or not row[column]:
         return Distribution.empty(member.bounds)
-    count, total = row[column], row[column + 1]
-    buckets = row[column + 2 : column + 2 + len(member.bounds)]
+    count, total, least, greatest = row[column : column + 4]
+    buckets = row[column + 4 : column + 4 + len(member.bounds)]
     return Distribution(
         member.bounds,
         tuple(int(c or 0) for c in buckets),
         int(count),
         float(total or 0),
+        None if least is None else float(least),
+        None if greatest is None else float(greatest),
     )
 
 

@@ -416,7 +416,7 @@ def _measure(member: Member, condition: Q | None, now: Any) -> AsNumber:
 
 
 def _histogram(member: Member, condition: Q | None, now: Any) -> list[Any]:
-    """Return a histogram's columns: its count, its sum, then each bucket's count.
+    """Return a histogram's columns: count, sum, minimum, maximum, each bucket's count.
 
     Each is a conditional aggregate of the one pass; a bucket counts the
     values at most its bound, so the counts come back cumulative.
@@ -430,6 +430,8 @@ def _histogram(member: Member, condition: Q | None, now: Any) -> list[Any]:
     columns = [
         AsNumber(Count(value, filter=condition), NUMBER),
         AsNumber(Sum(value, filter=condition), NUMBER),
+        AsNumber(Min(value, filter=condition), NUMBER),
+        AsNumber(Max(value, filter=condition), NUMBER),
     ]
     for bound in member.bounds:
         within = Q(LessThanOrEqual(value, Value(float(bound), FloatField())))

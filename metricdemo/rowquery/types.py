@@ -42,7 +42,7 @@ class Member:
     @property
     def width(self) -> int:
         """Return how many value columns the member's value takes."""
-        return 2 + len(self.bounds) if self.bounds else 1
+        return 4 + len(self.bounds) if self.bounds else 1
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class Layout:
     """
 
     #: The column of each member's value (its first, for a histogram: count,
-    #: sum, then the cumulative count of each bucket).
+    #: sum, minimum, maximum, then the cumulative count of each bucket).
     columns: tuple[int, ...]
     #: The column saying whether any row of a group matched each member's
     #: filters, or None where the member's value tells.

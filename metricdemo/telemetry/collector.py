@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from opentelemetry.sdk.metrics.export import Histogram, MetricsData, Sum
+from opentelemetry.sdk.metrics.export import (
+    Histogram,
+    Metric,
+    MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+import metricdemo
 from metricdemo import evaluation, exposition, naming
+from metricdemo.conf import app_settings
 from metricdemo.exposition.render import Collected
 from metricdemo.telemetry.flight import SingleFlight
 from metricdemo.telemetry.instruments import DefinitionInstruments
+from metricdemo.telemetry.provider import process_resource
 from metricdemo.telemetry.reader import ExpositionReader
 
 logger = logging.getLogger("metricdemo")
@@ -126,6 +138,7 @@ class DefinitionsCollector(Collector):
         own = self._reader.collect_now()
         provider = self._instruments.provider
         definitions = None if provider is None else provider.reader.collect_now()
+        definitions = _with_metrics(definitions, self._instruments.histogram_metrics())
         if any(reader.shut_down for reader in self._extra):
             self._extra = [reader for reader in self._extra if not reader.shut_down]
         extra = [self._collect_extra(reader) for reader in self._extra]
@@ -291,6 +304,36 @@ class DefinitionsCollector(Collector):
                 for resource_metrics in data.resource_metrics
             ],
         )
+
+
+def _with_metrics(
+    data: MetricsData | None, metrics: list[Metric]
+) -> MetricsData | None:
+    """Return `data` with `metrics` added to the app's scope (made if missing)."""
+    if not metrics:
+        return data
+    scope = InstrumentationScope(app_settings.METER_NAME, metricdemo.__version__)
+    if data is None or not data.resource_metrics:
+        return MetricsData(
+            resource_metrics=[
+                ResourceMetrics(
+                    resource=process_resource(os.getpid()),
+                    scope_metrics=[ScopeMetrics(scope, metrics, schema_url="")],
+                    schema_url="",
+                )
+            ]
+        )
+    first, *rest = data.resource_metrics
+    scopes = list(first.scope_metrics)
+    for index, scope_metrics in enumerate(scopes):
+        if scope_metrics.scope.name == scope.name:
+            scopes[index] = replace(
+                scope_metrics, metrics=[*scope_metrics.metrics, *metrics]
+            )
+            break
+    else:
+        scopes.append(ScopeMetrics(scope, metrics, schema_url=""))
+    return replace(data, resource_metrics=[replace(first, scope_metrics=scopes), *rest])
 
 
 def _family_type(data) -> str:  # noqa: ANN001

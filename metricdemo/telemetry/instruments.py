@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from django.db import DatabaseError, router
 from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+)
 
 from metricdemo import evaluation, naming, outages, scheduler, sources
+from metricdemo.distributions import Distribution
 from metricdemo.evaluation import Outcome
 from metricdemo.models import ChangeStamp, Kind, MetricDefinition
+from metricdemo.observations import Observations
 from metricdemo.telemetry.provider import DefinitionsProvider, InstrumentKey
 from metricdemo.telemetry.self_metrics import SelfMetrics
 
@@ -60,6 +70,11 @@ class DefinitionInstruments:
         self._points: dict[InstrumentKey, list[Observation]] = {}
         # Points of static definitions (constants), made once per load.
         self._static_points: dict[InstrumentKey, list[Observation]] = {}
+        # Histograms, which OpenTelemetry has no observable instrument for:
+        # {key: series} of the last preparation, made into points by
+        # histogram_metrics(), and when each was first loaded (its start).
+        self._histograms: dict[InstrumentKey, Observations] = {}
+        self._started: dict[InstrumentKey, int] = {}
         self._dynamic: list[ActiveDefinition] = []
         self._token: str | None = None
         self._failures: dict[str, str] = {}
@@ -103,18 +118,64 @@ class DefinitionInstruments:
                 [i.definition for i in items], deadline=deadline
             )
             points = dict(self._static_points)
+            histograms = {}
             for item, result in zip(items, results, strict=True):
                 self._record(item.name, result)
-                if result.ok and result.observations:
-                    points[item.key] = [
-                        Observation(value, attributes)
-                        for value, attributes in result.observations
-                    ]
-            self._points = points
+                if not (result.ok and result.observations):
+                    continue
+                if item.key[1] == Kind.HISTOGRAM:
+                    histograms[item.key] = result.observations
+                    continue
+                points[item.key] = [
+                    Observation(value, attributes)
+                    for value, attributes in result.observations
+                ]
+            self._points, self._histograms = points, histograms
+
+    def histogram_metrics(self) -> list[Metric]:
+        """Return the histograms of the last preparation as the SDK's metrics.
+
+        OpenTelemetry's API has no observable histogram, so the app makes the
+        points itself, cumulative from when the definition was loaded, and
+        the collector adds them to the definitions' collection.
+        """
+        now = time.time_ns()
+        metrics = []
+        for key, observations in self._histograms.items():
+            name, _kind, unit, description = key
+            points = [
+                HistogramDataPoint(
+                    attributes=attributes,
+                    start_time_unix_nano=self._started.get(key, now),
+                    time_unix_nano=now,
+                    count=value.count,
+                    sum=value.sum,
+                    bucket_counts=value.bucket_counts(),
+                    explicit_bounds=value.bounds,
+                    min=math.nan if value.minimum is None else value.minimum,
+                    max=math.nan if value.maximum is None else value.maximum,
+                )
+                for value, attributes in observations
+                # Checked where values are made and read back; never fail here.
+                if isinstance(value, Distribution)
+            ]
+            metrics.append(
+                Metric(
+                    name=name.lower(),
+                    description=description,
+                    unit=unit,
+                    data=Histogram(
+                        data_points=points,
+                        aggregation_temporality=AggregationTemporality.CUMULATIVE,
+                    ),
+                )
+            )
+        return metrics
 
     def forget_points(self) -> None:
         """Export nothing from definitions until the next successful preparation."""
         self._points = {}
+        self._histograms = {}
 
     def refresh(self, deadline: float | None = None) -> None:
         """Reload the enabled definitions when the change stamp moved.
@@ -204,7 +265,9 @@ class DefinitionInstruments:
             else:
                 failed[item.name] = result.error
                 self.log_failure(item.name, result.error)
-        self._hold_instruments(active.keys())
+        self._hold_instruments(key for key in active if key[1] != Kind.HISTOGRAM)
+        now = time.time_ns()
+        self._started = {key: self._started.get(key, now) for key in active}
         self._active, self._static_points, self._dynamic = active, static, dynamic
         self._failed = failed
         self._families = {

@@ -23,8 +23,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from metricdemo import outages, validators
+from metricdemo.distributions import Distribution
 from metricdemo.models import MetricDefinition, ScheduledValue
-from metricdemo.observations import Observations, describe
+from metricdemo.observations import Observations, describe, shape_problem
 from metricdemo.values.fingerprint import fingerprint
 
 #: Seconds a lease outlives its definition's timeout: a process that dies
@@ -208,6 +209,9 @@ def read(
         if text and computed_at:
             try:
                 observations = _loads(text)
+                shape = shape_problem(definitions[index].kind, observations)
+                if shape:
+                    raise ValueError(shape)
             except ValueError as exc:
                 # A row written by hand or by a broken writer costs only its
                 # own definition: an error until its next refresh replaces it.
@@ -368,7 +372,12 @@ def _held(definition: MetricDefinition, holder: str):
 def _dumps(observations: Observations) -> str:
     # Not a JSONField: a callback may observe an infinity or NaN, which
     # PostgreSQL's jsonb refuses and Python's json writes and reads back.
-    return json.dumps([[value, attributes] for value, attributes in observations])
+    return json.dumps(
+        [
+            [value.as_json() if isinstance(value, Distribution) else value, attributes]
+            for value, attributes in observations
+        ]
+    )
 
 
 def _loads(text: str) -> Observations:
@@ -391,7 +400,9 @@ def _loads(text: str) -> Observations:
                 _("%(item)r is not a [value, attributes] pair") % {"item": item}
             )
         value, attributes = item
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, dict):
+            value = Distribution.from_json(value)
+        elif isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(_("the value %(value)r is no number") % {"value": value})
         try:
             validators.validate_attributes(attributes)
@@ -403,5 +414,7 @@ def _loads(text: str) -> Observations:
                 _("the attribute text %(text)s is not UTF-8 text")
                 % {"text": ascii(bad)}
             )
-        observations.append((float(value), dict(attributes)))
+        if not isinstance(value, Distribution):
+            value = float(value)
+        observations.append((value, dict(attributes)))
     return observations

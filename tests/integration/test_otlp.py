@@ -53,6 +53,8 @@ class Receiver:
 
     def __init__(self) -> None:
         self.points: list[Point] = []
+        #: Histogram data points as they arrived: (name, attributes, point).
+        self.histograms: list[tuple[str, dict, object]] = []
         self.pushes = 0
         self.status = 200
         self._lock = threading.Lock()
@@ -84,6 +86,11 @@ class Receiver:
                 for scope_metrics in resource_metrics.scope_metrics:
                     for metric in scope_metrics.metrics:
                         kind = metric.WhichOneof("data")
+                        if kind == "histogram":
+                            self.histograms.extend(
+                                (metric.name, _attributes(p.attributes), p)
+                                for p in metric.histogram.data_points
+                            )
                         if kind not in ("sum", "gauge"):
                             continue
                         data = getattr(metric, kind)
