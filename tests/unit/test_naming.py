@@ -92,7 +92,7 @@ def test_exposition_problem__the_older_row_keeps_a_contested_name():
 @pytest.mark.parametrize(
     ("stored", "fragment"),
     [
-        (row(1, "k.bad", kind="histogram"), "kind: unknown kind 'histogram'"),
+        (row(1, "k.bad", kind="summary"), "kind: unknown kind 'summary'"),
         (row(1, "9 lives"), "name: '9 lives' is not a valid instrument name"),
         (row(1, "u.bad", unit="per second"), "unit: 'per second' is not a valid unit"),
         (row(1, "a.bad", attributes=["x"]), "attributes: ['x'] is not a JSON object"),

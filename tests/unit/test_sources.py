@@ -43,7 +43,7 @@ def refusal(source: Source, **fields) -> dict[str, list[str]]:
         (
             RowsSource,
             "row_count",
-            ("model", "aggregate", "field", "filters", "group_by"),
+            ("model", "aggregate", "field", "filters", "group_by", "buckets"),
             {"uses_database", "blocking", "batchable"},
         ),
         (SettingSource, "setting", ("setting",), set()),
