@@ -392,6 +392,16 @@ def _name_translation_problem(value: Any) -> str | None:
     )
 
 
+def _prometheus_url_problem(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return None
+    return (
+        "it must be None or Prometheus's base URL, for example http://prometheus:9090."
+    )
+
+
 _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "SET_GLOBAL_METER_PROVIDER": ("metricdemo.E003", _bool_problem),
     "METER_NAME": ("metricdemo.E004", _meter_name_problem),
@@ -409,4 +419,6 @@ _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "DATABASE": ("metricdemo.E032", _database_problem),
     "SLOW_EVALUATION": ("metricdemo.E033", _slow_evaluation_problem),
     "NAME_TRANSLATION": ("metricdemo.E034", _name_translation_problem),
+    "SERVE_RULES": ("metricdemo.E035", _bool_problem),
+    "PROMETHEUS_URL": ("metricdemo.E036", _prometheus_url_problem),
 }

@@ -44,6 +44,12 @@ DEFAULTS: dict[str, Any] = {
     "AUTH_TOKEN": None,
     # When non-empty, only these addresses or networks may read /metrics.
     "ALLOWED_IPS": [],
+    # Serve the alert rules (`metrics rules`) at /metrics/rules, protected as
+    # /metrics is (AUTH_TOKEN, ALLOWED_IPS), for a sidecar or config reloader.
+    "SERVE_RULES": False,
+    # Prometheus's base URL (http://prometheus:9090), for the admin to show
+    # which alerts are pending or firing now; None leaves the admin without.
+    "PROMETHEUS_URL": None,
     # Models that row_count definitions may count: "__all__" (every installed
     # model) or a list of "app_label" and "app_label.ModelName" entries.
     "ROW_COUNT_MODELS": "__all__",

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import aggregates, fields, naming, sources, validators
+from metricdemo import aggregates, alerting, fields, naming, sources, validators
 from metricdemo.naming import ExportedNameIndex
 
 #: The fields an operator edits, in form order: what export writes and import reads.
@@ -604,3 +604,194 @@ def exported_name_index(using: str | None = None) -> Iterator[ExportedNameIndex]
         yield index
     finally:
         _active_index.reset(token)
+
+
+class Operator(models.TextChoices):
+    """How an alert rule compares its value with the threshold, or absence."""
+
+    GT = ">", _("above (>)")
+    GE = ">=", _("at or above (>=)")
+    LT = "<", _("below (<)")
+    LE = "<=", _("at or below (<=)")
+    EQ = "==", _("equal to (==)")
+    NE = "!=", _("not equal to (!=)")
+    ABSENT = "absent", _("absent: no series exported")
+
+
+class Aggregation(models.TextChoices):
+    """How an alert rule combines the series before comparing."""
+
+    NONE = "", _("none: each series alone")
+    SUM = "sum", _("sum")
+    MAX = "max", _("maximum")
+    MIN = "min", _("minimum")
+    AVG = "avg", _("average")
+    COUNT = "count", _("count of series")
+
+
+class AlertRule(models.Model):
+    """A threshold on a definition's series, written out as a Prometheus alerting rule.
+
+    `metrics rules` and the opt-in rules URL write the enabled rules of the
+    enabled definitions, with the names and labels /metrics serves, so a
+    rename of the definition renames what its rules read.
+    """
+
+    definition = models.ForeignKey(
+        MetricDefinition,
+        verbose_name=_("definition"),
+        on_delete=models.CASCADE,
+        related_name="alert_rules",
+    )
+    name = fields.CharField(
+        _("alert name"),
+        max_length=200,
+        validators=[validators.validate_alert_name],
+        help_text=_(
+            "The Prometheus alert name: letters, digits, '_' and ':', not starting "
+            "with a digit. Example: OrdersWaitingForPayment."
+        ),
+    )
+    operator = fields.CharField(
+        _("operator"),
+        max_length=8,
+        choices=Operator.choices,
+        default=Operator.GT,
+        help_text=_(
+            "Fire when the value compares so with the threshold, or when the "
+            "metric exports no series at all (absent)."
+        ),
+    )
+    threshold = models.FloatField(
+        _("threshold"),
+        null=True,
+        blank=True,
+        validators=[validators.validate_finite],
+        help_text=_("The number the value is compared with. Example: 50."),
+    )
+    label_filter = fields.JSONField(
+        _("label filter"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Only series with these label values, as a JSON object. Example: "
+            '{"country": "DE"}.'
+        ),
+    )
+    aggregation = fields.CharField(
+        _("aggregation"),
+        max_length=8,
+        choices=Aggregation.choices,
+        default=Aggregation.NONE,
+        blank=True,
+        help_text=_("Combine the series before comparing; none compares each."),
+    )
+    by_labels = fields.CharField(
+        _("by labels"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "With an aggregation: the labels to keep, separated by commas; one "
+            "alert per combination. Example: country."
+        ),
+    )
+    quantile = models.FloatField(
+        _("quantile"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "For a histogram: the quantile compared with the threshold, between "
+            "0 and 1. Example: 0.9 for the 90th percentile."
+        ),
+    )
+    for_duration = models.PositiveIntegerField(
+        _("for (seconds)"),
+        default=300,
+        help_text=_(
+            "How long the condition must hold before the alert fires; 0 fires at "
+            "once. Example: 600 for ten minutes."
+        ),
+    )
+    keep_firing_for = models.PositiveIntegerField(
+        _("keep firing for (seconds)"),
+        default=0,
+        help_text=_("How long the alert keeps firing after the condition clears."),
+    )
+    severity = fields.CharField(
+        _("severity"),
+        max_length=32,
+        default="warning",
+        validators=[validators.validate_severity],
+        help_text=_(
+            "The severity label Alertmanager routes on. Examples: critical, warning, "
+            "info."
+        ),
+    )
+    summary = fields.CharField(
+        _("summary"),
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "One line for the notification; Prometheus templates allowed. Example: "
+            "{{ $value }} orders wait for payment."
+        ),
+    )
+    description = fields.TextField(
+        _("description"),
+        blank=True,
+        help_text=_(
+            "More detail; Prometheus templates allowed, such as {{ $labels.status }}."
+        ),
+    )
+    runbook_url = models.URLField(
+        _("runbook URL"),
+        blank=True,
+        help_text=_(
+            "Where the on-call finds what to do. Example: https://wiki/orders."
+        ),
+    )
+    enabled = models.BooleanField(
+        _("enabled"),
+        default=True,
+        help_text=_("Untick to leave this rule out of the rule file."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["definition__name", "name"]
+        verbose_name = _("alert rule")
+        verbose_name_plural = _("alert rules")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition", "name"], name="metricdemo_alert_rule_unique_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        """Check the rule against its definition: labels, quantile, threshold."""
+        problems = alerting.rule_problems(self)
+        if problems:
+            raise ValidationError(problems)
+
+
+#: The fields of an alert rule that export writes and import reads.
+ALERT_RULE_FIELDS = (
+    "name",
+    "operator",
+    "threshold",
+    "label_filter",
+    "aggregation",
+    "by_labels",
+    "quantile",
+    "for_duration",
+    "keep_firing_for",
+    "severity",
+    "summary",
+    "description",
+    "runbook_url",
+    "enabled",
+)

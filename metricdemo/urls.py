@@ -8,4 +8,5 @@ app_name = "metricdemo"
 
 urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
+    path("metrics/rules", views.rules, name="rules"),
 ]

@@ -454,3 +454,34 @@ def as_number(value: Any) -> float:
             gettext("expected a finite number, got %(value)r") % {"value": value}
         )
     return number
+
+
+ALERT_NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+SEVERITY_RE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def validate_alert_name(value: str) -> None:
+    """Refuse an alert name that Prometheus refuses (a metric name's characters)."""
+    if not ALERT_NAME_RE.fullmatch(value or ""):
+        raise ValidationError(
+            _(
+                "%(value)r is not an alert name Prometheus accepts: use letters, "
+                "digits, '_' and ':', not starting with a digit, for example "
+                "OrdersWaitingForPayment."
+            ),
+            code="invalid_alert_name",
+            params={"value": value},
+        )
+
+
+def validate_severity(value: str) -> None:
+    """Refuse a severity that is not a plain word (it becomes a label value)."""
+    if not SEVERITY_RE.fullmatch(value or ""):
+        raise ValidationError(
+            _(
+                "%(value)r is not a severity; use one word such as critical, "
+                "warning or info."
+            ),
+            code="invalid_severity",
+            params={"value": value},
+        )

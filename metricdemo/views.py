@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
@@ -90,3 +90,30 @@ def _address_allowed(address: str, allowed: list[str]) -> bool:
 @lru_cache(maxsize=8)
 def _networks(allowed: tuple[str, ...]) -> tuple:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in allowed)
+
+
+@csrf_exempt
+@login_not_required
+@never_cache
+@require_safe
+def rules(request: HttpRequest) -> HttpResponse:
+    """Return the alert rules as a Prometheus rule file, when SERVE_RULES is on.
+
+    Protected as /metrics is; 404 while the setting is off. `?format=
+    prometheusrule` returns the Prometheus Operator resource instead.
+    """
+    if not app_settings.SERVE_RULES:
+        raise Http404("Serving the alert rules is off (METRICDEMO['SERVE_RULES']).")
+    refusal = refuse(request)
+    if refusal is not None:
+        return refusal
+    from metricdemo import alerts, rulefiles
+
+    found = alerts.enabled_rules()
+    if request.GET.get("format") == "prometheusrule":
+        data = alerts.prometheus_rule(found)
+    else:
+        data = alerts.rule_file(found)
+    return HttpResponse(
+        rulefiles.dump(data), content_type="application/yaml; charset=utf-8"
+    )

@@ -13,4 +13,5 @@ SUBCOMMANDS: dict[str, str] = {
     "import": "metricdemo.cli.importing",
     "list": "metricdemo.cli.listing",
     "grafana": "metricdemo.cli.grafana",
+    "rules": "metricdemo.cli.rules",
 }
