@@ -67,12 +67,15 @@ $(VENV)/.installed-db: $(VENV)/.installed | system-packages
 	$(BIN)/pip install -q -r requirements.txt -e '.[test,db]'
 	touch $@
 
-# Debian packages that test-all needs and a fresh machine may lack: Prometheus
-# and promtool for the end-to-end tests, and the headers mysqlclient builds on.
+# Debian packages that test-all needs and a fresh machine may lack: Prometheus,
+# promtool and Alertmanager for the end-to-end tests, and the headers
+# mysqlclient builds on.
 system-packages:
 	@missing=""; \
 	command -v prometheus >/dev/null && command -v promtool >/dev/null \
 		|| missing="$$missing prometheus"; \
+	command -v prometheus-alertmanager >/dev/null \
+		|| missing="$$missing prometheus-alertmanager"; \
 	pkg-config --exists mysqlclient 2>/dev/null \
 		|| missing="$$missing default-libmysqlclient-dev pkg-config"; \
 	if [ -n "$$missing" ]; then \
