@@ -84,7 +84,7 @@ def test_exported_name_view__the_validators_rules(admin_client, kind):
         ({"name": "9lives", "kind": "gauge", "unit": ""}, "'9lives' is not a valid"),
         ({"name": "", "kind": "gauge", "unit": ""}, "'' is not a valid"),
         ({"name": "a.b", "kind": "gauge", "unit": "µs"}, "printable ASCII"),
-        ({"name": "a.b", "kind": "histogram", "unit": ""}, "'histogram'"),
+        ({"name": "a.b", "kind": "summary", "unit": ""}, "'summary'"),
     ],
 )
 def test_exported_name_view__says_what_is_refused(admin_client, query, fragment):

@@ -1,0 +1,216 @@
+"""Histograms in the admin: bucket presets."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from metricdemo import distributions
+from metricdemo.distributions import PRESETS
+from metricdemo.models import MetricDefinition
+from tests.admin_pages import (
+    ADD_URL,
+    cells,
+    change_url,
+)
+from tests.refusals import form_data
+
+pytestmark = pytest.mark.django_db
+
+
+def histogram(**fields) -> dict[str, str]:
+    """Return the add form's submission of a histogram of shop.Order."""
+    data = form_data(
+        **{
+            "name": "shop.order.totals",
+            "kind": "histogram",
+            "source": "row_count",
+            "model": "shop.Order",
+            "field": "total",
+            **fields,
+        }
+    )
+    data.setdefault("buckets", "[]")
+    data.setdefault("bucket_preset", "custom")
+    return data
+
+
+def errors_on(response, field: str = "buckets") -> list[str]:
+    """Return the errors a re-rendered form shows on `field` (beside its label)."""
+    assert response.status_code == 200, response
+    page = response.content.decode()
+    if f'id="id_{field}_error"' not in page:
+        return []
+    items = page.split(f'id="id_{field}_error">', 1)[1].split("</ul>", 1)[0]
+    return [
+        html.unescape(item.split("</li>", 1)[0]) for item in items.split("<li>")[1:]
+    ]
+
+
+# Presets
+
+
+def test_a_preset_fills_the_buckets_when_saving(admin_client):
+    response = admin_client.post(ADD_URL, histogram(bucket_preset="one_two_five"))
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    stored = MetricDefinition.objects.get()
+    assert stored.buckets == list(PRESETS["one_two_five"][1])
+
+    # The change form shows the preset, beside the buckets it filled.
+    page = admin_client.get(change_url(stored)).content.decode()
+    assert '<option value="one_two_five" selected>' in page
+    assert 'class="form-row field-bucket_preset field-buckets"' in page
+
+
+def test_the_presets_offered_are_the_distributions_presets(admin_client):
+    form = admin_client.get(ADD_URL).context["adminform"].form
+    field = form.fields["bucket_preset"]
+    assert [key for key, _label in field.choices] == ["custom", *PRESETS]
+    assert form["bucket_preset"].value() == "custom"  # a new form: nothing chosen
+    assert json.loads(field.widget.attrs["data-presets"]) == {
+        key: list(bounds) for key, (_label, bounds) in PRESETS.items()
+    }
+
+
+def test_custom_buckets_are_saved_as_typed_and_show_as_custom(admin_client):
+    response = admin_client.post(ADD_URL, histogram(buckets="[5, 50, 500]"))
+    assert response.status_code == 302
+    stored = MetricDefinition.objects.get()
+    assert stored.buckets == [5, 50, 500]
+    form = admin_client.get(change_url(stored)).context["adminform"].form
+    assert form["bucket_preset"].value() == "custom"
+
+
+def test_buckets_typed_as_a_presets_show_that_preset(admin_client, define):
+    stored = define(
+        name="shop.order.totals",
+        kind="histogram",
+        source="row_count",
+        model="shop.Order",
+        field="total",
+        buckets=[float(b) for b in PRESETS["powers_of_ten"][1]],
+    )
+    form = admin_client.get(change_url(stored)).context["adminform"].form
+    assert form["bucket_preset"].value() == "powers_of_ten"
+
+
+def test_a_preset_chosen_over_other_typed_buckets_asks_which(admin_client):
+    response = admin_client.post(
+        ADD_URL, histogram(bucket_preset="latency", buckets="[5, 50, 500]")
+    )
+    (error,) = errors_on(response, "bucket_preset")
+    assert "Short durations" in error and "Choose Custom" in error
+    assert errors_on(response) == []
+    assert not MetricDefinition.objects.exists()
+    # The same bounds as the preset's are no conflict.
+    bounds = json.dumps(list(PRESETS["latency"][1]))
+    response = admin_client.post(
+        ADD_URL, histogram(bucket_preset="latency", buckets=bounds)
+    )
+    assert response.status_code == 302
+
+
+def test_a_changed_preset_replaces_stored_buckets_left_as_they_were(
+    admin_client, define
+):
+    stored = define(
+        name="shop.order.totals",
+        kind="histogram",
+        source="row_count",
+        model="shop.Order",
+        field="total",
+        buckets=[5, 50, 500],
+    )
+    response = admin_client.post(
+        change_url(stored), histogram(bucket_preset="days", buckets="[5, 50, 500]")
+    )
+    assert response.status_code == 302
+    stored.refresh_from_db()
+    assert stored.buckets == list(PRESETS["days"][1])
+
+
+def test_a_preset_is_ignored_by_other_kinds(admin_client):
+    data = form_data(name="shop.orders", value="1", bucket_preset="days", buckets="")
+    response = admin_client.post(ADD_URL, data)
+    assert response.status_code == 302
+    assert MetricDefinition.objects.get().buckets == []
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        [],
+        [10, 5],
+        [1, 1, 2],
+        ["a", 10],
+        [1, "Infinity"],
+        list(range(distributions.MAX_BUCKETS + 1)),
+        {"le": 10},
+    ],
+    ids=["empty", "decreasing", "repeated", "text", "infinite", "too many", "object"],
+)
+def test_bad_buckets_get_the_models_message(admin_client, typed):
+    response = admin_client.post(ADD_URL, histogram(buckets=json.dumps(typed)))
+    expected = distributions.bucket_problem(typed)
+    assert expected and errors_on(response) == [expected]
+    assert any(hint in expected for hint in ("such as", "give at most", "sort"))
+    assert not MetricDefinition.objects.exists()
+
+
+def test_buckets_that_are_not_json_are_named(admin_client):
+    response = admin_client.post(ADD_URL, histogram(buckets="[10, 50"))
+    (error,) = errors_on(response)
+    assert "[10, 50 is not valid JSON" in error and "pick a preset" in error
+
+
+def test_buckets_on_another_kind_are_refused(admin_client):
+    data = form_data(name="shop.orders", value="1", buckets="[1, 2]")
+    (error,) = errors_on(admin_client.post(ADD_URL, data))
+    assert "buckets belongs to the row_count source" in error and "clear it" in error
+
+
+def test_an_empty_buckets_box_means_no_buckets(admin_client):
+    # The script blanks the buckets of a kind that has none.
+    response = admin_client.post(ADD_URL, form_data(name="x", value="1", buckets=""))
+    assert response.status_code == 302
+    assert MetricDefinition.objects.get().buckets == []
+
+
+def test_the_field_suggestions_for_a_histogram_all_validate(admin_client):
+    form = admin_client.get(ADD_URL).context["adminform"].form
+    suggested = json.loads(form.fields["field"].widget.attrs["data-field-suggestions"])
+    fields = suggested["shop.Order"]["histogram"]
+    assert "total" in fields and "now - created" in fields
+    assert "status" not in fields
+    for field in fields:
+        MetricDefinition(
+            name="x",
+            kind="histogram",
+            source="row_count",
+            model="shop.Order",
+            field=field,
+            buckets=[1, 2],
+        ).full_clean()
+
+
+def test_a_view_only_user_sees_the_preset(client, django_user_model, define):
+    stored = define(
+        name="shop.order.totals",
+        kind="histogram",
+        source="row_count",
+        model="shop.Order",
+        field="total",
+        buckets=list(PRESETS["days"][1]),
+    )
+    user = django_user_model.objects.create_user("viewer", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(codename="view_metricdefinition")
+    )
+    client.force_login(user)
+    response = client.get(change_url(stored))
+    assert response.status_code == 200
+    shown = cells(response.content.decode())
+    assert any(str(PRESETS["days"][0]) in text for text in shown["bucket_preset"])
