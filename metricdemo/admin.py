@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -446,6 +447,105 @@ def short_label(choices: list, value: str) -> str:
     return str(dict(choices).get(value, value))
 
 
+#: The quantiles the preview estimates from a histogram's buckets, by name.
+PREVIEW_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bucket of a histogram's chart: its `le` label, count and bar length."""
+
+    bound: str
+    count: int
+    #: The bar's length in percent of the longest, as SVG attribute text.
+    length: str
+    #: The values the bucket holds, in words.
+    span: str
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A quantile estimated from the buckets, such as p90."""
+
+    name: str
+    text: str
+    #: Whether it falls in the +Inf bucket, where the highest bound is all we know.
+    above: bool
+
+
+@dataclass(frozen=True)
+class HistogramChart:
+    """What the preview draws for one histogram series."""
+
+    bars: tuple[Bar, ...]
+    count: int
+    sum: str
+    estimates: tuple[Estimate, ...]
+
+    @classmethod
+    def of(cls, value: distributions.Distribution) -> HistogramChart:
+        """Return the chart of `value`: a bar per bucket, +Inf last."""
+        counts = value.bucket_counts()
+        longest = max(counts, default=0)
+        labels = [display.format_number(bound) for bound in value.bounds]
+        bars = []
+        for index, count in enumerate(counts):
+            bound = labels[index] if index < len(labels) else "+Inf"
+            if index == 0:
+                span = gettext("values up to %(upper)s") % {"upper": bound}
+            elif index < len(labels):
+                span = gettext("values above %(lower)s, up to %(upper)s") % {
+                    "lower": labels[index - 1],
+                    "upper": bound,
+                }
+            else:
+                span = gettext("values above %(lower)s") % {"lower": labels[-1]}
+            # A bucket that holds values shows at least a sliver.
+            length = max(100 * count / longest, 1.0) if count else 0.0
+            bars.append(Bar(bound, count, f"{length:.1f}", span))
+        highest = value.cumulative[-1] if value.cumulative else 0
+        estimates = []
+        for name, q in PREVIEW_QUANTILES:
+            estimate = value.quantile(q)
+            if estimate is not None:
+                text = display.format_number(estimate)
+                estimates.append(Estimate(name, text, q * value.count > highest))
+        return cls(
+            tuple(bars), value.count, display.format_number(value.sum), tuple(estimates)
+        )
+
+    @property
+    def above(self) -> list[str]:
+        """Return the names of the estimates that fall above the highest bound."""
+        return [estimate.name for estimate in self.estimates if estimate.above]
+
+    @property
+    def highest_bound(self) -> str:
+        """Return the highest bound but +Inf, as its bar names it."""
+        return self.bars[-2].bound if len(self.bars) > 1 else "+Inf"
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """One series in the preview, with its chart if it is a histogram."""
+
+    series: display.Series
+    chart: HistogramChart | None
+
+
+def preview_rows(series: list[display.Series]) -> list[PreviewRow]:
+    """Return the preview's rows: a chart for each histogram series."""
+    return [
+        PreviewRow(
+            item,
+            HistogramChart.of(item.value)
+            if isinstance(item.value, distributions.Distribution)
+            else None,
+        )
+        for item in series
+    ]
+
+
 #: The History fieldset's fields, which only a saved definition has.
 HISTORY_FIELDS = ("created_at", "updated_at", "last_editor")
 
@@ -696,6 +796,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             "form": form,
             "evaluation": result,
             "series": series,
+            "rows": preview_rows(series or []),
             "milliseconds": result.seconds * 1000 if result else None,
         }
         return TemplateResponse(

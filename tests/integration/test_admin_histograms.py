@@ -1,24 +1,38 @@
-"""Histograms in the admin: bucket presets."""
+"""Histograms in the admin: bucket presets and the preview's bars."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
 
 from metricdemo import distributions
-from metricdemo.distributions import PRESETS
+from metricdemo.display import format_number
+from metricdemo.distributions import PRESETS, Distribution
 from metricdemo.models import MetricDefinition
 from tests.admin_pages import (
     ADD_URL,
+    PREVIEW_URL,
     cells,
     change_url,
 )
 from tests.refusals import form_data
 
 pytestmark = pytest.mark.django_db
+
+#: The first order's creation; the others follow a minute apart.
+START = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+#: Order totals by status, spread over BOUNDS (one above the highest).
+TOTALS = {
+    "paid": [3, 7, 10, 12, 40, 250, 999, 5000],
+    "pending": [1, 90, 100, 100.5],
+    "shipped": [0.5],
+}
+BOUNDS = [10, 100, 1000]
 
 
 def histogram(**fields) -> dict[str, str]:
@@ -48,6 +62,39 @@ def errors_on(response, field: str = "buckets") -> list[str]:
     return [
         html.unescape(item.split("</li>", 1)[0]) for item in items.split("<li>")[1:]
     ]
+
+
+@pytest.fixture
+def totals(db):
+    """Create orders with the TOTALS, paid 2**i minutes after their creation."""
+    from tests.shop.models import Order
+
+    index = 0
+    for status, amounts in TOTALS.items():
+        for amount in amounts:
+            created = START + dt.timedelta(minutes=index)
+            Order.objects.create(
+                status=status,
+                total=Decimal(str(amount)),
+                created=created,
+                paid=created + dt.timedelta(minutes=2**index),
+            )
+            index += 1
+
+
+def bucket_counts(values: list[float], bounds: list[float]) -> list[int]:
+    """Count the values of each bucket alone, +Inf last, without the app's code."""
+    counts, lower = [], float("-inf")
+    for upper in [*bounds, float("inf")]:
+        counts.append(sum(1 for v in values if lower < v <= upper))
+        lower = upper
+    return counts
+
+
+def charts(page: str) -> list[dict[str, list[str]]]:
+    """Return each previewed series' cells: its le labels, counts and totals."""
+    parts = page.split('class="metricdemo-series"')[1:]
+    return [cells(part, "metricdemo-") for part in parts]
 
 
 # Presets
@@ -214,3 +261,95 @@ def test_a_view_only_user_sees_the_preset(client, django_user_model, define):
     assert response.status_code == 200
     shown = cells(response.content.decode())
     assert any(str(PRESETS["days"][0]) in text for text in shown["bucket_preset"])
+
+
+# Preview
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview_draws_a_bar_per_bucket_with_its_count(admin_client, totals):
+    response = admin_client.post(
+        PREVIEW_URL,
+        histogram(buckets=json.dumps(BOUNDS), group_by="status"),
+        HTTP_X_REQUESTED_WITH="XMLHttpRequest",
+    )
+    assert response.status_code == 200
+    assert not MetricDefinition.objects.exists()
+    shown = charts(response.content.decode())
+    assert len(shown) == len(TOTALS)
+    for chart, (status, values) in zip(shown, sorted(TOTALS.items()), strict=True):
+        assert chart["le"] == ["10", "100", "1000", "+Inf"]
+        assert chart["bucket-count"] == [
+            str(n) for n in bucket_counts(values, BOUNDS)
+        ], status
+        assert len(chart["bar"]) == len(BOUNDS) + 1
+        expected = Distribution.of(BOUNDS, values)
+        assert chart["count"] == [f"count {len(values)}"]
+        assert chart["sum"] == [f"sum {format_number(sum(values))}"]
+        median = expected.quantile(0.5)
+        assert f"p50 {format_number(median)}" in chart["quantile"], status
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview_bars_are_as_long_as_their_counts(admin_client, totals):
+    response = admin_client.post(
+        PREVIEW_URL,
+        histogram(buckets=json.dumps(BOUNDS), filters={"status": "paid"}),
+        HTTP_X_REQUESTED_WITH="XMLHttpRequest",
+    )
+    page = response.content.decode()
+    # paid: 3 in le=10, 2 in le=100, 2 in le=1000, 1 above: 100%, 2/3, 2/3, 1/3.
+    lengths = [part.split('"', 1)[0] for part in page.split('<rect width="')[1:]]
+    assert lengths == ["100.0", "66.7", "66.7", "33.3"]
+    # p90 and p99 (ranks 7.2 and 7.92 of 8) lie above 1000, the highest bound.
+    assert "p50 55" in page and "p90 &gt; 1000" in page and "p99 &gt; 1000" in page
+    assert "p90, p99 fall in the +Inf bucket: above 1000" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview_of_durations_with_a_preset(admin_client, totals):
+    response = admin_client.post(
+        PREVIEW_URL,
+        histogram(field="paid - created", bucket_preset="seconds"),
+        HTTP_X_REQUESTED_WITH="XMLHttpRequest",
+    )
+    (chart,) = charts(response.content.decode())
+    bounds = list(PRESETS["seconds"][1])
+    waits = [60.0 * 2**index for index in range(sum(map(len, TOTALS.values())))]
+    assert chart["le"] == [format_number(b) for b in bounds] + ["+Inf"]
+    assert chart["bucket-count"] == [str(n) for n in bucket_counts(waits, bounds)]
+    assert chart["count"] == [f"count {len(waits)}"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview_of_a_histogram_over_no_rows(admin_client, totals):
+    response = admin_client.post(
+        PREVIEW_URL,
+        histogram(buckets="[1, 2]", filters={"status": "cancelled"}),
+        HTTP_X_REQUESTED_WITH="XMLHttpRequest",
+    )
+    page = response.content.decode()
+    (chart,) = charts(page)
+    assert chart["bucket-count"] == ["0", "0", "0"]
+    assert chart["count"] == ["count 0"] and "quantile" not in chart
+    assert "every bucket is empty" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_preview_page_without_the_script_has_the_charts_styles(admin_client, totals):
+    response = admin_client.post(PREVIEW_URL, histogram(buckets=json.dumps(BOUNDS)))
+    page = response.content.decode()
+    assert "<html" in page and "metricdemo/admin.css" in page
+    (chart,) = charts(page)
+    all_totals = [v for values in TOTALS.values() for v in values]
+    assert chart["bucket-count"] == [str(n) for n in bucket_counts(all_totals, BOUNDS)]
+
+
+def test_preview_of_bad_buckets_names_them(admin_client):
+    response = admin_client.post(
+        PREVIEW_URL,
+        histogram(buckets="[10, 5]"),
+        HTTP_X_REQUESTED_WITH="XMLHttpRequest",
+    )
+    assert response.context["evaluation"] is None
+    assert "follows 10" in response.content.decode()
