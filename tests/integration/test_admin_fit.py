@@ -26,7 +26,12 @@ def test_change_list__short_labels_in_the_list_and_the_filter(admin_client, defi
     shown = cells(page)
     assert shown["kind_label"] == ["Counter", "Up-down counter", "Gauge"]
     assert shown["source_label"] == ["Constant", "Setting", "Rows"]
-    assert filter_choices(page, "kind") == ["Counter", "Up-down counter", "Gauge"]
+    assert filter_choices(page, "kind") == [
+        "Counter",
+        "Up-down counter",
+        "Gauge",
+        "Histogram",
+    ]
     assert filter_choices(page, "source") == [
         "Constant",
         "Rows",

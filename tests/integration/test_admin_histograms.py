@@ -1,4 +1,4 @@
-"""Histograms in the admin: bucket presets and the preview's bars."""
+"""Histograms in the admin: bucket presets, the preview's bars, the change list."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from metricdemo.distributions import PRESETS, Distribution
 from metricdemo.models import MetricDefinition
 from tests.admin_pages import (
     ADD_URL,
+    LIST_URL,
     PREVIEW_URL,
     cells,
     change_url,
+    filter_choices,
 )
 from tests.refusals import form_data
 
@@ -353,3 +355,70 @@ def test_preview_of_bad_buckets_names_them(admin_client):
     )
     assert response.context["evaluation"] is None
     assert "follows 10" in response.content.decode()
+
+
+# The change list
+
+
+@pytest.mark.django_db(transaction=True)
+def test_change_list_shows_count_and_median(admin_client, define, totals):
+    from tests.shop.models import Order
+
+    Order.objects.create(status="<i>x</i>", total=Decimal(7), created=START)
+    define(
+        name="a.totals",
+        kind="histogram",
+        source="row_count",
+        model="shop.Order",
+        field="total",
+        buckets=BOUNDS,
+    )
+    define(
+        name="b.totals_by_status",
+        kind="histogram",
+        source="row_count",
+        model="shop.Order",
+        field="total",
+        buckets=BOUNDS,
+        group_by="status",
+    )
+    define(name="c.constant", source="constant", value=2.5)
+    response = admin_client.get(LIST_URL)
+    page = response.content.decode()
+    shown = cells(page)
+    everything = [v for values in TOTALS.values() for v in values] + [7]
+    expected = Distribution.of(BOUNDS, everything)
+    assert shown["current_value"][0] == (
+        f"count {len(everything)}, sum {format_number(sum(everything))}, "
+        f"p50 {format_number(expected.quantile(0.5))}"
+    )
+    # The first three series, in the order of their labels, parted by ";".
+    groups = {"<i>x</i>": [7], **TOTALS}
+    shown_groups = [
+        f'{{status="{status}"}} count {len(values)}, '
+        f"sum {format_number(sum(values))}, "
+        f"p50 {format_number(Distribution.of(BOUNDS, values).quantile(0.5))}"
+        for status, values in sorted(groups.items())[:3]
+    ]
+    assert shown["current_value"][1] == (
+        f"4 series: {'; '.join(shown_groups)}; and 1 more"
+    )
+    assert "<i>x</i>" not in page and "&lt;i&gt;x&lt;/i&gt;" in page
+    assert shown["current_value"][2] == "2.5"
+    assert shown["kind_label"] == ["Histogram", "Histogram", "Gauge"]
+
+
+def test_the_kind_filter_offers_and_filters_histograms(admin_client, define):
+    define(
+        name="a.totals",
+        kind="histogram",
+        source="row_count",
+        model="shop.Order",
+        field="total",
+        buckets=BOUNDS,
+    )
+    define(name="b.constant", source="constant", value=1)
+    page = admin_client.get(LIST_URL).content.decode()
+    assert "Histogram" in filter_choices(page, "kind")
+    response = admin_client.get(LIST_URL, {"kind__exact": "histogram"})
+    assert [d.name for d in response.context["cl"].result_list] == ["a.totals"]
