@@ -6,6 +6,7 @@ import copy
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -26,6 +27,7 @@ from metricdemo import (
     aggregates,
     callbacks,
     display,
+    distributions,
     naming,
     policy,
     routing,
@@ -82,13 +84,58 @@ class SuggestingTextInput(forms.TextInput):
 
 
 SOURCE_FIELDS = sources.SOURCE_FIELDS
+#: The choice of bucket presets that stands for "the buckets as typed".
+CUSTOM_BUCKETS = "custom"
 
 
 def _source_guidance() -> str:
     fields = "; ".join(str(source.help_text) for source in sources.SOURCES.values())
-    return gettext("Pick a source, then fill in only its fields: %(fields)s.") % {
-        "fields": fields
-    }
+    return " ".join(
+        (
+            gettext("Pick a source, then fill in only its fields: %(fields)s.")
+            % {"fields": fields},
+            gettext(
+                "A histogram takes rows of a model: a field, and buckets from a "
+                "preset or typed."
+            ),
+        )
+    )
+
+
+def _bucket_preset_choices() -> list[tuple[str, Any]]:
+    return [
+        (CUSTOM_BUCKETS, _("Custom: the buckets as typed")),
+        *((key, label) for key, (label, _bounds) in distributions.PRESETS.items()),
+    ]
+
+
+def bucket_preset_of(buckets: Any) -> str:
+    """Return the key of the preset whose bounds `buckets` are, else CUSTOM_BUCKETS."""
+    if isinstance(buckets, list | tuple) and buckets:
+        for key, (_label, bounds) in distributions.PRESETS.items():
+            if _same_bounds(buckets, bounds):
+                return key
+    return CUSTOM_BUCKETS
+
+
+def _same_bounds(buckets: Any, bounds: Iterable[float]) -> bool:
+    bounds = list(bounds)
+    if not isinstance(buckets, list | tuple) or len(buckets) != len(bounds):
+        return False
+    return all(
+        isinstance(typed, int | float)
+        and not isinstance(typed, bool)
+        and float(typed) == float(bound)
+        for typed, bound in zip(buckets, bounds, strict=True)
+    )
+
+
+def _fieldset_fields(fields: Iterable[str]) -> tuple[Any, ...]:
+    # The preset choice sits beside the buckets, on one line.
+    return tuple(
+        ("bucket_preset", "buckets") if field == "buckets" else field
+        for field in fields
+    )
 
 
 #: The Source fieldset's description, built from each source's own help text.
@@ -96,6 +143,10 @@ SOURCE_GUIDANCE = lazy(_source_guidance, str)()
 JSON_INVALID = _(
     "%(value)s is not valid JSON; write an object such as "
     '{"region": "eu"}, or leave it empty.'
+)
+BUCKETS_INVALID = _(
+    "%(value)s is not valid JSON; write a list of increasing numbers such as "
+    "[10, 50, 100, 500, 1000], or pick a preset."
 )
 
 
@@ -113,13 +164,15 @@ class MetricDefinitionForm(forms.ModelForm):
         error_messages = {
             "attributes": {"invalid": JSON_INVALID},
             "filters": {"invalid": JSON_INVALID},
+            "buckets": {"invalid": BUCKETS_INVALID},
         }
         help_texts = {
             "kind": _(
                 "Counter for totals that only grow (exported with _total), up-down "
-                "counter for totals that can shrink, gauge for a current reading. "
-                "Example: gauge for orders waiting now, counter for orders ever "
-                "placed."
+                "counter for totals that can shrink, gauge for a current reading, "
+                "histogram for how a field of rows spreads over buckets (with the "
+                "rows source). Example: gauge for orders waiting now, counter for "
+                "orders ever placed, histogram for the time orders took to be paid."
             ),
             "source": _(
                 "Where the value comes from; only the chosen source's fields are "
@@ -138,8 +191,11 @@ class MetricDefinitionForm(forms.ModelForm):
             "field": _(
                 "The field to aggregate; empty for count. It may cross relations "
                 "like a filter; the suggestions are the chosen model's fields that "
-                "fit the aggregate. Example: total for a sum of order totals, "
-                "customer for distinct customers."
+                "fit the aggregate. For a histogram, the number whose values fill "
+                "the buckets, or a duration in seconds between two dates written "
+                "later - earlier, with now for an age. Example: total for a sum of "
+                "order totals, customer for distinct customers, paid_at - "
+                "created_at for a histogram of the time to pay."
             ),
             "filters": _(
                 "A JSON object of ORM lookups that rows must match. On a date or "
@@ -160,6 +216,12 @@ class MetricDefinitionForm(forms.ModelForm):
                 "_ where two last parts are the same. Example: status, "
                 "customer__country."
             ),
+            "buckets": _(
+                "For a histogram: a JSON list of increasing upper bounds, in the "
+                "field's unit (seconds for durations); +Inf is added. A preset "
+                "fills them for you; choose Custom to type your own. Example: "
+                "[10, 50, 100, 500, 1000]."
+            ),
             "enabled": _(
                 "Untick to stop exporting this metric without deleting it. "
                 "Example: untick a metric while the feature it measures is off."
@@ -168,6 +230,17 @@ class MetricDefinitionForm(forms.ModelForm):
 
     class Media:
         js = ("metricdemo/definition_form.js",)
+
+    bucket_preset = forms.ChoiceField(
+        label=_("Bucket preset"),
+        required=False,
+        choices=_bucket_preset_choices,
+        help_text=_(
+            "Buckets chosen for you: saving with a preset stores its bounds in "
+            "buckets. Example: Durations, seconds to days for paid_at - "
+            "created_at."
+        ),
+    )
 
     #: The user whose permissions the model's validation applies; the admin's
     #: get_form() sets it to the requesting user.
@@ -192,6 +265,7 @@ class MetricDefinitionForm(forms.ModelForm):
             attrs = self.fields[name].widget.attrs
             self.fields[name].widget = SuggestingTextInput(suggestions, attrs)
         self._guide_aggregates()
+        self._offer_bucket_presets()
         # A select that posts any text: an unknown name reaches the model's
         # validation, whose message lists the registered callbacks.
         self.fields["callback"].widget = forms.Select(choices=self._callback_choices())
@@ -207,15 +281,85 @@ class MetricDefinitionForm(forms.ModelForm):
             field_suggestions(self.acting_user)
         )
 
+    def _offer_bucket_presets(self) -> None:
+        # The script fills the buckets as a preset is chosen; the server fills
+        # them too (clean()), so a preset works without the script.
+        preset = self.fields["bucket_preset"]
+        preset.initial = bucket_preset_of(self.initial.get("buckets"))
+        preset.widget.attrs["data-presets"] = json.dumps(
+            {
+                key: list(bounds)
+                for key, (_label, bounds) in distributions.PRESETS.items()
+            }
+        )
+        preset.widget.attrs["data-custom"] = CUSTOM_BUCKETS
+        self.fields["buckets"].widget.attrs["rows"] = 3
+
     def _field_suggestions(self) -> list[str]:
         """Return the stored model's fields that fit the stored aggregate."""
         label = self.initial.get("model") or ""
-        aggregate = self.initial.get("aggregate") or aggregates.COUNT
+        if self.initial.get("kind") == Kind.HISTOGRAM:
+            aggregate = aggregates.HISTOGRAM
+        else:
+            aggregate = self.initial.get("aggregate") or aggregates.COUNT
         return field_suggestions(self.acting_user).get(label, {}).get(aggregate, [])
 
     def clean_aggregate(self) -> str:
         """Read an empty choice (a hidden field the script blanked) as count."""
         return self.cleaned_data.get("aggregate") or aggregates.COUNT
+
+    def clean_buckets(self) -> object:
+        """Read an empty box (or one the script blanked) as no buckets."""
+        value = self.cleaned_data.get("buckets")
+        return [] if value is None else value
+
+    def clean(self) -> dict[str, Any]:
+        """Use the chosen preset's bounds as the buckets of a histogram.
+
+        Buckets typed over another preset's are not dropped: the user is asked
+        to choose between them. The bounds are checked by the model, whichever
+        way they came.
+        """
+        cleaned = super().clean()
+        preset = cleaned.get("bucket_preset") or CUSTOM_BUCKETS
+        if (
+            preset not in distributions.PRESETS
+            or cleaned.get("kind") != Kind.HISTOGRAM
+            or "buckets" not in cleaned
+        ):
+            return cleaned
+        label, bounds = distributions.PRESETS[preset]
+        typed = cleaned["buckets"]
+        if (
+            typed not in (None, [])
+            and not _same_bounds(typed, bounds)
+            and not _same_bounds(typed, self.instance.buckets)  # as stored
+        ):
+            # On the preset: the buckets typed are still checked by the model.
+            self.add_error(
+                "bucket_preset",
+                ValidationError(
+                    _(
+                        "The buckets typed are not those of the preset %(preset)s. "
+                        "Choose Custom to keep the buckets typed, or empty them to "
+                        "use the preset."
+                    ),
+                    code="preset",
+                    params={"preset": label},
+                ),
+            )
+            return cleaned
+        cleaned["buckets"] = list(bounds)
+        return cleaned
+
+    def _post_clean(self) -> None:
+        # Buckets that are not JSON reached the model as its default (none);
+        # show only the form's message about the text, not the model's about
+        # the default.
+        unread = len(self._errors.get("buckets") or ())
+        super()._post_clean()
+        if unread:
+            del self._errors["buckets"][unread:]
 
     def _callback_choices(self) -> list[tuple[str, str]]:
         user = self.acting_user
@@ -248,6 +392,9 @@ class MetricDefinitionForm(forms.ModelForm):
 def field_suggestions(user: Any = None) -> dict[str, dict[str, list[str]]]:
     """Return {model: {aggregate: fields}} for every model row counts may read.
 
+    Besides the aggregates, `histogram` gives the fields a histogram may read,
+    and the ages (`now - created_at`) it may measure.
+
     With a `user`, only the models they may view, and only the fields that
     lead to no model they may not view.
     """
@@ -255,15 +402,27 @@ def field_suggestions(user: Any = None) -> dict[str, dict[str, list[str]]]:
     for label in policy.allowed_models(user):
         model = routing.resolve_model(label)
         suggestions[label] = {
-            aggregate: [
-                name
-                for name in aggregates.fitting_fields(model, aggregate)
-                if not policy.path_permission_refusal(user, model, name)
-            ]
+            aggregate: _fitting_fields(user, model, aggregate)
             for aggregate in aggregates.AGGREGATES
             if aggregate != aggregates.COUNT
         }
+        # A histogram also takes an age: the seconds since a date or datetime.
+        ages = _fitting_fields(user, model, aggregates.MIN, aggregates.TIME_KINDS)
+        suggestions[label][aggregates.HISTOGRAM] = [
+            *_fitting_fields(user, model, aggregates.HISTOGRAM),
+            *(f"now - {name}" for name in ages),
+        ]
     return suggestions
+
+
+def _fitting_fields(
+    user: Any, model: Any, aggregate: str, kinds: tuple[str, ...] | None = None
+) -> list[str]:
+    return [
+        name
+        for name in aggregates.fitting_fields(model, aggregate, kinds)
+        if not policy.path_permission_refusal(user, model, name)
+    ]
 
 
 class ShortChoicesFilter(admin.ChoicesFieldListFilter):
@@ -286,6 +445,105 @@ class ShortChoicesFilter(admin.ChoicesFieldListFilter):
 def short_label(choices: list, value: str) -> str:
     """Return the short label of a stored choice, or the value if it has none."""
     return str(dict(choices).get(value, value))
+
+
+#: The quantiles the preview estimates from a histogram's buckets, by name.
+PREVIEW_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One bucket of a histogram's chart: its `le` label, count and bar length."""
+
+    bound: str
+    count: int
+    #: The bar's length in percent of the longest, as SVG attribute text.
+    length: str
+    #: The values the bucket holds, in words.
+    span: str
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A quantile estimated from the buckets, such as p90."""
+
+    name: str
+    text: str
+    #: Whether it falls in the +Inf bucket, where the highest bound is all we know.
+    above: bool
+
+
+@dataclass(frozen=True)
+class HistogramChart:
+    """What the preview draws for one histogram series."""
+
+    bars: tuple[Bar, ...]
+    count: int
+    sum: str
+    estimates: tuple[Estimate, ...]
+
+    @classmethod
+    def of(cls, value: distributions.Distribution) -> HistogramChart:
+        """Return the chart of `value`: a bar per bucket, +Inf last."""
+        counts = value.bucket_counts()
+        longest = max(counts, default=0)
+        labels = [display.format_number(bound) for bound in value.bounds]
+        bars = []
+        for index, count in enumerate(counts):
+            bound = labels[index] if index < len(labels) else "+Inf"
+            if index == 0:
+                span = gettext("values up to %(upper)s") % {"upper": bound}
+            elif index < len(labels):
+                span = gettext("values above %(lower)s, up to %(upper)s") % {
+                    "lower": labels[index - 1],
+                    "upper": bound,
+                }
+            else:
+                span = gettext("values above %(lower)s") % {"lower": labels[-1]}
+            # A bucket that holds values shows at least a sliver.
+            length = max(100 * count / longest, 1.0) if count else 0.0
+            bars.append(Bar(bound, count, f"{length:.1f}", span))
+        highest = value.cumulative[-1] if value.cumulative else 0
+        estimates = []
+        for name, q in PREVIEW_QUANTILES:
+            estimate = value.quantile(q)
+            if estimate is not None:
+                text = display.format_number(estimate)
+                estimates.append(Estimate(name, text, q * value.count > highest))
+        return cls(
+            tuple(bars), value.count, display.format_number(value.sum), tuple(estimates)
+        )
+
+    @property
+    def above(self) -> list[str]:
+        """Return the names of the estimates that fall above the highest bound."""
+        return [estimate.name for estimate in self.estimates if estimate.above]
+
+    @property
+    def highest_bound(self) -> str:
+        """Return the highest bound but +Inf, as its bar names it."""
+        return self.bars[-2].bound if len(self.bars) > 1 else "+Inf"
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    """One series in the preview, with its chart if it is a histogram."""
+
+    series: display.Series
+    chart: HistogramChart | None
+
+
+def preview_rows(series: list[display.Series]) -> list[PreviewRow]:
+    """Return the preview's rows: a chart for each histogram series."""
+    return [
+        PreviewRow(
+            item,
+            HistogramChart.of(item.value)
+            if isinstance(item.value, distributions.Distribution)
+            else None,
+        )
+        for item in series
+    ]
 
 
 #: The History fieldset's fields, which only a saved definition has.
@@ -335,7 +593,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         (
             _("Source"),
             {
-                "fields": ("source", *SOURCE_FIELDS),
+                "fields": _fieldset_fields(("source", *SOURCE_FIELDS)),
                 "description": SOURCE_GUIDANCE,
             },
         ),
@@ -366,6 +624,11 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
     def exported_name(self, obj: MetricDefinition) -> str:
         """Return the sample name Prometheus sees, once the definition is saved."""
         return obj.exported_name if obj.pk else "-"
+
+    @admin.display(description=_("bucket preset"))
+    def bucket_preset(self, obj: MetricDefinition) -> str:
+        """Return the preset the buckets are, for a form shown read-only."""
+        return str(dict(_bucket_preset_choices())[bucket_preset_of(obj.buckets)])
 
     @admin.display(description=_("kind"), ordering="kind")
     def kind_label(self, obj: MetricDefinition) -> str:
@@ -533,6 +796,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             "form": form,
             "evaluation": result,
             "series": series,
+            "rows": preview_rows(series or []),
             "milliseconds": result.seconds * 1000 if result else None,
         }
         return TemplateResponse(

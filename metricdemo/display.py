@@ -85,10 +85,14 @@ def summary(
         return "no series" + note
     if len(found) == 1 and not found[0].labels:
         return found[0].value_text + note
-    shown = ", ".join(
+    # A histogram's value has commas of its own, so semicolons part its series.
+    separator = (
+        "; " if any(isinstance(item.value, Distribution) for item in found) else ", "
+    )
+    shown = separator.join(
         f"{{{item.labels_text}}} {item.value_text}" for item in found[:limit]
     )
-    more = f", and {len(found) - limit} more" if len(found) > limit else ""
+    more = f"{separator}and {len(found) - limit} more" if len(found) > limit else ""
     return f"{len(found)} series: {shown}{more}{note}"
 
 

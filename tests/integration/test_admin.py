@@ -191,7 +191,7 @@ def test_the_form_tells_the_script_which_fields_each_source_uses(admin_client):
     mapping = json.loads(form.fields["source"].widget.attrs["data-source-fields"])
     assert mapping == {
         "constant": ["value"],
-        "row_count": ["model", "aggregate", "field", "filters", "group_by"],
+        "row_count": ["model", "aggregate", "field", "filters", "group_by", "buckets"],
         "setting": ["setting"],
         "callback": ["callback"],
     }
@@ -240,7 +240,7 @@ def test_every_refusal__through_the_admin_form(admin_client, define, refusal):
         ({"attributes": "{region: eu}"}, "attributes", "{region: eu}"),
         ({"filters": "[status"}, "filters", "[status"),
         ({"value": "lots"}, "value", "'lots'"),
-        ({"kind": "histogram"}, "kind", "histogram"),
+        ({"kind": "summary"}, "kind", "summary"),
         ({"source": "sql"}, "source", "sql"),
     ],
 )

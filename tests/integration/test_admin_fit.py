@@ -3,62 +3,19 @@
 from __future__ import annotations
 
 import itertools
-from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
 
 from metricdemo import naming
 from metricdemo.models import Kind
+from tests.admin_pages import cells, filter_choices
 
 pytestmark = pytest.mark.django_db
 
 ADD_URL = reverse("admin:metricdemo_metricdefinition_add")
 LIST_URL = reverse("admin:metricdemo_metricdefinition_changelist")
 EXPORTED_NAME_URL = reverse("admin:metricdemo_metricdefinition_exported_name")
-
-
-class Cells(HTMLParser):
-    """Collect the text of each element whose class names a field, by field."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.text: dict[str, list[str]] = {}
-        self._open: list[str | None] = []
-
-    def handle_starttag(self, tag, attrs) -> None:
-        if tag in {"br", "wbr", "input", "img"}:
-            return
-        classes = (dict(attrs).get("class") or "").split()
-        field = next((c[6:] for c in classes if c.startswith("field-")), None)
-        self._open.append(field)
-        if field:
-            self.text.setdefault(field, []).append("")
-
-    def handle_endtag(self, tag) -> None:
-        if tag not in {"br", "wbr", "input", "img"} and self._open:
-            self._open.pop()
-
-    def handle_data(self, data) -> None:
-        for field in self._open:
-            if field:
-                self.text[field][-1] += data
-
-
-def cells(page: str) -> dict[str, list[str]]:
-    """Return the stripped text of a page's cells, by field."""
-    parser = Cells()
-    parser.feed(page)
-    return {k: [" ".join(v.split()) for v in vs] for k, vs in parser.text.items()}
-
-
-def filter_choices(page: str, field: str) -> list[str]:
-    """Return the labels the change list's filter offers for `field`."""
-    marker = f"?{field}__exact="
-    labels = []
-    for part in page.split(marker)[1:]:
-        labels.append(part.split(">", 1)[1].split("<", 1)[0].strip())
-    return labels
 
 
 def test_change_list__short_labels_in_the_list_and_the_filter(admin_client, define):
@@ -69,7 +26,12 @@ def test_change_list__short_labels_in_the_list_and_the_filter(admin_client, defi
     shown = cells(page)
     assert shown["kind_label"] == ["Counter", "Up-down counter", "Gauge"]
     assert shown["source_label"] == ["Constant", "Setting", "Rows"]
-    assert filter_choices(page, "kind") == ["Counter", "Up-down counter", "Gauge"]
+    assert filter_choices(page, "kind") == [
+        "Counter",
+        "Up-down counter",
+        "Gauge",
+        "Histogram",
+    ]
     assert filter_choices(page, "source") == [
         "Constant",
         "Rows",

@@ -1,5 +1,6 @@
 """The admin in headless Chromium: create, preview, save, scrape; refuse an editor."""
 
+import json
 import os
 import re
 import struct
@@ -11,7 +12,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 
-from metricdemo import naming
+from metricdemo import distributions, naming
 from metricdemo.models import MetricDefinition
 from tests.processes import ROOT
 from tests.scraping import parse, series
@@ -50,7 +51,7 @@ def test_create_preview_save_and_scrape(
     pictures = screenshot_folder(tmp_path)
     # The ORM stays out of the browser block: Playwright's sync API runs an
     # event loop in this thread, and Django refuses queries from one.
-    drive_the_admin(live_server.url, pictures)
+    histogram = drive_the_admin(live_server.url, pictures)
 
     for name in SCREENSHOTS:
         width, height = png_size(pictures / name)
@@ -68,6 +69,18 @@ def test_create_preview_save_and_scrape(
         None,
         "status",
     )
+
+    # In the same window (a browser of its own would double the cost): a
+    # bucket preset fills the buckets, and the preview draws a bar for each.
+    bounds = list(distributions.PRESETS["one_two_five"][1])
+    assert histogram == {
+        "preset once typed over": "custom",
+        "filled": json.dumps(bounds),
+        "bounds drawn": [str(bound) for bound in bounds] + ["+Inf"],
+        # The orders' totals are all 0: every one is in the first bucket.
+        "counts drawn": ["6"] + ["0"] * len(bounds),
+    }
+    assert not MetricDefinition.objects.filter(name="shop.order.totals").exists()
 
 
 #: The pictures of the admin in the docs (docs/img), taken by drive_the_admin().
@@ -108,10 +121,12 @@ def add_form(base_url: str, username: str, page_path: str = ADD):
             browser.close()
 
 
-def drive_the_admin(base_url: str, pictures: Path) -> None:
+def drive_the_admin(base_url: str, pictures: Path) -> dict:
     """Log in, fill the add form for a row count, preview it and save it.
 
     Along the way, save the docs' pictures of the form, the preview and the list.
+    Then preview a histogram on a new add form; return what preview_a_histogram()
+    saw.
     """
     from playwright.sync_api import expect
 
@@ -148,6 +163,9 @@ def drive_the_admin(base_url: str, pictures: Path) -> None:
         mine = page.locator("tr", has_text="shop.orders.by_status")
         expect(mine.locator("td.field-current_value")).to_contain_text("2 series")
         page.screenshot(path=pictures / "change-list.png")
+
+        page.goto(f"{base_url}{ADD}")
+        return preview_a_histogram(page)
 
 
 def test_a_restricted_editor_sees_the_permission_error(live_server, django_user_model):
@@ -265,3 +283,35 @@ def type_a_name(base_url: str, name: str, kind: str, unit: str) -> dict:
             "typed": exported.inner_text().strip(),
             "history sections": page.locator("fieldset h2", has_text="History").count(),
         }
+
+
+def preview_a_histogram(page) -> dict:
+    """On the add form, make a histogram of order totals with a preset; preview it.
+
+    Return the buckets the preset filled and the bars the preview drew.
+    """
+    from playwright.sync_api import expect
+
+    buckets = page.locator(".form-row.field-buckets")
+    expect(buckets).to_be_hidden()  # a gauge has none
+    page.fill("#id_name", "shop.order.totals")
+    page.select_option("#id_kind", "histogram")
+    page.select_option("#id_source", "row_count")
+    expect(buckets).to_be_visible()
+    expect(page.locator(".form-row.field-aggregate")).to_be_hidden()
+    page.fill("#id_model", "shop.Order")
+    page.fill("#id_field", "total")
+    page.fill("#id_buckets", "[1, 2]")
+    typed_over = page.input_value("#id_bucket_preset")
+    page.select_option("#id_bucket_preset", "one_two_five")
+    filled = page.input_value("#id_buckets")
+
+    page.click("input[name=_preview]")
+    bars = page.locator("#metricdemo-preview-result .metricdemo-bucket")
+    expect(bars.first).to_be_visible()
+    return {
+        "preset once typed over": typed_over,
+        "filled": filled,
+        "bounds drawn": bars.locator(".metricdemo-le").all_inner_texts(),
+        "counts drawn": bars.locator(".metricdemo-bucket-count").all_inner_texts(),
+    }

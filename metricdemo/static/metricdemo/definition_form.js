@@ -1,8 +1,9 @@
-// Guide the metric definition form: show only the chosen source's fields,
-// show the exported name as the name, kind and unit are typed, and preview in
-// place. Without this script every field shows, the exported name shows once
-// saved, and Preview opens its result in a new tab; the server validates
-// either way.
+// Guide the metric definition form: show only the chosen source's fields
+// (and a histogram's buckets only for a histogram), fill the buckets from a
+// preset, show the exported name as the name, kind and unit are typed, and
+// preview in place. Without this script every field shows, the server fills
+// the buckets from a preset on saving, the exported name shows once saved,
+// and Preview opens its result in a new tab; the server validates either way.
 'use strict';
 {
     const translate = (text) => (window.gettext ? window.gettext(text) : text);
@@ -63,6 +64,37 @@
         }
     }
 
+    // Fill the buckets as a preset is chosen, and show the preset that the
+    // buckets typed are (Custom for any other), so that what is saved is what
+    // shows. The server fills the buckets from the preset too.
+    function offerBucketPresets(form) {
+        const preset = form.elements.namedItem('bucket_preset');
+        const buckets = form.elements.namedItem('buckets');
+        if (!preset || !buckets || !preset.dataset.presets) {
+            return;
+        }
+        const presets = JSON.parse(preset.dataset.presets);
+        const custom = preset.dataset.custom || 'custom';
+        preset.addEventListener('change', () => {
+            const bounds = presets[preset.value];
+            if (bounds) {
+                buckets.value = '[' + bounds.join(', ') + ']';
+            }
+        });
+        buckets.addEventListener('input', () => {
+            let typed = null;
+            try {
+                typed = JSON.parse(buckets.value);
+            } catch (error) {
+                // Not JSON (yet): the server names the mistake.
+            }
+            const same = (bounds) => Array.isArray(typed)
+                && typed.length === bounds.length
+                && typed.every((bound, index) => bound === bounds[index]);
+            preset.value = Object.keys(presets).find((key) => same(presets[key])) || custom;
+        });
+    }
+
     function setUp() {
         const form = document.getElementById('metricdefinition_form');
         if (form) {
@@ -84,13 +116,22 @@
         const aggregate = form.elements.namedItem('aggregate');
         const fieldInput = form.elements.namedItem('field');
         const modelInput = form.elements.namedItem('model');
+        const kind = form.elements.namedItem('kind');
+        // Kind.HISTOGRAM, which is also the key of its field suggestions.
+        const isHistogram = () => Boolean(kind) && kind.value === 'histogram';
 
-        // The fields the chosen source does not use, and a row count's field
-        // while its aggregate is count (which takes none).
+        // The fields the chosen source does not use; for a histogram, the
+        // aggregate (it takes none: count); otherwise the buckets, and a row
+        // count's field while its aggregate is count (which takes none).
         const hiddenFields = () => {
             const hidden = unusedFields();
-            if (aggregate && aggregate.value === (aggregate.dataset.default || 'count')) {
-                hidden.push('field');
+            if (isHistogram()) {
+                hidden.push('aggregate');
+            } else {
+                hidden.push('buckets');
+                if (aggregate && aggregate.value === (aggregate.dataset.default || 'count')) {
+                    hidden.push('field');
+                }
             }
             return hidden;
         };
@@ -128,11 +169,19 @@
             if (!list || !modelInput || !aggregate) {
                 return;
             }
-            const names = (suggestions[modelInput.value.trim()] || {})[aggregate.value] || [];
+            const key = isHistogram() ? kind.value : aggregate.value;
+            const names = (suggestions[modelInput.value.trim()] || {})[key] || [];
             list.replaceChildren(...names.map((name) => new Option(name)));
         };
 
         source.addEventListener('change', showUsedFields);
+        if (kind) {
+            kind.addEventListener('change', () => {
+                showUsedFields();
+                suggestFields();
+            });
+        }
+        offerBucketPresets(form);
         if (aggregate) {
             aggregate.addEventListener('change', () => {
                 showUsedFields();
