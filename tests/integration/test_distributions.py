@@ -1,0 +1,648 @@
+"""Histograms and durations computed in the database, checked against Python.
+
+Every bucket, sum and count the app computes is compared with the same
+values computed here: the rows read with plain `values_list()` calls, the
+durations subtracted in Python, the buckets counted by Distribution.of().
+"""
+
+import datetime as dt
+import math
+from collections import defaultdict
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from metricdemo import rowquery
+from metricdemo.distributions import MAX_BUCKETS, Distribution
+from metricdemo.observations import EvaluationError
+from metricdemo.rowquery import compute_rows
+from metricdemo.validators import group_by_keys
+from tests.aggregate_rows import NOW, row_based
+from tests.shop.models import Customer, Order
+
+pytestmark = pytest.mark.django_db
+
+BERLIN = ZoneInfo("Europe/Berlin")
+TOTALS = [1, 10, 50, 100]
+QUANTITIES = [1, 2, 5]
+SECONDS = [0, 60, 300, 1800, 3600, 86400]
+DURATIONS = ["paid - created", "now - created", "shipped_on - created"]
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Set the evaluation's clock; return a function to move it."""
+
+    def set_clock(moment: dt.datetime) -> None:
+        monkeypatch.setattr("django.utils.timezone.now", lambda: moment)
+
+    set_clock(NOW)
+    return set_clock
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plans():
+    # Plans are kept per process; each test starts and ends without them.
+    rowquery.clear_plans()
+    yield
+    rowquery.clear_plans()
+
+
+@pytest.fixture
+def sales(db, clock):
+    """Orders with values on bucket bounds, NULLs, negative and long durations."""
+    de = Customer.objects.create(name="Anna", country="DE")
+    fr = Customer.objects.create(name="Bea", country="FR")
+    nowhere = Customer.objects.create(name="Cid", country=None)
+    rows = [
+        # status, customer, total, quantity, seconds before NOW, seconds to
+        # payment, shipped on, handling seconds
+        ("pending", de, "10.00", 1, 600, None, None, None),
+        ("pending", de, "20.25", None, 3000, 60, None, 1800),
+        ("pending", fr, "5.00", 3, 5400, None, None, None),
+        ("paid", fr, "99.99", 2, 1200, 3600, dt.date(2026, 3, 10), 3600),
+        ("paid", nowhere, "0.01", None, 108000, 90.5, dt.date(2026, 3, 11), 5400),
+        ("paid", None, "100.00", None, 60, 86400, None, None),
+        ("shipped", de, "42.00", 7, 9 * 86400, 300.25, dt.date(2026, 3, 1), 2700),
+        ("shipped", None, "1.10", 5, 40 * 86400, 10**6, dt.date(2026, 1, 31), None),
+        ("shipped", fr, "500.00", None, 2 * 86400, None, dt.date(2026, 3, 9), 0),
+        ("pending", nowhere, "50.00", 2, 86399, 59.999999, None, 60),
+    ]
+    for status, customer, total, quantity, ago, to_pay, shipped, handling in rows:
+        created = NOW - dt.timedelta(seconds=ago)
+        Order.objects.create(
+            status=status,
+            customer=customer,
+            total=Decimal(total),
+            quantity=quantity,
+            created=created,
+            paid=None if to_pay is None else created + dt.timedelta(seconds=to_pay),
+            shipped_on=shipped,
+            handling=None if handling is None else dt.timedelta(seconds=handling),
+        )
+    return Order.objects.all()
+
+
+def instant(value: dt.date) -> dt.datetime:
+    """Return the instant a value stands for: a date at midnight in TIME_ZONE,
+    a naive datetime (USE_TZ=False) as wall-clock time in TIME_ZONE."""
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time())
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.get_default_timezone())
+    # In UTC: aware arithmetic within one zone would move the wall clock.
+    return value.astimezone(dt.UTC)
+
+
+def number(value) -> float | None:
+    """Return a value of the ORM as the app measures it: durations in seconds."""
+    if value is None:
+        return None
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+def measured(queryset, field: str, paths=()) -> list[tuple[tuple, float | None]]:
+    """Return (group values, measured value) per row, read with the ORM."""
+    later, _minus, earlier = (part.strip() for part in field.partition("-"))
+    if not earlier:
+        return [
+            (row[:-1], number(row[-1])) for row in queryset.values_list(*paths, field)
+        ]
+    ends = [end for end in (later, earlier) if end != "now"]
+    now = timezone.now()  # the patched clock
+    found = []
+    for row in queryset.values_list(*paths, *ends):
+        values = {"now": now, **dict(zip(ends, row[len(paths) :], strict=True))}
+        if values[later] is None or values[earlier] is None:
+            found.append((row[: len(paths)], None))
+            continue
+        seconds = (instant(values[later]) - instant(values[earlier])).total_seconds()
+        found.append((row[: len(paths)], seconds))
+    return found
+
+
+def label(value) -> str:
+    return "" if value is None else str(value)
+
+
+def grouped_values(queryset, field: str, group_by: str) -> dict[tuple, list[float]]:
+    """Return {label values: the non-NULL values of the group} for every group."""
+    paths = list(group_by_keys(group_by)) if group_by else []
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for group, value in measured(queryset, field, paths):
+        values = groups[tuple(label(v) for v in group)]
+        if value is not None:
+            values.append(value)
+    return groups
+
+
+def comparable(distribution: Distribution) -> tuple:
+    """Return a distribution with its sum compared approximately."""
+    return (
+        distribution.bounds,
+        distribution.cumulative,
+        distribution.count,
+        pytest.approx(distribution.sum, rel=1e-12, abs=1e-6),
+    )
+
+
+def expected_histograms(queryset, field, bounds, group_by="") -> dict:
+    """Return {label values: distribution} as Python counts them."""
+    groups = grouped_values(queryset, field, group_by)
+    if not group_by:
+        return {(): comparable(Distribution.of(bounds, groups.get((), [])))}
+    return {
+        labels: comparable(Distribution.of(bounds, values))
+        for labels, values in groups.items()
+        if values  # a group without a value is no series
+    }
+
+
+def by_labels(observations, group_by="") -> dict:
+    """Return {label values: value} of the app's observations, each group once."""
+    assert not isinstance(observations, EvaluationError), observations
+    keys = list(group_by_keys(group_by).values()) if group_by else []
+    found = {}
+    for value, labels in observations:
+        assert sorted(labels) == sorted(keys)
+        found[tuple(labels[key] for key in keys)] = value
+    assert len(found) == len(observations), observations
+    return found
+
+
+def histograms(observations, group_by="") -> dict:
+    found = by_labels(observations, group_by)
+    assert all(isinstance(value, Distribution) for value in found.values())
+    return {labels: comparable(value) for labels, value in found.items()}
+
+
+def histogram(field, bounds, filters=None, group_by="", **more):
+    return row_based(
+        kind="histogram",
+        field=field,
+        buckets=list(bounds),
+        filters=filters,
+        group_by=group_by,
+        **more,
+    )
+
+
+# --- Histograms of numbers ---------------------------------------------------
+
+DAY_AGO = {"created__gte": NOW - dt.timedelta(days=1)}
+
+NUMBER_CASES = [
+    # field, bounds, filters, the same filters for the ORM, group by
+    ("total", TOTALS, {}, {}, ""),
+    ("quantity", QUANTITIES, {}, {}, ""),
+    ("total", TOTALS, {"status__in": ["paid", "shipped"]}, None, ""),
+    ("total", TOTALS, {"created__gte": "now-1d"}, DAY_AGO, ""),
+    ("quantity", QUANTITIES, {"quantity__isnull": True}, None, ""),
+    ("total", TOTALS, {}, {}, "status"),
+    ("quantity", QUANTITIES, {}, {}, "status"),
+    ("total", TOTALS, {}, {}, "status, customer__country"),
+    ("quantity", QUANTITIES, {}, {}, "status, customer__country"),
+    ("total", TOTALS, {"created__gte": "now-1d"}, DAY_AGO, "status"),
+    (
+        "quantity",
+        QUANTITIES,
+        {"created__gte": "now-1d", "total__lte": 50},
+        {**DAY_AGO, "total__lte": 50},
+        "status, customer__country",
+    ),
+    # Bounds between and below the values, fractional and negative.
+    ("total", [-1, 0.01, 20.25, 99.99], {}, {}, "customer__country"),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "bounds", "filters", "orm_filters", "group_by"), NUMBER_CASES
+)
+def test_histogram__of_a_number_matches_python(
+    sales, field, bounds, filters, orm_filters, group_by
+):
+    rows = sales.filter(**(filters if orm_filters is None else orm_filters))
+    want = expected_histograms(rows, field, bounds, group_by)
+    (got,) = compute_rows([histogram(field, bounds, filters, group_by)])
+    assert histograms(got, group_by) == want
+
+
+def test_histogram__a_value_on_a_bound_counts_in_that_bucket(sales):
+    # 10.00, 50.00 and 100.00 are bounds; the quantities 1, 2 and 5 too.
+    (totals, quantities) = compute_rows(
+        [histogram("total", [10, 50, 100]), histogram("quantity", [1, 2, 5])]
+    )
+    ((value, _labels),) = totals
+    assert value.cumulative == (4, 7, 9)  # 0.01 1.10 5 10 | 20.25 42 50 | 99.99 100
+    assert value.count == 10
+    ((value, _labels),) = quantities
+    assert value.cumulative == (1, 3, 5)  # 1 | 2 2 | 3 5 (and 7 above)
+    assert value.count == 6
+
+
+def test_histogram__a_group_without_values_is_no_series(sales):
+    # The paid orders of no country have no quantity; the shipped one of FR neither.
+    (got,) = compute_rows(
+        [histogram("quantity", QUANTITIES, group_by="status, customer__country")]
+    )
+    groups = by_labels(got, "status, customer__country")
+    assert ("paid", "") not in groups
+    assert ("shipped", "FR") not in groups
+    assert ("paid", "FR") in groups
+
+
+@pytest.mark.parametrize(
+    "filters", [{"status": "refunded"}, {"status__in": []}, {"quantity__isnull": True}]
+)
+def test_histogram__of_no_values_is_every_bucket_zero_ungrouped(sales, filters):
+    (got,) = compute_rows([histogram("quantity", QUANTITIES, filters)])
+    assert got == [(Distribution(tuple(map(float, QUANTITIES)), (0, 0, 0), 0, 0.0), {})]
+    (got,) = compute_rows([histogram("quantity", QUANTITIES, filters, "status")])
+    assert got == []
+
+
+def test_histogram__of_an_empty_table(db, clock):
+    found = compute_rows(
+        [
+            histogram("total", TOTALS),
+            histogram("now - created", SECONDS),
+            histogram("total", TOTALS, group_by="status"),
+        ]
+    )
+    assert found == [
+        [(Distribution.empty(tuple(map(float, TOTALS))), {})],
+        [(Distribution.empty(tuple(map(float, SECONDS))), {})],
+        [],
+    ]
+
+
+# --- Histograms of durations ------------------------------------------------
+
+DURATION_CASES = [
+    # field, filters, group by
+    ("handling", {}, ""),
+    ("handling", {}, "status"),
+    ("paid - created", {}, ""),
+    ("paid - created", {"status__in": ["paid", "shipped"]}, "status"),
+    ("now - created", {}, ""),
+    ("now - created", {}, "status, customer__country"),
+    ("shipped_on - created", {}, ""),
+    ("shipped_on - created", {}, "customer__country"),
+    ("now - shipped_on", {}, ""),
+    ("paid - shipped_on", {}, "status"),
+]
+
+
+@pytest.mark.parametrize(("field", "filters", "group_by"), DURATION_CASES)
+def test_histogram__of_a_duration_matches_python(sales, field, filters, group_by):
+    want = expected_histograms(sales.filter(**filters), field, SECONDS, group_by)
+    (got,) = compute_rows([histogram(field, SECONDS, filters, group_by)])
+    assert histograms(got, group_by) == want
+
+
+def test_histogram__of_a_duration_across_a_relation(sales):
+    # From each customer, the age of each of their orders (a join to many rows).
+    customers = Customer.objects.all()
+    field = "now - order__created"
+    want = expected_histograms(customers, field, SECONDS, "country")
+    (got,) = compute_rows(
+        [histogram(field, SECONDS, group_by="country", model="shop.Customer")]
+    )
+    assert histograms(got, "country") == want
+    # Each order counted once: the customers' orders, not their rows.
+    with_customer = Order.objects.filter(customer__isnull=False).count()
+    assert sum(value[2] for value in want.values()) == with_customer
+
+
+RELATED_CASES = [
+    # field, filters, group by
+    ("now - order__created", {"order__status": "paid"}, "country"),
+    ("now - order__created", {"order__status": "paid"}, ""),
+    ("order__paid - order__created", {}, "country"),
+    ("order__paid - order__created", {"order__total__lt": 100}, "country"),
+    ("order__shipped_on - order__created", {"order__status": "shipped"}, "country"),
+]
+
+
+@pytest.mark.parametrize("aggregate", ["histogram", "sum", "avg", "min", "max"])
+@pytest.mark.parametrize(("field", "filters", "group_by"), RELATED_CASES)
+def test_duration__across_a_relation_reads_the_rows_its_filters_chose(
+    sales, aggregate, field, filters, group_by
+):
+    # As the ORM does in one filter(): the orders filtered are those measured,
+    # and each once.
+    customers = Customer.objects.filter(**filters)
+    if aggregate == "histogram":
+        definition = histogram(field, SECONDS, filters, group_by, model="shop.Customer")
+        (got,) = compute_rows([definition])
+        assert histograms(got, group_by) == expected_histograms(
+            customers, field, SECONDS, group_by
+        )
+        return
+    definition = row_based(
+        model="shop.Customer",
+        aggregate=aggregate,
+        field=field,
+        filters=filters,
+        group_by=group_by,
+    )
+    (got,) = compute_rows([definition])
+    assert by_labels(got, group_by) == expected_aggregates(
+        customers, aggregate, field, group_by
+    )
+
+
+def test_histogram__now_is_the_clock_of_each_evaluation(sales, clock):
+    definition = histogram("now - created", SECONDS)
+    (before,) = compute_rows([definition])
+    clock(NOW + dt.timedelta(hours=1))
+    with CaptureQueriesContext(connection) as queries:
+        (after,) = compute_rows([definition])
+    assert len(queries.captured_queries) == 1
+    assert histograms(after) == expected_histograms(sales, "now - created", SECONDS)
+    assert after[0][0].sum == pytest.approx(before[0][0].sum + 3600 * sales.count())
+
+
+# --- Aggregates of durations ---------------------------------------------------
+
+
+def expected_aggregates(queryset, aggregate, field, group_by="") -> dict:
+    """Return {label values: value} as Python computes the aggregate."""
+    found = {}
+    for labels, values in grouped_values(queryset, field, group_by).items():
+        if aggregate == "sum":
+            found[labels] = math.fsum(values)  # 0 for a group of NULLs
+        elif values:
+            function = {"min": min, "max": max}.get(aggregate)
+            found[labels] = (
+                math.fsum(values) / len(values)
+                if function is None
+                else function(values)
+            )
+    if not group_by and aggregate == "sum":
+        found.setdefault((), 0.0)
+    return {
+        labels: pytest.approx(value, rel=1e-12, abs=1e-6)
+        for labels, value in found.items()
+    }
+
+
+@pytest.mark.parametrize("aggregate", ["sum", "avg", "min", "max"])
+@pytest.mark.parametrize("field", [*DURATIONS, "now - shipped_on", "handling"])
+@pytest.mark.parametrize("group_by", ["", "status"])
+def test_aggregate__of_a_duration_matches_python(sales, aggregate, field, group_by):
+    want = expected_aggregates(sales, aggregate, field, group_by)
+    (got,) = compute_rows(
+        [row_based(aggregate=aggregate, field=field, group_by=group_by)]
+    )
+    assert by_labels(got, group_by) == want
+
+
+def test_aggregate__of_a_duration_with_filters_over_no_values(sales):
+    found = compute_rows(
+        [
+            row_based(aggregate=aggregate, field="paid - created", filters=filters)
+            for aggregate in ("sum", "avg", "min", "max")
+            for filters in ({"status": "refunded"}, {"paid__isnull": True})
+        ]
+    )
+    # The sum of no values is 0; there is no average, minimum or maximum.
+    assert found == [[(0.0, {})], [(0.0, {})], [], [], [], [], [], []]
+
+
+# --- One pass ------------------------------------------------------------------
+
+
+def test_histograms_and_aggregates_share_one_statement(sales):
+    """Many histograms and aggregates: one statement, whatever the buckets."""
+    many = [float(n) for n in range(MAX_BUCKETS)]
+    cases = [
+        # definition, its rows for the ORM, field, bounds or aggregate, group by
+        (histogram("total", TOTALS), {}, "total", TOTALS, ""),
+        (histogram("total", many), {}, "total", many, ""),
+        (
+            histogram("quantity", QUANTITIES, {"status": "paid"}),
+            {"status": "paid"},
+            "quantity",
+            QUANTITIES,
+            "",
+        ),
+        (histogram("paid - created", SECONDS), {}, "paid - created", SECONDS, ""),
+        (
+            histogram("now - created", SECONDS, {"created__gte": "now-1d"}),
+            DAY_AGO,
+            "now - created",
+            SECONDS,
+            "",
+        ),
+        (
+            histogram("shipped_on - created", SECONDS),
+            {},
+            "shipped_on - created",
+            SECONDS,
+            "",
+        ),
+        (histogram("handling", SECONDS), {}, "handling", SECONDS, ""),
+        (row_based(), {}, "", "count", ""),
+        (row_based(aggregate="sum", field="total"), {}, "total", "sum", ""),
+        (
+            row_based(aggregate="avg", field="paid - created"),
+            {},
+            "paid - created",
+            "avg",
+            "",
+        ),
+        (
+            row_based(
+                aggregate="max", field="now - created", filters={"status": "paid"}
+            ),
+            {"status": "paid"},
+            "now - created",
+            "max",
+            "",
+        ),
+        (
+            histogram("total", TOTALS, group_by="status"),
+            {},
+            "total",
+            TOTALS,
+            "status",
+        ),
+        (
+            histogram("paid - created", SECONDS, {"created__gte": "now-1d"}, "status"),
+            DAY_AGO,
+            "paid - created",
+            SECONDS,
+            "status",
+        ),
+        (
+            histogram("handling", SECONDS, {"status": "paid"}, "status"),
+            {"status": "paid"},
+            "handling",
+            SECONDS,
+            "status",
+        ),
+        (
+            row_based(aggregate="sum", field="paid - created", group_by="status"),
+            {},
+            "paid - created",
+            "sum",
+            "status",
+        ),
+        (
+            histogram("quantity", QUANTITIES, group_by="status, customer__country"),
+            {},
+            "quantity",
+            QUANTITIES,
+            "status, customer__country",
+        ),
+    ]
+    definitions = [case[0] for case in cases]
+    with CaptureQueriesContext(connection) as queries:
+        found = compute_rows(definitions)
+    assert len(queries.captured_queries) == 1, queries.captured_queries
+    for (definition, filters, field, what, group_by), got in zip(
+        cases, found, strict=True
+    ):
+        rows = sales.filter(**filters)
+        if what == "count":
+            assert got == [(float(rows.count()), {})]
+        elif isinstance(what, str):
+            assert by_labels(got, group_by) == expected_aggregates(
+                rows, what, field, group_by
+            ), definition.field
+        else:
+            assert histograms(got, group_by) == expected_histograms(
+                rows, field, what, group_by
+            ), (definition.field, definition.filters, group_by)
+    # Kept and run again: still one statement, the same values.
+    with CaptureQueriesContext(connection) as queries:
+        again = compute_rows(definitions)
+    assert len(queries.captured_queries) == 1
+    assert again == found
+
+
+# --- Time zones ----------------------------------------------------------------
+
+
+def berlin(year, month, day, hour=0, minute=0) -> dt.datetime:
+    """Return a wall-clock time in Berlin as an instant."""
+    return dt.datetime(year, month, day, hour, minute, tzinfo=BERLIN)
+
+
+# The rows of the time zone tests, one quantity each: created, paid, shipped on.
+ACROSS = {
+    # Midnight: 23:30 to 00:30 is an hour; midnight of the 11th is 30 minutes on.
+    1: (berlin(2026, 3, 10, 23, 30), berlin(2026, 3, 11, 0, 30), dt.date(2026, 3, 11)),
+    # The clocks go forward at 02:00: 01:30 to 03:30 is one hour, and
+    # midnight of the 30th is 21.5 hours after 01:30 of the 29th.
+    2: (berlin(2026, 3, 29, 1, 30), berlin(2026, 3, 29, 3, 30), dt.date(2026, 3, 30)),
+    # Two midnights with the change between them are 47 hours apart.
+    3: (berlin(2026, 3, 28), None, dt.date(2026, 3, 30)),
+    # The clocks go back at 03:00: 01:30 to 03:30 is three hours, and
+    # midnight of the 26th is 23.5 hours after 01:30 of the 25th.
+    4: (
+        berlin(2026, 10, 25, 1, 30),
+        berlin(2026, 10, 25, 3, 30),
+        dt.date(2026, 10, 26),
+    ),
+    # The day the clocks go forward starts at 23:00 UTC, 11 hours before its
+    # noon (10:00 UTC).
+    5: (berlin(2026, 3, 29, 12), None, dt.date(2026, 3, 29)),
+}
+# The clock of these tests: noon UTC (14:00 in Berlin) of the spring change.
+SPRING_NOON = dt.datetime(2026, 3, 29, 12, tzinfo=dt.UTC)
+# What each duration is, by quantity, in seconds.
+ELAPSED = {
+    "paid - created": {1: 3600, 2: 3600, 4: 10800},
+    "shipped_on - created": {1: 1800, 2: 77400, 3: 169200, 4: 84600, 5: -39600},
+    "now - shipped_on": {
+        1: 18 * 86400 + 13 * 3600,
+        2: -10 * 3600,
+        3: -10 * 3600,
+        4: -(210 * 86400 + 11 * 3600),
+        5: 13 * 3600,
+    },
+    "now - created": {
+        1: 18 * 86400 + 13.5 * 3600,
+        2: 11.5 * 3600,
+        3: 37 * 3600,
+        4: -(209 * 86400 + 11.5 * 3600),
+        5: 2 * 3600,
+    },
+}
+
+
+@pytest.fixture
+def in_berlin(settings, clock):
+    """TIME_ZONE Europe/Berlin and the clock at SPRING_NOON."""
+    settings.TIME_ZONE = "Europe/Berlin"
+    clock(SPRING_NOON)
+    return settings
+
+
+def make_across(naive: bool) -> None:
+    for quantity, (created, paid, shipped) in ACROSS.items():
+        if naive:
+            # Without time zone support the database holds wall-clock times.
+            created = created.replace(tzinfo=None)
+            paid = paid and paid.replace(tzinfo=None)
+        Order.objects.create(
+            quantity=quantity, created=created, paid=paid, shipped_on=shipped
+        )
+
+
+def per_row(field: str) -> list[EvaluationError | dict]:
+    """Return each row's duration (grouped by quantity) as the app computes it."""
+    (got,) = compute_rows(
+        [row_based(aggregate="max", field=field, group_by="quantity")]
+    )
+    if isinstance(got, EvaluationError):
+        return got
+    return {int(labels["quantity"]): value for value, labels in got}
+
+
+@pytest.mark.parametrize("use_tz", [True, False])
+@pytest.mark.parametrize("field", list(ELAPSED))
+def test_time_zone__durations_are_elapsed_seconds(in_berlin, use_tz, field):
+    in_berlin.USE_TZ = use_tz
+    make_across(naive=not use_tz)
+    want = ELAPSED[field]
+    assert per_row(field) == want
+    python = expected_aggregates(Order.objects.all(), "max", field, "quantity")
+    assert {int(labels[0]): value for labels, value in python.items()} == want
+
+
+def mysql_time_zones_loaded() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CONVERT_TZ('2000-01-01', 'Europe/Berlin', '+00:00')")
+        return cursor.fetchone()[0] is not None
+
+
+def test_time_zone__mariadb_without_its_time_zone_tables_says_how_to_load_them(
+    in_berlin,
+):
+    if connection.vendor != "mysql":
+        pytest.skip("only MariaDB and MySQL need time zone tables")
+    if mysql_time_zones_loaded():
+        pytest.skip("the time zone tables are loaded (.ci/services loads them)")
+    make_across(naive=False)
+    found = compute_rows(
+        [
+            row_based(aggregate="max", field="shipped_on - created"),
+            histogram("now - shipped_on", SECONDS),
+            # Two instants need no time zone.
+            row_based(aggregate="max", field="paid - created"),
+        ]
+    )
+    for error in found[:2]:
+        assert isinstance(error, EvaluationError)
+        assert "time zone tables are not loaded" in str(error)
+        assert "mariadb-tzinfo-to-sql /usr/share/zoneinfo" in str(error)
+    assert found[2] == [(10800.0, {})]
