@@ -12,12 +12,19 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from metricdemo import rowquery
 from metricdemo.distributions import MAX_BUCKETS, Distribution
+from metricdemo.models import MetricDefinition
 from metricdemo.observations import EvaluationError
 from metricdemo.rowquery import compute_rows
 from metricdemo.validators import group_by_keys
@@ -295,6 +302,8 @@ DURATION_CASES = [
     ("shipped_on - created", {}, ""),
     ("shipped_on - created", {}, "customer__country"),
     ("now - shipped_on", {}, ""),
+    # A time left: negative once it passed.
+    ("shipped_on - now", {}, "status"),
     ("paid - shipped_on", {}, "status"),
 ]
 
@@ -327,6 +336,8 @@ RELATED_CASES = [
     ("order__paid - order__created", {}, "country"),
     ("order__paid - order__created", {"order__total__lt": 100}, "country"),
     ("order__shipped_on - order__created", {"order__status": "shipped"}, "country"),
+    # Grouped along the same relation: each order's status.
+    ("now - order__created", {"order__total__gte": 10}, "order__status"),
 ]
 
 
@@ -355,6 +366,30 @@ def test_duration__across_a_relation_reads_the_rows_its_filters_chose(
     (got,) = compute_rows([definition])
     assert by_labels(got, group_by) == expected_aggregates(
         customers, aggregate, field, group_by
+    )
+
+
+def test_duration__of_users_between_joining_and_the_last_login(db, clock):
+    joined = NOW - dt.timedelta(days=30)
+    for name, login in [("a", 0), ("b", 59), ("c", 86400.5), ("d", None)]:
+        User.objects.create(
+            username=name,
+            date_joined=joined,
+            last_login=None if login is None else joined + dt.timedelta(seconds=login),
+        )
+    field = "last_login - date_joined"
+    found = compute_rows(
+        [
+            histogram(field, SECONDS, model="auth.User"),
+            row_based(model="auth.User", aggregate="avg", field=field),
+        ]
+    )
+    assert found == [
+        [(Distribution.of(SECONDS, [0, 59, 86400.5]), {})],
+        [(pytest.approx((59 + 86400.5) / 3), {})],
+    ]
+    assert histograms(found[0]) == expected_histograms(
+        User.objects.all(), field, SECONDS
     )
 
 
@@ -528,6 +563,82 @@ def test_histograms_and_aggregates_share_one_statement(sales):
     assert again == found
 
 
+def test_histograms_of_many_buckets_split_into_passes_of_one_statement(sales):
+    """Histograms wider than a pass's columns: more passes, still one statement."""
+    many = [float(n) for n in range(-10, MAX_BUCKETS - 10)]
+    fields = ["total", "quantity", "handling", *DURATIONS] * 2
+    definitions = [histogram(field, many) for field in fields]
+    definitions.append(row_based(aggregate="sum", field="total"))
+    with CaptureQueriesContext(connection) as queries:
+        found = compute_rows(definitions)
+    assert len(queries.captured_queries) == 1
+    assert queries.captured_queries[0]["sql"].count("UNION ALL") >= 1
+    for field, got in zip(fields, found, strict=False):
+        assert histograms(got) == expected_histograms(sales, field, many), field
+    total = math.fsum(float(t) for t in sales.values_list("total", flat=True))
+    assert found[-1] == [(pytest.approx(total), {})]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_histogram__more_groups_than_max_series_is_an_error_in_its_place(sales, shared):
+    over = histogram("total", TOTALS, group_by="status", max_series=2)
+    fits = histogram("total", TOTALS, group_by="status", max_series=3)
+    definitions = [over, fits, row_based(group_by="status")] if shared else [over]
+    found = compute_rows(definitions)
+    assert isinstance(found[0], EvaluationError)
+    assert "more than 2 groups" in str(found[0])
+    if shared:
+        want = expected_histograms(sales, "total", TOTALS, "status")
+        assert histograms(found[1], "status") == want
+        assert len(found[2]) == 3
+
+
+AMOUNTS = st.integers(min_value=-(10**6), max_value=10**6)  # cents
+MICROSECONDS = st.integers(min_value=-(10**11), max_value=10**11)
+ROWS = st.lists(st.tuples(AMOUNTS, st.none() | MICROSECONDS), max_size=12)
+
+
+def some_bounds(draw, values: list[float]) -> list[float]:
+    """Draw increasing bounds: some of the values themselves, some in between."""
+    exact = st.sampled_from(values) if values else st.nothing()
+    bound = exact | st.floats(-2e5, 2e5, allow_nan=False)
+    return sorted(set(draw(st.lists(bound, min_size=1, max_size=8))))
+
+
+@hypothesis_settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
+@given(ROWS, st.data())
+def test_histogram__of_drawn_values_matches_python(db, clock, rows, data):
+    Order.objects.all().delete()
+    Order.objects.bulk_create(
+        Order(
+            total=Decimal(cents) / 100,
+            created=NOW,
+            paid=None if to_pay is None else NOW + dt.timedelta(microseconds=to_pay),
+        )
+        for cents, to_pay in rows
+    )
+    totals = [cents / 100 for cents, _to_pay in rows]
+    waits = [to_pay / 10**6 for _cents, to_pay in rows if to_pay is not None]
+    total_bounds = some_bounds(data.draw, totals)
+    wait_bounds = some_bounds(data.draw, waits)
+    found = compute_rows(
+        [histogram("total", total_bounds), histogram("paid - created", wait_bounds)]
+    )
+    orders = Order.objects.all()
+    assert histograms(found[0]) == expected_histograms(orders, "total", total_bounds)
+    assert histograms(found[1]) == {(): comparable(Distribution.of(wait_bounds, waits))}
+    assert histograms(found[1]) == expected_histograms(
+        orders, "paid - created", wait_bounds
+    )
+
+
 # --- Time zones ----------------------------------------------------------------
 
 
@@ -608,15 +719,61 @@ def per_row(field: str) -> list[EvaluationError | dict]:
     return {int(labels["quantity"]): value for value, labels in got}
 
 
-@pytest.mark.parametrize("use_tz", [True, False])
-@pytest.mark.parametrize("field", list(ELAPSED))
-def test_time_zone__durations_are_elapsed_seconds(in_berlin, use_tz, field):
+@pytest.fixture(params=[True, False], ids=["USE_TZ", "wall-clock"])
+def across(request, in_berlin, clock):
+    """The rows of ACROSS, stored as instants or (USE_TZ=False) wall-clock times."""
+    use_tz = request.param
     in_berlin.USE_TZ = use_tz
+    if not use_tz:
+        # Django's clock gives naive local time then.
+        clock(SPRING_NOON.astimezone(BERLIN).replace(tzinfo=None))
     make_across(naive=not use_tz)
+    return Order.objects.all()
+
+
+@pytest.mark.parametrize("field", list(ELAPSED))
+def test_time_zone__durations_are_elapsed_seconds(across, field):
     want = ELAPSED[field]
     assert per_row(field) == want
-    python = expected_aggregates(Order.objects.all(), "max", field, "quantity")
+    python = expected_aggregates(across, "max", field, "quantity")
     assert {int(labels[0]): value for labels, value in python.items()} == want
+
+
+def test_time_zone__histograms_count_elapsed_seconds(across):
+    # Each value is a bound: an hour off and it would count in another bucket.
+    fields = list(ELAPSED)
+    bounds = {field: sorted(set(ELAPSED[field].values())) for field in fields}
+    start_of_day = dt.datetime(2026, 3, 29)  # now/d, in Berlin
+    if django_settings.USE_TZ:
+        start_of_day = start_of_day.replace(tzinfo=BERLIN)
+    definitions = [
+        *(histogram(field, bounds[field]) for field in fields),
+        histogram("now - created", SECONDS, {"created__gte": "now/d"}),
+        *(
+            row_based(aggregate=a, field=f)
+            for a in ("sum", "min", "max")
+            for f in fields
+        ),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        found = compute_rows(definitions)
+    assert len(queries.captured_queries) == 1
+    for field, got in zip(fields, found, strict=False):
+        values = list(ELAPSED[field].values())
+        assert histograms(got) == {
+            (): comparable(Distribution.of(bounds[field], values))
+        }
+        assert histograms(got) == expected_histograms(across, field, bounds[field])
+    # Created since midnight in Berlin: 01:30, 12:00 and in October.
+    assert histograms(found[len(fields)]) == expected_histograms(
+        across.filter(created__gte=start_of_day), "now - created", SECONDS
+    )
+    assert found[len(fields)][0][0].count == 3
+    aggregates = iter(found[len(fields) + 1 :])
+    for function in (math.fsum, min, max):
+        for field in fields:
+            want = function(ELAPSED[field].values())
+            assert next(aggregates) == [(pytest.approx(want, abs=1e-6), {})], field
 
 
 def mysql_time_zones_loaded() -> bool:
@@ -646,3 +803,235 @@ def test_time_zone__mariadb_without_its_time_zone_tables_says_how_to_load_them(
         assert "time zone tables are not loaded" in str(error)
         assert "mariadb-tzinfo-to-sql /usr/share/zoneinfo" in str(error)
     assert found[2] == [(10800.0, {})]
+
+
+# --- Validation ------------------------------------------------------------------
+
+
+def refused(**fields) -> dict[str, list[str]]:
+    """Return the field-keyed messages full_clean() gives these fields."""
+    fields.setdefault("source", "row_count")
+    definition = MetricDefinition(name="x", **fields)
+    with pytest.raises(ValidationError) as info:
+        definition.full_clean()
+    return info.value.message_dict
+
+
+def histogram_of(field="total", **more) -> dict:
+    return {"kind": "histogram", "model": "shop.Order", "field": field, **more}
+
+
+BUCKETS_REFUSED = [
+    # buckets, key words of the message
+    ([10, 5], ["must increase", "5 follows 10", "sort them"]),
+    ([10, 10], ["must increase", "give each once"]),
+    (["1", 2], ["'1' is not a finite number", "give numbers only"]),
+    ([True, 2], ["True is not a finite number", "give numbers only"]),
+    ([1, None], ["None is not a finite number"]),
+    ([1, float("inf")], ["inf is not a finite number", "+Inf is added by itself"]),
+    ([float("nan")], ["nan is not a finite number"]),
+    ([], ["needs its buckets", "JSON list of increasing upper bounds", "preset"]),
+    ("[1, 2]", ["needs its buckets", "JSON list"]),
+    ({"le": 1}, ["needs its buckets", "JSON list"]),
+    (
+        list(range(MAX_BUCKETS + 1)),
+        [f"{MAX_BUCKETS + 1} buckets are too many", f"at most {MAX_BUCKETS} bounds"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("buckets", "texts"), BUCKETS_REFUSED)
+def test_validation__buckets_that_are_no_bounds(buckets, texts):
+    messages = refused(**histogram_of(buckets=buckets))
+    assert list(messages) == ["buckets"], messages
+    for text in texts:
+        assert text in messages["buckets"][0]
+
+
+REFUSED = [
+    # fields, key, key words of the message
+    (
+        {"model": "shop.Order", "aggregate": "sum", "field": "total", "buckets": [1]},
+        "buckets",
+        ["Buckets are for the histogram kind", "a gauge", "clear them", "make it a"],
+    ),
+    (
+        {"kind": "histogram", "source": "constant", "value": 1.0, "buckets": [1]},
+        "kind",
+        ["computed from rows of a model", "choose the source", "another kind"],
+    ),
+    (
+        {"kind": "histogram", "source": "setting", "setting": "SESSION_COOKIE_AGE"},
+        "kind",
+        ["computed from rows of a model", "choose the source"],
+    ),
+    (
+        histogram_of(aggregate="sum", buckets=[1]),
+        "aggregate",
+        ["takes no aggregate", "'sum'", "leave it at count", "another kind"],
+    ),
+    (
+        histogram_of(aggregate="count_distinct", buckets=[1]),
+        "aggregate",
+        ["takes no aggregate", "leave it at count"],
+    ),
+    (
+        histogram_of("total - created", buckets=[1]),
+        "field",
+        [
+            "between two date or datetime fields",
+            "'total' in 'total - created' is a DecimalField",
+            "Date and datetime fields of shop.Order: created, paid, shipped_on.",
+        ],
+    ),
+    (
+        {"model": "shop.Order", "aggregate": "avg", "field": "created - quantity"},
+        "field",
+        ["'quantity' in 'created - quantity' is a IntegerField", "created, paid"],
+    ),
+    (
+        {"model": "shop.Order", "aggregate": "min", "field": "paid - nope"},
+        "field",
+        ["'nope' in 'paid - nope' is not a field of shop.Order", "created, paid"],
+    ),
+    (
+        {"model": "shop.Order", "aggregate": "count_distinct", "field": "now - paid"},
+        "field",
+        [
+            "count_distinct cannot take a duration",
+            "sum, avg, min, max or the histogram",
+        ],
+    ),
+    (
+        {"model": "shop.Order", "aggregate": "sum", "field": "created - created"},
+        "field",
+        ["subtracts a value from itself", "two different dates"],
+    ),
+    (
+        {"model": "shop.Order", "aggregate": "sum", "field": "paid - "},
+        "field",
+        ["not a duration of the form `later - earlier`", "now - created_at"],
+    ),
+    (
+        histogram_of("status", buckets=[1]),
+        "field",
+        [
+            "histogram needs a numeric or duration field",
+            "the time between two dates",
+            "shop.Order.status is a CharField",
+            "Fields of shop.Order that fit: handling, id, quantity, total.",
+        ],
+    ),
+    (
+        histogram_of("created", buckets=[1]),
+        "field",
+        ["is a DateTimeField", "the time between two dates such as paid_at"],
+    ),
+    (
+        histogram_of("", buckets=[1]),
+        "field",
+        ["histogram needs a field", "for example total"],
+    ),
+    (
+        {
+            "kind": "histogram",
+            "model": "sessions.Session",
+            "field": "expire_date - now",
+            "buckets": [1],
+        },
+        "model",
+        ["may not read sessions.Session", "ROW_COUNT_EXCLUDED_MODELS"],
+    ),
+    (
+        {"kind": "histogram", "model": "shop.Voucher", "field": "key", "buckets": [1]},
+        "field",
+        ["'key' of shop.Voucher, which is sensitive", "Use another field"],
+    ),
+    (
+        {
+            "kind": "histogram",
+            "model": "shop.Customer",
+            "field": "now - vouchers__key",
+            "buckets": [1],
+        },
+        "field",
+        ["'vouchers__key' touches 'key' of shop.Voucher", "sensitive"],
+    ),
+    (
+        histogram_of(buckets=[1], group_by="le"),
+        "group_by",
+        ["buckets carry the label le", "group by a field whose label is not le"],
+    ),
+    (
+        histogram_of(buckets=[1], group_by="status, customer__le"),
+        "group_by",
+        ["buckets carry the label le"],
+    ),
+    (
+        histogram_of(buckets=[1], attributes={"le": "x"}),
+        "attributes",
+        ["buckets carry the label le", "rename the attribute le"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "key", "texts"), REFUSED)
+def test_validation__names_the_problem_and_the_fix(fields, key, texts):
+    messages = refused(**fields)
+    assert key in messages, messages
+    for text in texts:
+        assert text in " ".join(messages[key]), messages[key]
+
+
+ACCEPTED = [
+    histogram_of(buckets=[10, 50, 100]),
+    histogram_of("quantity", buckets=[-1, 0.5, 2]),
+    histogram_of("handling", buckets=list(range(MAX_BUCKETS))),
+    histogram_of(
+        "paid - created", buckets=SECONDS, group_by="status, customer__country"
+    ),
+    histogram_of("now - created", buckets=SECONDS, filters={"created__gte": "now-1d"}),
+    histogram_of("shipped_on - created", buckets=SECONDS),
+    histogram_of("now - order__created", buckets=SECONDS, model="shop.Customer"),
+    {
+        "kind": "histogram",
+        "model": "auth.User",
+        "field": "last_login - date_joined",
+        "buckets": SECONDS,
+    },
+    {"model": "auth.User", "aggregate": "avg", "field": "now - date_joined"},
+    {"model": "shop.Order", "aggregate": "max", "field": "now - shipped_on"},
+    # An attribute LE is no le: label names tell case.
+    histogram_of(buckets=[1], attributes={"LE": "x"}),
+]
+
+
+@pytest.mark.parametrize("fields", ACCEPTED)
+def test_validation__histograms_and_durations_that_work(fields):
+    MetricDefinition(name="x", source="row_count", **fields).full_clean()
+
+
+def test_validation__a_personal_or_sensitive_end_of_a_duration_is_refused(settings):
+    allowed = {"kind": "histogram", "model": "auth.User", "buckets": SECONDS}
+    MetricDefinition(
+        name="x", source="row_count", field="last_login - date_joined", **allowed
+    ).full_clean()
+    settings.METRICDEMO = {
+        **settings.METRICDEMO,
+        "PERSONAL_FIELDS": ("date_joined",),
+        "SENSITIVE_FIELDS": ("last_login",),
+    }
+    messages = refused(field="now - date_joined", **allowed)
+    assert "identifies a person" in messages["field"][0]
+    assert "auth.User.date_joined" in messages["field"][0]
+    assert "measure other fields" in messages["field"][0]
+    messages = refused(field="now - last_login", **allowed)
+    assert "'last_login' of auth.User, which is sensitive" in messages["field"][0]
+    messages = refused(
+        model="auth.User", aggregate="max", field="last_login - date_joined"
+    )
+    assert "sensitive" in messages["field"][0]
+    # A number of a personal field is refused as a histogram as for a sum.
+    settings.METRICDEMO = {**settings.METRICDEMO, "PERSONAL_FIELDS": ("quantity",)}
+    messages = refused(**histogram_of("quantity", buckets=[1]))
+    assert "identifies a person" in messages["field"][0]
