@@ -773,6 +773,8 @@ BUCKETS_REFUSED = [
     ([1, None], ["None is not a finite number"]),
     ([1, float("inf")], ["inf is not a finite number", "+Inf is added by itself"]),
     ([float("nan")], ["nan is not a finite number"]),
+    # JSON holds integers of any size; this one is beyond a float.
+    ([1, 10**400], ["is not a finite number", "give numbers only"]),
     ([], ["needs its buckets", "JSON list of increasing upper bounds", "preset"]),
     ("[1, 2]", ["needs its buckets", "JSON list"]),
     ({"le": 1}, ["needs its buckets", "JSON list"]),
@@ -789,6 +791,20 @@ def test_validation__buckets_that_are_no_bounds(buckets, texts):
     assert list(messages) == ["buckets"], messages
     for text in texts:
         assert text in messages["buckets"][0]
+
+
+def test_evaluation__buckets_that_are_no_bounds_are_an_error_in_their_place(sales):
+    # Saved without validation: the other definitions are computed all the same.
+    found = compute_rows(
+        [
+            histogram("total", [1, 10**400]),
+            histogram("total", [2, 1]),
+            histogram("total", TOTALS),
+        ]
+    )
+    assert "is not a finite number" in str(found[0])
+    assert "must increase" in str(found[1])
+    assert histograms(found[2]) == expected_histograms(sales, "total", TOTALS)
 
 
 REFUSED = [
