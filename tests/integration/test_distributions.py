@@ -79,18 +79,22 @@ def sales(db, clock):
         ("shipped", fr, "500.00", None, 2 * 86400, None, dt.date(2026, 3, 9), 0),
         ("pending", nowhere, "50.00", 2, 86399, 59.999999, None, 60),
     ]
+    orders = []
     for status, customer, total, quantity, ago, to_pay, shipped, handling in rows:
         created = NOW - dt.timedelta(seconds=ago)
-        Order.objects.create(
-            status=status,
-            customer=customer,
-            total=Decimal(total),
-            quantity=quantity,
-            created=created,
-            paid=None if to_pay is None else created + dt.timedelta(seconds=to_pay),
-            shipped_on=shipped,
-            handling=None if handling is None else dt.timedelta(seconds=handling),
+        orders.append(
+            Order(
+                status=status,
+                customer=customer,
+                total=Decimal(total),
+                quantity=quantity,
+                created=created,
+                paid=None if to_pay is None else created + dt.timedelta(seconds=to_pay),
+                shipped_on=shipped,
+                handling=None if handling is None else dt.timedelta(seconds=handling),
+            )
         )
+    Order.objects.bulk_create(orders)
     return Order.objects.all()
 
 
