@@ -193,7 +193,7 @@ def bucket_problem(buckets: Any) -> str | None:
             "such as %(example)s (+Inf is added), or pick a preset."
         ) % {"example": example}
     for bound in buckets:
-        if not _is_number(bound) or not math.isfinite(bound):
+        if not _is_number(bound) or not _is_finite(bound):
             return _(
                 "The bucket bound %(bound)r is not a finite number; give numbers "
                 "only, such as %(example)s (+Inf is added by itself)."
@@ -214,6 +214,15 @@ def bucket_problem(buckets: Any) -> str | None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_finite(value: int | float) -> bool:
+    # JSON may hold an integer too large for a float, which isfinite() cannot
+    # convert: no bound either.
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _is_count(value: Any) -> bool:

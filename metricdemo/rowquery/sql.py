@@ -331,8 +331,7 @@ def pass_query(
     alone = len(members) == 1
     rows = manager.all()
     if alone:
-        if conditions[0] is not None:
-            rows = rows.filter(conditions[0])
+        condition = conditions[0]
         if computed.grouped and members[0].aggregate in (
             *aggregates.SKIPS_EMPTY,
             HISTOGRAM,
@@ -340,9 +339,14 @@ def pass_query(
             # A group whose rows have no value is no series of an average,
             # minimum, maximum or histogram; left out here, every group read is
             # a series, so the LIMIT of max series + 1 cannot hide series
-            # behind them.
+            # behind them. One filter() with the member's own: across a
+            # relation to many rows, each filter() call joins it again, and
+            # the value would be read from rows the filters did not choose.
             for path in members[0].measure.paths:
-                rows = rows.filter(Q((f"{path}__isnull", False)))
+                present = Q((f"{path}__isnull", False))
+                condition = present if condition is None else condition & present
+        if condition is not None:
+            rows = rows.filter(condition)
     elif computed.grouped and all(c is not None for c in conditions):
         # Only groups that some member counts: the LIMIT bounds those.
         rows = rows.filter(functools.reduce(operator.or_, conditions))
