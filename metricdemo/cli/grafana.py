@@ -294,15 +294,15 @@ def measured_kind(definition: MetricDefinition) -> str | None:
 
 
 def aggregated_kind(definition: MetricDefinition) -> str | None:
-    """Return what a row-based definition's value is (date, duration...), or None."""
+    """Return what a row-based definition's value is (date, duration...), or None.
+
+    The time between two dates (`paid_at - created_at`, `now - created_at`)
+    is a duration in seconds, never a date.
+    """
     aggregate = getattr(definition, "aggregate", "") or aggregates.COUNT
-    if definition.source != "row_count" or aggregate not in aggregates.VALUE_AGGREGATES:
+    if aggregate not in aggregates.VALUE_AGGREGATES:
         return None
-    try:
-        model = routing.resolve_model(definition.model)
-    except LookupError:
-        return None
-    return aggregates.value_kind(aggregates.aggregated_field(model, definition.field))
+    return measured_kind(definition)
 
 
 def self_metrics_panel(source: dict[str, str]) -> dict[str, Any]:

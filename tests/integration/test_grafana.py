@@ -190,6 +190,29 @@ def test_aggregates__a_date_is_an_age_and_several_labels_group(define):
     assert panels["orders.handling"]["fieldConfig"]["defaults"]["unit"] == "s"
 
 
+def test_aggregates__the_time_between_dates_is_seconds_not_an_age(define):
+    define(
+        name="orders.time_to_payment",
+        source="row_count",
+        model="shop.Order",
+        aggregate="avg",
+        field="paid - created",
+    )
+    define(
+        name="orders.oldest_pending_age",
+        source="row_count",
+        model="shop.Order",
+        aggregate="max",
+        field="now - created",
+        filters={"status": "pending"},
+    )
+    panels = panels_by_title(dashboard())
+    for name in ("orders.time_to_payment", "orders.oldest_pending_age"):
+        (target,) = panels[name]["targets"]
+        assert target["expr"] == name.replace(".", "_")
+        assert panels[name]["fieldConfig"]["defaults"] == {"unit": "s"}
+
+
 @pytest.fixture
 def histograms(define):
     """A histogram of order totals, and one of the seconds to payment by status."""
