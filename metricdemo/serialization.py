@@ -20,8 +20,10 @@ from metricdemo.sources import SOURCES
 FORMAT_VERSION = 1
 #: Written for every definition; a source's own fields are written for its source.
 COMMON_FIELDS = ("name", "description", "unit", "kind", "enabled", "attributes")
-#: How deeply a field's JSON value may nest; attributes and filters are flat.
+#: How deeply a field's JSON value may nest; attributes, filters and buckets are flat.
 MAX_DEPTH = 16
+#: What a value nested too deeply should be instead, said after its error.
+FLAT_VALUES = "attributes and filters hold flat values, and buckets a list of numbers"
 _TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}:,]')
 
 
@@ -325,7 +327,7 @@ def _value_problem(value: Any) -> str | None:
             if depth > MAX_DEPTH:
                 return (
                     f"the value is nested more than {MAX_DEPTH} levels deep; "
-                    "attributes and filters hold flat values."
+                    f"{FLAT_VALUES}."
                 )
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
@@ -382,7 +384,7 @@ def _too_deep(text: str) -> str:
             where = f"{where}: {validators.escape_unencodable(field)}"
     return (
         f"{where}: the value is nested too deeply to read (more than "
-        f"{MAX_DEPTH} levels); attributes and filters hold flat values."
+        f"{MAX_DEPTH} levels); {FLAT_VALUES}."
     )
 
 

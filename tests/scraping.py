@@ -54,7 +54,21 @@ def evaluations(families, name: str) -> dict[str, float]:
 
 
 def demo_definitions(kind: str) -> float:
-    """Return how many of the demo's definitions are of `kind`, as a sample value."""
+    """Return how many of the demo's enabled definitions are of `kind`, as a value."""
     from metricsite.demo import DEMO_DEFINITIONS
 
-    return float(sum(d.get("kind", "gauge") == kind for d in DEMO_DEFINITIONS))
+    return float(
+        sum(
+            d.get("kind", "gauge") == kind and d.get("enabled", True)
+            for d in DEMO_DEFINITIONS
+        )
+    )
+
+
+def demo_definitions_by_kind() -> dict[frozenset, float]:
+    """Return the series metricdemo.demo.definitions exports for the demo's own."""
+    from metricsite.demo import DEMO_DEFINITIONS
+
+    kinds = {d.get("kind", "gauge") for d in DEMO_DEFINITIONS}
+    counts = {kind: demo_definitions(kind) for kind in sorted(kinds)}
+    return {frozenset({("kind", kind)}): n for kind, n in counts.items() if n}

@@ -38,6 +38,8 @@ PANEL_HEIGHT = 8
 # counter's unit; other units are shown as plain numbers.
 GAUGE_UNITS = {"s": "s", "ms": "ms", "By": "bytes", "%": "percent", "By/s": "Bps"}
 RATE_UNITS = {"s": "percentunit", "By": "Bps"}
+#: The quantiles a histogram's second panel draws.
+QUANTILES = (0.5, 0.9, 0.99)
 
 
 def add_arguments(parser) -> None:
@@ -69,24 +71,20 @@ def handle(command, options: dict[str, Any]) -> None:
 def build_dashboard(
     definitions: Iterable[MetricDefinition], *, datasource: str | None = None
 ) -> dict[str, Any]:
-    """Return the dashboard: one panel per definition, then the self-metrics panel."""
+    """Return the dashboard: each definition's panels by name, then the self-metrics.
+
+    A histogram has two panels, side by side; any other kind has one.
+    """
     source = {
         "type": "prometheus",
         "uid": datasource or f"${{{DATASOURCE_INPUT}}}",
     }
-    panels = [
-        definition_panel(definition, source)
+    groups = [
+        definition_panels(definition, source)
         for definition in sorted(definitions, key=lambda d: d.name)
     ]
-    panels.append(self_metrics_panel(source))
-    for index, panel in enumerate(panels):
-        panel["id"] = index + 1
-        panel["gridPos"] = {
-            "h": PANEL_HEIGHT,
-            "w": PANEL_WIDTH,
-            "x": (index % 2) * PANEL_WIDTH,
-            "y": (index // 2) * PANEL_HEIGHT,
-        }
+    groups.append([self_metrics_panel(source)])
+    panels = lay_out(groups)
     dashboard: dict[str, Any] = {
         "title": "metricdemo",
         "uid": "metricdemo",
@@ -119,7 +117,46 @@ def build_dashboard(
             },
             {"type": "panel", "id": "timeseries", "name": "Time series", "version": ""},
         ]
+        if any(panel["type"] == "heatmap" for panel in panels):
+            dashboard["__requires"].append(
+                {"type": "panel", "id": "heatmap", "name": "Heatmap", "version": ""}
+            )
     return dashboard
+
+
+def lay_out(groups: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Number the panels and place them two to a row, in order.
+
+    A group of two (a histogram's heatmap and quantiles) starts a row, so
+    that its panels sit side by side.
+    """
+    panels: list[dict[str, Any]] = []
+    column = row = 0
+    for group in groups:
+        if len(group) > 1 and column:
+            column, row = 0, row + 1
+        for panel in group:
+            panel["id"] = len(panels) + 1
+            panel["gridPos"] = {
+                "h": PANEL_HEIGHT,
+                "w": PANEL_WIDTH,
+                "x": column * PANEL_WIDTH,
+                "y": row * PANEL_HEIGHT,
+            }
+            panels.append(panel)
+            column += 1
+            if column == 2:
+                column, row = 0, row + 1
+    return panels
+
+
+def definition_panels(
+    definition: MetricDefinition, source: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Return a definition's panels: a histogram's two, or one time series."""
+    if definition.kind == Kind.HISTOGRAM:
+        return histogram_panels(definition, source)
+    return [definition_panel(definition, source)]
 
 
 def definition_panel(
@@ -130,11 +167,8 @@ def definition_panel(
     is_counter = definition.kind == Kind.COUNTER
     query = f"rate({sample}[{RATE_WINDOW}])" if is_counter else sample
     legend = "__auto"
-    if definition.group_by:
-        labels = [
-            validators.label_name(key)
-            for key in validators.group_by_keys(definition.group_by).values()
-        ]
+    labels = group_labels(definition)
+    if labels:
         # A row count reads the shared database, so every process reports the
         # same numbers: max keeps one series per value, not one per process.
         query = f"max by ({', '.join(labels)}) ({query})"
@@ -158,16 +192,117 @@ def definition_panel(
     )
 
 
-def aggregated_kind(definition: MetricDefinition) -> str | None:
-    """Return what a row-based definition's value is (date, duration...), or None."""
-    aggregate = getattr(definition, "aggregate", "") or aggregates.COUNT
-    if definition.source != "row_count" or aggregate not in aggregates.VALUE_AGGREGATES:
+def histogram_panels(
+    definition: MetricDefinition, source: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Return a histogram's heatmap of its buckets and its quantiles over time.
+
+    The buckets are charted as scraped, without rate(): a histogram
+    definition is not a stream of events but a snapshot of the rows that
+    match now, computed again at each evaluation, and its counts go down
+    whenever rows stop matching (an open order paid, an order older than a
+    window). rate() reads every such fall as a counter reset and draws
+    spikes; each scrape here is already the whole distribution at its time.
+
+    Every process reads the same database, so `max by (le, ...)` keeps one
+    copy of each bucket across processes and hosts, as the other row-based
+    panels do. A grouped histogram's groups are then added up (`sum by
+    (le)`), which is exact for bucket counts, into the distribution of all
+    its rows: one heatmap and three lines, however many groups there are.
+    Replacing `by (le)` with `by (le, LABEL)` charts a group's own.
+    """
+    buckets = histogram_buckets_query(definition)
+    family = naming.exported_names(definition.name, definition.kind, definition.unit)[0]
+    description = definition.description or definition.name
+    unit = "s" if measured_kind(definition) == aggregates.DURATION else None
+    unit = unit or GAUGE_UNITS.get(definition.unit)
+    heatmap = _panel(
+        definition.name,
+        f"{description} ({family}_bucket): how many rows fall in each bucket.",
+        source,
+        [{**_target("A", buckets, "{{le}}", source), "format": "heatmap"}],
+        None,
+    )
+    heatmap["type"] = "heatmap"
+    heatmap["options"] = {
+        # The buckets come from Prometheus; the panel computes none.
+        "calculate": False,
+        "cellGap": 1,
+        "color": {
+            "mode": "scheme",
+            "scheme": "Oranges",
+            "fill": "dark",
+            "scale": "exponential",
+            "exponent": 0.5,
+            "steps": 64,
+            "reverse": False,
+        },
+        "legend": {"show": True},
+        "rowsFrame": {"layout": "le"},
+        "tooltip": {"mode": "single", "yHistogram": False},
+        "yAxis": {"axisPlacement": "left", "reverse": False, "unit": unit or "short"},
+    }
+    quantile_targets = [
+        _target(
+            chr(ord("A") + index),
+            f"histogram_quantile({quantile}, {buckets})",
+            f"p{round(quantile * 100)}",
+            source,
+        )
+        for index, quantile in enumerate(QUANTILES)
+    ]
+    quantiles = _panel(
+        f"{definition.name} (p50, p90, p99)",
+        f"{description} ({family}_bucket): the median, 90th and 99th percentile, "
+        "estimated within the buckets.",
+        source,
+        quantile_targets,
+        unit,
+    )
+    return [heatmap, quantiles]
+
+
+def histogram_buckets_query(definition: MetricDefinition) -> str:
+    """Return the PromQL of a histogram's buckets, one series per `le`."""
+    family = naming.exported_names(definition.name, definition.kind, definition.unit)[0]
+    bucket = f"{family}_bucket"
+    labels = group_labels(definition)
+    if labels:
+        return f"sum by (le) (max by (le, {', '.join(labels)}) ({bucket}))"
+    return f"max by (le) ({bucket})"
+
+
+def group_labels(definition: MetricDefinition) -> list[str]:
+    """Return the labels a row-based definition's group-by exports, in order."""
+    if not definition.group_by:
+        return []
+    return [
+        validators.label_name(key)
+        for key in validators.group_by_keys(definition.group_by).values()
+    ]
+
+
+def measured_kind(definition: MetricDefinition) -> str | None:
+    """Return what a row-based definition's field measures (number, duration...)."""
+    if definition.source != "row_count" or not definition.field:
         return None
     try:
         model = routing.resolve_model(definition.model)
     except LookupError:
         return None
-    return aggregates.value_kind(aggregates.aggregated_field(model, definition.field))
+    return aggregates.measure_kind(model, definition.field)
+
+
+def aggregated_kind(definition: MetricDefinition) -> str | None:
+    """Return what a row-based definition's value is (date, duration...), or None.
+
+    The time between two dates (`paid_at - created_at`, `now - created_at`)
+    is a duration in seconds, never a date.
+    """
+    aggregate = getattr(definition, "aggregate", "") or aggregates.COUNT
+    if aggregate not in aggregates.VALUE_AGGREGATES:
+        return None
+    return measured_kind(definition)
 
 
 def self_metrics_panel(source: dict[str, str]) -> dict[str, Any]:

@@ -130,6 +130,13 @@ def setup_demo(tmp_path: Path) -> None:
     call_command("seed_shop", verbosity=0)
 
 
+def setup_histograms(tmp_path: Path) -> None:
+    """The demo's histogram definitions, enabled."""
+    MetricDefinition.objects.filter(
+        name__startswith="metricdemo.demo.", kind="histogram"
+    ).update(enabled=True)
+
+
 def setup_legacy(tmp_path: Path) -> None:
     """A definition whose setting a later release of the project removed."""
     with override_settings(LEGACY_ORDER_LIMIT=100):
@@ -183,6 +190,7 @@ def setup_crowded(tmp_path: Path) -> None:
 
 SETUPS = {
     "demo": setup_demo,
+    "histograms": setup_histograms,
     "legacy": setup_legacy,
     "edits": setup_edits,
     "crowded": setup_crowded,

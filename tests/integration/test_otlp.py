@@ -207,7 +207,7 @@ def test_gunicorn_workers_push_definitions_each_as_its_own_instance(tmp_path, re
             ] == demo_definitions("gauge")
             counter = receiver.latest("metricdemo.demo.counter", const_attr_1="1")
             assert counter[instance] == 11.0
-            active = demo_definitions("gauge") + demo_definitions("counter")
+            active = sum(map(demo_definitions, ("gauge", "counter", "histogram")))
             assert receiver.latest("metricdemo.definitions.active")[instance] == active
         assert {
             point.cumulative for point in receiver.points if point.name == OBSERVABLE

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.processes import free_port
-from tests.scraping import demo_definitions, parse, series, value
+from tests.scraping import demo_definitions_by_kind, parse, series, value
 from tests.servers import (
     demo_database,
     get,
@@ -56,10 +56,10 @@ def test_gunicorn_workers_agree_and_all_see_an_edit(tmp_path):
             for families in scrapes:
                 assert value(families, OBSERVABLE, const_attr_3="3") == 10.0
                 assert value(families, "metricdemo_demo_users") == 0.0
-                assert series(families, "metricdemo_demo_definitions") == {
-                    frozenset({("kind", "counter")}): 3.0,
-                    frozenset({("kind", "gauge")}): demo_definitions("gauge"),
-                }
+                assert (
+                    series(families, "metricdemo_demo_definitions")
+                    == demo_definitions_by_kind()
+                )
 
         # An edit from another process, as an operator's shell or command would.
         set_value(db_url, "metricdemo.demo.observable_counter", 25)

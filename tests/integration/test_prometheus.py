@@ -24,7 +24,7 @@ from tests.processes import (
     serving,
     wait_until,
 )
-from tests.scraping import demo_definitions, parse, value
+from tests.scraping import demo_definitions_by_kind, parse, value
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -129,10 +129,10 @@ def test_prometheus_scrapes_the_demo_and_follows_an_edit(tmp_path, django_user_m
             frozenset({("const_attr_1", "1")}): 11.0
         }
         assert query_series(api, "metricdemo_demo_users") == {frozenset(): 3.0}
-        assert query_series(api, "metricdemo_demo_definitions") == {
-            frozenset({("kind", "counter")}): 3.0,
-            frozenset({("kind", "gauge")}): demo_definitions("gauge"),
-        }
+        assert (
+            query_series(api, "metricdemo_demo_definitions")
+            == demo_definitions_by_kind()
+        )
 
         observable = MetricDefinition.objects.get(
             name="metricdemo.demo.observable_counter"
