@@ -115,10 +115,14 @@ def _cases(rule: AlertRule) -> list[dict[str, Any]]:
                 "values": _values(1, minutes),
             }
         ]
-        return [
-            _case(rule, missing, minutes, [({**absent_labels, **rule_labels}, None)]),
-            _case(rule, present, minutes, []),
-        ]
+        cases = [_case(rule, present, minutes, [])]
+        try:
+            # absent() is 1 where nothing matches.
+            fired = [({**absent_labels, **rule_labels}, 1.0)]
+            cases.insert(0, _case(rule, missing, minutes, fired))
+        except ValueError:
+            pass  # an annotation only Prometheus can render; see _cases below
+        return cases
     meets, misses = _values_for(rule, histogram, definition)
     cases = []
     if misses is not None:
@@ -134,9 +138,14 @@ def _cases(rule: AlertRule) -> list[dict[str, Any]]:
             if not rule.aggregation
             else {key: labels[key] for key in alerts.by_labels(rule)}
         )
-        cases.append(
-            _case(rule, series, minutes, [({**expected, **rule_labels}, value)])
-        )
+        try:
+            cases.append(
+                _case(rule, series, minutes, [({**expected, **rule_labels}, value)])
+            )
+        except ValueError:
+            # An annotation uses template functions rendered here only by
+            # Prometheus: the firing case cannot say what to expect.
+            pass
         if rule.for_duration >= _STEP:
             # Met for less than `for`: pending, not firing.
             cases.append(_case(rule, series, 0, []))
@@ -249,22 +258,90 @@ def _annotations(rule: AlertRule, labels: Mapping[str, str], value: Any) -> dict
 
 
 def render(text: str, labels: Mapping[str, str], value: Any) -> str:
-    """Render the simple Prometheus templates: $value, $labels.x, .Value, .Labels.x.
+    """Render the common Prometheus templates as Prometheus would.
+
+    `$value`/`.Value` (optionally piped to humanize, humanizeDuration or
+    humanizePercentage) and `$labels.x`/`.Labels.x`.
 
     Raises:
-        ValueError: the template uses more (functions, control flow).
+        ValueError: the template uses more (other functions, control flow).
     """
 
     def action(match: Any) -> str:
         inner = match.group(1).strip()
-        if inner in ("$value", ".Value"):
-            return go_float(value) if value is not None else "0"
-        for prefix in ("$labels.", ".Labels."):
-            if inner.startswith(prefix):
-                return str(labels.get(inner[len(prefix) :], "<no value>"))
+        subject, _bar, function = (part.strip() for part in inner.partition("|"))
+        if subject in ("$value", ".Value"):
+            number = 0.0 if value is None else float(value)
+            if not function:
+                return go_float(number)
+            if function in HUMANIZE:
+                return HUMANIZE[function](number)
+        elif not function:
+            for prefix in ("$labels.", ".Labels."):
+                if subject.startswith(prefix):
+                    return str(labels.get(subject[len(prefix) :], "<no value>"))
         raise ValueError(inner)
 
     return _ACTION_RE.sub(action, text)
+
+
+def _small(v: float, unit: str) -> str:
+    prefix = ""
+    for step in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(v) >= 1:
+            break
+        prefix = step
+        v *= 1000
+    return f"{v:.4g}{prefix}{unit}"
+
+
+def humanize(v: float) -> str:
+    """Return Prometheus's humanize: 1.234k, 12.5M, 250m."""
+    if v == 0 or math.isnan(v) or math.isinf(v):
+        return f"{v:.4g}"
+    if abs(v) < 1:
+        return _small(v, "")
+    prefix = ""
+    for step in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
+        if abs(v) < 1000:
+            break
+        prefix = step
+        v /= 1000
+    return f"{v:.4g}{prefix}"
+
+
+def humanize_duration(v: float) -> str:
+    """Return Prometheus's humanizeDuration: 1d 2h 3m 4s, 2m 5s, 1.5s, 250ms."""
+    if math.isnan(v) or math.isinf(v):
+        return f"{v:.4g}"
+    if v == 0:
+        return f"{v:.4g}s"
+    if abs(v) < 1:
+        return _small(v, "s")
+    sign = "-" if v < 0 else ""
+    v = abs(v)
+    whole = int(v)
+    seconds, minutes = whole % 60, (whole // 60) % 60
+    hours, days = (whole // 3600) % 24, whole // 86400
+    if days:
+        return f"{sign}{days}d {hours}h {minutes}m {seconds}s"
+    if hours:
+        return f"{sign}{hours}h {minutes}m {seconds}s"
+    if minutes:
+        return f"{sign}{minutes}m {seconds}s"
+    return f"{sign}{v:.4g}s"
+
+
+def humanize_percentage(v: float) -> str:
+    """Return Prometheus's humanizePercentage: 0.256 gives 25.6%."""
+    return f"{v * 100:.4g}%"
+
+
+HUMANIZE = {
+    "humanize": humanize,
+    "humanizeDuration": humanize_duration,
+    "humanizePercentage": humanize_percentage,
+}
 
 
 _ACTION_RE = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}")

@@ -282,6 +282,22 @@ class RowsSource(Source):
                 else "field"
             )
             raise ValidationError({key: problem})
+        unit = definition.unit or ""
+        if (
+            aggregate in (*aggregates.VALUE_AGGREGATES, aggregates.HISTOGRAM)
+            and unit in OTHER_TIME_UNITS
+            and aggregates.measure_kind(model, _field_of(definition))
+            == aggregates.DURATION
+        ):
+            raise ValidationError(
+                {
+                    "unit": _(
+                        "%(field)s is measured in seconds, but the unit is "
+                        "%(unit)r; set the unit to s (and the buckets in seconds)."
+                    )
+                    % {"field": _field_of(definition), "unit": unit}
+                }
+            )
 
     def _validate_group_by(self, definition: MetricDefinition, manager: Any) -> None:
         paths = validators.group_by_paths(definition.group_by)
@@ -466,6 +482,10 @@ SHORT_CHOICES: list[tuple[str, str | Promise]] = [
 SOURCE_FIELDS: tuple[str, ...] = tuple(
     dict.fromkeys(field for source in SOURCES.values() for field in source.fields)
 )
+
+
+#: Units of time other than the second, which durations are exported in.
+OTHER_TIME_UNITS = ("ms", "us", "ns", "min", "h", "d", "wk", "mo", "a")
 
 
 def validate_source(definition: MetricDefinition) -> None:

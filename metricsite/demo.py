@@ -159,10 +159,6 @@ DEMO_DEFINITIONS: list[dict[str, Any]] = [
         "field": "now - created_at",
         "filters": {"status": "pending"},
     },
-    # The two histograms start disabled: /metrics does not export the histogram
-    # kind yet, and an enabled one would keep every definition out of the
-    # scrape. Enable them (and remove the xfail marker in test_demo_shop.py)
-    # when it does.
     {
         "name": "metricdemo.demo.shop.order_value",
         "description": "Values of the orders placed, in euros",
@@ -172,7 +168,6 @@ DEMO_DEFINITIONS: list[dict[str, Any]] = [
         "model": "demoshop.Order",
         "field": "total",
         "buckets": [10, 25, 50, 100, 250, 500, 1000],
-        "enabled": False,
     },
     {
         "name": "metricdemo.demo.shop.time_to_payment",
@@ -185,7 +180,6 @@ DEMO_DEFINITIONS: list[dict[str, Any]] = [
         "filters": {"paid_at__isnull": False},
         # 1, 5, 15 and 30 minutes, 1, 2 and 6 hours, 1 and 3 days.
         "buckets": [60, 300, 900, 1800, 3600, 7200, 21600, 86400, 259200],
-        "enabled": False,
     },
     {
         "name": "metricdemo.demo.shop.time_to_payment.average",
@@ -250,3 +244,45 @@ DEMO_DEFINITIONS: list[dict[str, Any]] = [
         "callback": "process.gc.collections",
     },
 ]
+
+#: The demo's alert rules, by the name of their definition: what `metrics rules`
+#: writes for the demo (docs/alerts.md).
+DEMO_ALERT_RULES = {
+    "metricdemo.demo.shop.orders_open": [
+        {
+            "name": "OrdersWaitingForPayment",
+            "operator": ">",
+            "threshold": 20,
+            "label_filter": {"status": "pending"},
+            # Every process exports the same count: max, not sum, per country.
+            "aggregation": "max",
+            "by_labels": "country",
+            "for_duration": 600,
+            "severity": "warning",
+            "summary": "{{ $value }} orders from {{ $labels.country }} wait "
+            "for payment",
+            "runbook_url": "https://wiki.example.com/shop/payments",
+        },
+        {
+            "name": "ShopOrdersMissing",
+            "operator": "absent",
+            "for_duration": 300,
+            "severity": "critical",
+            "summary": "The shop's open orders are not exported",
+            "description": "Check the definition in the admin and the database.",
+        },
+    ],
+    "metricdemo.demo.shop.time_to_payment": [
+        {
+            "name": "SlowPayments",
+            "operator": ">",
+            "threshold": 86400,
+            "quantile": 0.9,
+            "aggregation": "sum",
+            "for_duration": 1800,
+            "severity": "info",
+            "summary": "The slowest tenth of payments take over "
+            "{{ $value | humanizeDuration }}",
+        },
+    ],
+}

@@ -205,7 +205,7 @@ def test_promtool_checks_and_unit_tests_pass_for_every_kind_of_rule(
         aggregation="sum",
         by_labels="customer_country",
         for_duration=0,
-        description="only {{ $value }}",
+        description="only {{ $value | humanize }} ({{ $value | humanizePercentage }})",
     )
     rule(
         pending,
@@ -313,3 +313,49 @@ def test_metrics_check_reads_a_callbacks_labels_from_its_value(define, callback)
     rule(queue, name="Typo", threshold=5, label_filter={"queu": "mail"})
     with pytest.raises(CommandError, match="alert rules"):
         call_command("metrics", "check")
+
+
+@needs_promtool
+@pytest.mark.django_db
+def test_the_demos_rules_pass_promtool_and_each_fires_in_its_unit_test(tmp_path):
+    from metricsite.demo import DEMO_ALERT_RULES
+
+    call_command("load_demo_metrics", verbosity=0)
+    rules_file, tests_file = tmp_path / "rules.yml", tmp_path / "tests.yml"
+    call_command(
+        "metrics", "rules", "-o", str(rules_file), "--check", "--tests", str(tests_file)
+    )
+    tested = subprocess.run(
+        [PROMTOOL, "test", "rules", str(tests_file)], capture_output=True, text=True
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    tests = yaml.safe_load(tests_file.read_text())
+    fired = {
+        t["alert_rule_test"][0]["alertname"]
+        for t in tests["tests"]
+        if t["alert_rule_test"][0]["exp_alerts"]
+    }
+    assert fired == {
+        rule["name"] for rules in DEMO_ALERT_RULES.values() for rule in rules
+    }
+
+
+@pytest.mark.parametrize(
+    ("template", "value", "expected"),
+    [
+        ("{{ $value }}", 21.0, "21"),
+        ("{{ $value }}", 1234567.0, "1.234567e+06"),
+        ("{{ $value | humanize }}", 1234567.0, "1.235M"),
+        ("{{ $value | humanize }}", 0.25, "250m"),
+        ("{{ $value | humanizeDuration }}", 93784.0, "1d 2h 3m 4s"),
+        ("{{ $value | humanizeDuration }}", 125.0, "2m 5s"),
+        ("{{ $value | humanizeDuration }}", 1.5, "1.5s"),
+        ("{{ $value | humanizeDuration }}", 0.25, "250ms"),
+        ("{{ $value | humanizePercentage }}", 0.256, "25.6%"),
+        ("{{ .Labels.country }} / {{ $labels.missing }}", 1.0, "DE / <no value>"),
+    ],
+)
+def test_templates_render_as_prometheus_renders_them(template, value, expected):
+    from metricdemo.rulefiles import render
+
+    assert render(template, {"country": "DE"}, value) == expected

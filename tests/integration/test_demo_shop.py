@@ -146,13 +146,7 @@ def test_demo_histograms__count_the_orders_as_the_orm_does(seeded):
     assert to_payment.cumulative[bounds.index(7200)] == len(waits) > 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="/metrics does not export histogram definitions yet; when it does, "
-    "enable the demo's histograms in metricsite/demo.py and remove this marker",
-)
 def test_demo_histograms__export_their_buckets_sum_and_count(client, seeded):
-    MetricDefinition.objects.filter(kind="histogram").update(enabled=True)
     families = scrape(client)
     for name in DURATIONS_AND_HISTOGRAMS:
         definition = MetricDefinition.objects.get(name=name)

@@ -365,11 +365,6 @@ def test_histograms__the_queries_name_the_exported_bucket_series(histograms):
                     assert metric_names(target["expr"]) == {f"{family}_bucket"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="histogram definitions are not exported to /metrics yet; remove this "
-    "marker when they are",
-)
 def test_histograms__every_query_names_a_series_that_metrics_exports(
     client, orders, histograms
 ):
