@@ -339,8 +339,9 @@ def run_promtool(block: Block, tmp_path: Path) -> None:
         pytest.skip("needs promtool (Debian's prometheus package; make test-all)")
     config = tmp_path / "prometheus.yml"
     config.write_text(block.body)
-    # The token file that the configuration names.
+    # The token file and the rule file that the configurations name.
     (tmp_path / "metrics-token").write_text("a-token\n")
+    (tmp_path / "rules.yml").write_text("groups: []\n")
     result = subprocess.run(
         [promtool, "check", "config", config.name],
         cwd=tmp_path,
