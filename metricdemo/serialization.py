@@ -14,8 +14,18 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models, transaction
 
 from metricdemo import validators
-from metricdemo.models import EDITABLE_FIELDS, MetricDefinition, exported_name_index
+from metricdemo.models import (
+    ALERT_RULE_FIELDS,
+    EDITABLE_FIELDS,
+    AlertRule,
+    MetricDefinition,
+    exported_name_index,
+)
 from metricdemo.sources import SOURCES
+
+#: The key of a definition's alert rules in an export file. A file without it
+#: leaves the stored rules alone; a list, even empty, replaces them.
+RULES_KEY = "alert_rules"
 
 FORMAT_VERSION = 1
 #: Written for every definition; a source's own fields are written for its source.
@@ -61,6 +71,8 @@ class ImportReport:
     changed: dict[str, list[str]] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    #: Definitions whose alert rules the import replaced.
+    rules_changed: list[str] = field(default_factory=list)
     dry_run: bool = False
 
 
@@ -78,11 +90,28 @@ def to_data(definition: MetricDefinition) -> dict[str, Any]:
         [f for f in source.fields if f not in source.optional_fields] if source else []
     )
     own = (*COMMON_FIELDS, "source", *fields)
-    return {
+    data = {
         name: getattr(definition, name)
         for name in EDITABLE_FIELDS
         if name in own or not _is_default(name, getattr(definition, name))
     }
+    rules = sorted(definition.alert_rules.all(), key=lambda r: r.name)
+    if definition.pk is not None and rules:
+        data[RULES_KEY] = [rule_data(rule) for rule in rules]
+    return data
+
+
+def rule_data(rule: AlertRule) -> dict[str, Any]:
+    """Return an alert rule's fields, leaving out those at their defaults."""
+    data = {"name": rule.name}
+    for name in ALERT_RULE_FIELDS:
+        value = getattr(rule, name)
+        default = AlertRule._meta.get_field(name).get_default()
+        if name != "name" and value not in (None, "", {}) and value != default:
+            data[name] = value
+    # The operator always shows, so a reader sees the condition.
+    data["operator"] = rule.operator
+    return data
 
 
 def _is_default(name: str, value: Any) -> bool:
@@ -140,12 +169,13 @@ def loads(text: str) -> list[dict[str, Any]]:
             )
             continue
         name = validators.escape_unencodable(name)
-        unknown = sorted(set(entry) - set(EDITABLE_FIELDS))
+        unknown = sorted(set(entry) - {*EDITABLE_FIELDS, RULES_KEY})
         if unknown:
             errors.append(
                 f"{name}: unknown keys {', '.join(unknown)}; known keys: "
-                f"{', '.join(EDITABLE_FIELDS)}."
+                f"{', '.join((*EDITABLE_FIELDS, RULES_KEY))}."
             )
+        errors.extend(_rules_shape_problems(name, entry.get(RULES_KEY, [])))
         if name in seen:
             errors.append(f"{name}: the name appears more than once in the file.")
         seen.add(name)
@@ -212,10 +242,26 @@ def import_definitions(
                     continue
                 after = {f: getattr(definition, f) for f in EDITABLE_FIELDS}
                 changed = [f for f in EDITABLE_FIELDS if before[f] != after[f]]
+                rules = None
+                if RULES_KEY in entry:
+                    rules, rule_errors = _rules_of(name, definition, entry[RULES_KEY])
+                    errors.extend(rule_errors)
+                    if rule_errors:
+                        continue
+                    if (name not in stored and rules) or (
+                        name in stored and _rules_differ(definition, rules)
+                    ):
+                        changed.append(RULES_KEY)
                 if name in stored and not changed:
                     report.unchanged.append(name)
                     continue
                 definition.save()
+                if rules is not None and RULES_KEY in changed:
+                    report.rules_changed.append(name)
+                    definition.alert_rules.all().delete()
+                    for rule in rules:
+                        rule.definition = definition
+                        rule.save()
                 index.add(definition.pk, name, definition.kind, definition.unit)
                 if name in stored:
                     report.changed[name] = changed
@@ -234,20 +280,87 @@ def _missing_permissions(user: Any, report: ImportReport) -> list[str]:
     if user is None:
         return []
     needed = (
-        ("add", report.created),
-        ("change", list(report.changed)),
-        ("delete", report.deleted),
+        ("add", "metricdefinition", report.created),
+        ("change", "metricdefinition", list(report.changed)),
+        ("delete", "metricdefinition", report.deleted),
+        ("add", "alertrule", report.rules_changed),
+        ("change", "alertrule", report.rules_changed),
+        ("delete", "alertrule", report.rules_changed),
     )
     errors = []
-    for action, names in needed:
-        permission = f"metricdemo.{action}_metricdefinition"
+    for action, model, names in needed:
+        permission = f"metricdemo.{action}_{model}"
         if names and not user.has_perm(permission):
+            what = "definitions" if model == "metricdefinition" else "alert rules"
             errors.append(
-                f"{user.get_username()} may not {action} definitions "
+                f"{user.get_username()} may not {action} {what} "
                 f"({permission}), and the file would {action} "
+                f"{'the alert rules of ' if model == 'alertrule' else ''}"
                 f"{', '.join(sorted(names))}."
             )
     return errors
+
+
+def _rules_shape_problems(name: str, rules: Any) -> list[str]:
+    # Each rule an object with a name and only the fields a rule has.
+    name = validators.escape_unencodable(name)
+    if not isinstance(rules, list):
+        return [f"{name}: {RULES_KEY}: expected a list of rules, got {_short(rules)}."]
+    problems = []
+    for index, rule in enumerate(rules):
+        where = f"{name}: {RULES_KEY}[{index}]"
+        if not isinstance(rule, dict) or not isinstance(rule.get("name"), str):
+            problems.append(
+                f'{where}: expected an object with a "name" string, got {_short(rule)}.'
+            )
+            continue
+        unknown = sorted(set(rule) - set(ALERT_RULE_FIELDS))
+        if unknown:
+            problems.append(
+                f"{where}: unknown keys {', '.join(unknown)}; known keys: "
+                f"{', '.join(ALERT_RULE_FIELDS)}."
+            )
+    return problems
+
+
+def _rules_of(
+    name: str, definition: MetricDefinition, entries: list[dict[str, Any]]
+) -> tuple[list[AlertRule], list[str]]:
+    """Return the rules an entry gives `definition`, validated, and the errors."""
+    rules, errors, seen = [], [], set()
+    for index, fields in enumerate(entries):
+        where = f"{RULES_KEY}[{index}] {fields['name']}"
+        if fields["name"] in seen:
+            errors.append(f"{name}: {where}: the rule name appears twice.")
+            continue
+        seen.add(fields["name"])
+        rule = AlertRule(definition=definition)
+        for key in ALERT_RULE_FIELDS:
+            default = AlertRule._meta.get_field(key).get_default()
+            setattr(rule, key, fields.get(key, default))
+        try:
+            # The definition may be new: the uniqueness of names per definition
+            # is checked above.
+            rule.full_clean(exclude=["definition"], validate_unique=False)
+        except (ValidationError, TypeError, ValueError) as exc:
+            messages = (
+                exc.message_dict.items()
+                if isinstance(exc, ValidationError) and hasattr(exc, "error_dict")
+                else [("__all__", [str(exc)])]
+            )
+            for key, texts in sorted(messages):
+                for text in texts:
+                    errors.append(f"{name}: {where}: {key}: {text}")
+            continue
+        rules.append(rule)
+    return rules, errors
+
+
+def _rules_differ(definition: MetricDefinition, rules: list[AlertRule]) -> bool:
+    stored = [
+        rule_data(r) for r in sorted(definition.alert_rules.all(), key=lambda r: r.name)
+    ]
+    return stored != [rule_data(r) for r in sorted(rules, key=lambda r: r.name)]
 
 
 def _describe(name: str, exc: ValidationError) -> list[str]:

@@ -26,7 +26,9 @@ def handle(command, options: dict[str, Any]) -> None:
     Raises:
         CommandError: the output file cannot be written.
     """
-    definitions = MetricDefinition.objects.order_by("name")
+    definitions = MetricDefinition.objects.order_by("name").prefetch_related(
+        "alert_rules"
+    )
     text = dumps(definitions)
     if not options["output"]:
         command.stdout.write(text, ending="")
