@@ -59,7 +59,11 @@ def add_arguments(parser) -> None:
 def handle(command, options: dict[str, Any]) -> None:
     """Write the dashboard for the enabled definitions to stdout."""
     try:
-        definitions = list(MetricDefinition.objects.filter(enabled=True))
+        definitions = list(
+            MetricDefinition.objects.filter(enabled=True).prefetch_related(
+                "alert_rules"
+            )
+        )
     except DatabaseError as exc:
         raise CommandError(
             f"Cannot read the metric definitions ({exc}); run `manage.py migrate`."
@@ -154,9 +158,50 @@ def definition_panels(
     definition: MetricDefinition, source: dict[str, str]
 ) -> list[dict[str, Any]]:
     """Return a definition's panels: a histogram's two, or one time series."""
+    rules = threshold_rules(definition)
     if definition.kind == Kind.HISTOGRAM:
-        return histogram_panels(definition, source)
-    return [definition_panel(definition, source)]
+        heatmap, quantiles = histogram_panels(definition, source)
+        # The quantiles are what a histogram's rules compare.
+        return [heatmap, with_thresholds(quantiles, rules)]
+    panel = definition_panel(definition, source)
+    # A counter's panel charts its rate, and a date's its age: neither is the
+    # value the rules compare, so their thresholds would mislead there.
+    plain = definition.kind != Kind.COUNTER and aggregated_kind(definition) not in (
+        aggregates.DATE,
+        aggregates.DATETIME,
+    )
+    return [with_thresholds(panel, rules) if plain else panel]
+
+
+#: The color of a threshold line, by the rule's severity.
+SEVERITY_COLORS = {"critical": "red", "warning": "orange"}
+
+
+def threshold_rules(definition: MetricDefinition) -> list[Any]:
+    """Return the definition's enabled rules that compare with a threshold."""
+    if definition.pk is None:
+        return []
+    return [
+        rule
+        for rule in definition.alert_rules.all()
+        if rule.enabled and rule.threshold is not None and rule.operator != "absent"
+    ]
+
+
+def with_thresholds(panel: dict[str, Any], rules: list[Any]) -> dict[str, Any]:
+    """Draw each rule's threshold on the panel as a line, colored by severity."""
+    if not rules:
+        return panel
+    steps = [{"color": "green", "value": None}]
+    for rule in sorted(rules, key=lambda r: r.threshold):
+        color = SEVERITY_COLORS.get(rule.severity, "yellow")
+        steps.append({"color": color, "value": rule.threshold})
+    defaults = panel["fieldConfig"]["defaults"]
+    defaults["thresholds"] = {"mode": "absolute", "steps": steps}
+    defaults["custom"] = {"thresholdsStyle": {"mode": "line"}}
+    names = ", ".join(sorted(rule.name for rule in rules))
+    panel["description"] += f" Lines: the thresholds of {names}."
+    return panel
 
 
 def definition_panel(

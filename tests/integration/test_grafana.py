@@ -375,3 +375,44 @@ def test_histograms__every_query_names_a_series_that_metrics_exports(
     for panel in definition_panels:
         for target in panel["targets"]:
             assert metric_names(target["expr"]) <= samples, target["expr"]
+
+
+@pytest.mark.django_db
+def test_alert_thresholds_are_drawn_on_their_panels(define):
+    from metricdemo.cli.grafana import build_dashboard
+    from metricdemo.models import AlertRule, MetricDefinition
+
+    gauge = define(name="shop.waiting", source="constant", value=3)
+    histogram = define(
+        name="shop.value",
+        kind="histogram",
+        source="row_count",
+        model="shop.Order",
+        field="total",
+        buckets=[10, 50],
+    )
+    counter = define(name="shop.sales", kind="counter", source="constant", value=1)
+    AlertRule.objects.create(
+        definition=gauge, name="High", threshold=50, severity="critical"
+    )
+    AlertRule.objects.create(definition=gauge, name="Raised", threshold=20)
+    AlertRule.objects.create(definition=gauge, name="Gone", operator="absent")
+    AlertRule.objects.create(definition=gauge, name="Off", threshold=5, enabled=False)
+    AlertRule.objects.create(
+        definition=histogram, name="P90", threshold=40, quantile=0.9
+    )
+    AlertRule.objects.create(definition=counter, name="Sales", threshold=1)
+    definitions = MetricDefinition.objects.prefetch_related("alert_rules")
+    panels = {p["title"]: p for p in build_dashboard(definitions)["panels"]}
+    waiting = panels["shop.waiting"]["fieldConfig"]["defaults"]
+    assert waiting["thresholds"]["steps"] == [
+        {"color": "green", "value": None},
+        {"color": "orange", "value": 20.0},
+        {"color": "red", "value": 50.0},
+    ]
+    assert waiting["custom"] == {"thresholdsStyle": {"mode": "line"}}
+    quantiles = panels["shop.value (p50, p90, p99)"]["fieldConfig"]["defaults"]
+    assert [s["value"] for s in quantiles["thresholds"]["steps"]] == [None, 40.0]
+    assert "thresholds" not in panels["shop.value"]["fieldConfig"]["defaults"]
+    # A counter's panel charts its rate: a threshold on its total is not drawn.
+    assert "thresholds" not in panels["shop.sales"]["fieldConfig"]["defaults"]
