@@ -298,3 +298,44 @@ def test_a_cached_histogram_is_served_from_the_cache(define, priced_orders, clie
     assert buckets(scrape(client), "shop_order_value") == {(): expected_buckets(values)}
     Order.objects.all().delete()
     assert buckets(scrape(client), "shop_order_value") == {(): expected_buckets(values)}
+
+
+@pytest.mark.parametrize("suffix", ["bucket", "count", "sum", "created"])
+def test_a_gauge_may_not_take_a_name_a_histogram_writes(define, suffix):
+    from django.core.exceptions import ValidationError
+
+    from metricdemo.models import MetricDefinition
+
+    define(
+        name="shop.order.value",
+        kind="histogram",
+        source="row_count",
+        model="shop.Order",
+        field="total",
+        buckets=BOUNDS,
+    )
+    clashing = MetricDefinition(
+        name=f"shop.order.value.{suffix}", source="constant", value=1
+    )
+    with pytest.raises(ValidationError) as info:
+        clashing.full_clean()
+    assert "shop_order_value" in " ".join(info.value.message_dict["name"])
+
+
+@pytest.mark.parametrize("unit", ["h", "ms", "min", "d"])
+def test_a_duration_is_in_seconds_so_another_time_unit_is_refused(unit, db):
+    from django.core.exceptions import ValidationError
+
+    from metricdemo.models import MetricDefinition
+
+    for fields in (
+        {"kind": "histogram", "field": "paid - created", "buckets": BOUNDS},
+        {"aggregate": "avg", "field": "now - created"},
+        {"aggregate": "max", "field": "handling"},
+    ):
+        definition = MetricDefinition(
+            name="x", unit=unit, source="row_count", model="shop.Order", **fields
+        )
+        with pytest.raises(ValidationError) as info:
+            definition.full_clean()
+        assert "set the unit to s" in " ".join(info.value.message_dict["unit"])
