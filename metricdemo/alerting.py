@@ -71,27 +71,27 @@ def rule_problems(rule: Any) -> dict[str, str]:
         ) % {"value": filters}
         filters = {}
     labels = exported_labels(definition) if definition is not None else None
-    for key in filters:
-        if not validators.LABEL_NAME_RE.fullmatch(key) or key in _RESERVED:
-            problems["label_filter"] = _(
-                "%(key)r is not a label this rule may filter on; use a label of the "
-                "series, such as country."
-            ) % {"key": key}
-        elif labels is not None and key not in labels:
-            problems["label_filter"] = _unknown_label(key, labels, definition)
+    not_a_label = {
+        "label_filter": _(
+            "%(key)r is not a label this rule may filter on; use a label of the "
+            "series, such as country."
+        ),
+        "by_labels": _(
+            "%(key)r is not a label name; separate label names with commas, such "
+            "as country, status."
+        ),
+    }
     chosen = by_labels(rule)
     if chosen and not rule.aggregation:
         problems["by_labels"] = _(
             "By labels need an aggregation (sum, max, ...); choose one, or clear them."
         )
-    for key in chosen:
-        if not validators.LABEL_NAME_RE.fullmatch(key) or key in _RESERVED:
-            problems["by_labels"] = _(
-                "%(key)r is not a label name; separate label names with commas, "
-                "such as country, status."
-            ) % {"key": key}
-        elif labels is not None and key not in labels:
-            problems["by_labels"] = _unknown_label(key, labels, definition)
+    for field, keys in (("label_filter", list(filters)), ("by_labels", chosen)):
+        for key in keys:
+            if not validators.LABEL_NAME_RE.fullmatch(key) or key in _RESERVED:
+                problems[field] = not_a_label[field] % {"key": key}
+            elif labels is not None and key not in labels:
+                problems[field] = _unknown_label(key, labels, definition)
     if histogram and rule.operator != ABSENT:
         if rule.quantile is None or not 0 < rule.quantile < 1:
             problems["quantile"] = _(

@@ -29,6 +29,14 @@ def priced_orders(transactional_db):
             Order.objects.create(status=status, total=Decimal(total), created=created)
 
 
+def order_values(define, **more):
+    """Define the histogram of order totals over BOUNDS, with `more` fields."""
+    name = more.pop("name", "shop.order.value")
+    fields = {"kind": "histogram", "source": "row_count", "model": "shop.Order"}
+    fields = {**fields, "field": "total", "buckets": BOUNDS, **more}
+    return define(name=name, **fields)
+
+
 def buckets(families, family: str) -> dict[tuple, dict[str, float]]:
     """Return {labels without le: {le: count}} of a histogram family's buckets."""
     found: dict[tuple, dict[str, float]] = {}
@@ -114,14 +122,7 @@ def test_an_ungrouped_histogram_over_no_rows_has_every_bucket_zero(define, clien
 def test_openmetrics_carries_the_created_time_of_a_histogram(
     define, priced_orders, client
 ):
-    define(
-        name="shop.order.value",
-        kind="histogram",
-        source="row_count",
-        model="shop.Order",
-        field="total",
-        buckets=BOUNDS,
-    )
+    order_values(define)
     response = client.get(
         "/metrics", HTTP_ACCEPT="application/openmetrics-text;version=1.0.0"
     )
@@ -147,15 +148,7 @@ def test_a_push_sends_a_histogram_with_explicit_bounds(define, priced_orders, cl
     from metricdemo.telemetry import get_telemetry
     from tests.integration.test_otlp import Receiver
 
-    define(
-        name="shop.order.value",
-        kind="histogram",
-        source="row_count",
-        model="shop.Order",
-        field="total",
-        group_by="status",
-        buckets=BOUNDS,
-    )
+    order_values(define, group_by="status")
     with Receiver() as receiver:
         pusher = otlp.OTLPPusher(otlp.metrics_url(receiver.url), 3600)
         pusher.start(source=get_telemetry().collector.collect_for_push)
@@ -213,15 +206,7 @@ def test_a_scheduled_histogram_is_stored_and_served_as_a_histogram(
     from metricdemo.models import ScheduledValue
     from metricdemo.scheduler import Refresher
 
-    definition = define(
-        name="shop.order.value",
-        kind="histogram",
-        source="row_count",
-        model="shop.Order",
-        field="total",
-        buckets=BOUNDS,
-        refresh_interval=60,
-    )
+    definition = order_values(define, refresh_interval=60)
     refresher = Refresher()
     try:
         assert refresher.tick() == ["shop.order.value"]
@@ -255,15 +240,7 @@ def test_a_bad_stored_histogram_costs_only_its_definition(
     from metricdemo.values.fingerprint import fingerprint
     from metricdemo.values.scheduled import NOT_IN_FINGERPRINT
 
-    histogram = define(
-        name="shop.order.value",
-        kind="histogram",
-        source="row_count",
-        model="shop.Order",
-        field="total",
-        buckets=BOUNDS,
-        refresh_interval=60,
-    )
+    histogram = order_values(define, refresh_interval=60)
     define(name="other", source="constant", value=4)
     ScheduledValue.objects.create(
         definition_id=histogram.pk,
@@ -285,15 +262,7 @@ def test_a_bad_stored_histogram_costs_only_its_definition(
 
 
 def test_a_cached_histogram_is_served_from_the_cache(define, priced_orders, client):
-    define(
-        name="shop.order.value",
-        kind="histogram",
-        source="row_count",
-        model="shop.Order",
-        field="total",
-        buckets=BOUNDS,
-        cache_seconds=300,
-    )
+    order_values(define, cache_seconds=300)
     values = [v for vs in TOTALS.values() for v in vs]
     assert buckets(scrape(client), "shop_order_value") == {(): expected_buckets(values)}
     Order.objects.all().delete()
@@ -306,14 +275,7 @@ def test_a_gauge_may_not_take_a_name_a_histogram_writes(define, suffix):
 
     from metricdemo.models import MetricDefinition
 
-    define(
-        name="shop.order.value",
-        kind="histogram",
-        source="row_count",
-        model="shop.Order",
-        field="total",
-        buckets=BOUNDS,
-    )
+    order_values(define)
     clashing = MetricDefinition(
         name=f"shop.order.value.{suffix}", source="constant", value=1
     )
