@@ -1,0 +1,670 @@
+"""The admin of alert rules: the inline, the rules' own list, permissions, Preview."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from metricdemo.models import AlertRule, MetricDefinition
+from tests.admin_pages import ADD_URL, PREVIEW_URL, cells, change_url
+from tests.refusals import form_data
+
+RULES_URL = reverse("admin:metricdemo_alertrule_changelist")
+RULE_ADD_URL = reverse("admin:metricdemo_alertrule_add")
+PREFIX = "alert_rules"
+
+
+def rule_change_url(rule: AlertRule) -> str:
+    return reverse("admin:metricdemo_alertrule_change", args=[rule.pk])
+
+
+def preview_url(definition: MetricDefinition) -> str:
+    return reverse("admin:metricdemo_metricdefinition_preview", args=[definition.pk])
+
+
+def rule_fields(**fields) -> dict[str, str]:
+    """Return one rule's form fields, as the page posts them, with these values."""
+    data = {
+        "name": "OrdersWaiting",
+        "operator": ">",
+        "threshold": "",
+        "label_filter": "{}",
+        "aggregation": "",
+        "by_labels": "",
+        "quantile": "",
+        "for_duration": "300",
+        "keep_firing_for": "0",
+        "severity": "warning",
+        "summary": "",
+        "description": "",
+        "runbook_url": "",
+        "enabled": "on",
+    }
+    for key, value in fields.items():
+        if key == "label_filter" and not isinstance(value, str):
+            data[key] = json.dumps(value)
+        elif key == "enabled":
+            data[key] = "on" if value else ""
+        else:
+            data[key] = "" if value is None else str(value)
+    if not data["enabled"]:
+        del data["enabled"]  # an unticked box posts nothing
+    return data
+
+
+def with_rules(data: dict, *rules: dict, saved: list[AlertRule] = ()) -> dict:
+    """Return `data` with the inline's forms: the `saved` rules first, then new ones.
+
+    Each of `rules` gives a form's fields (rule_fields()); a saved rule's form
+    also posts its id and, with DELETE="on", asks for its deletion.
+    """
+    data = {**data, f"{PREFIX}-TOTAL_FORMS": str(len(rules))}
+    data[f"{PREFIX}-INITIAL_FORMS"] = str(len(saved))
+    for index, fields in enumerate(rules):
+        for key, value in fields.items():
+            data[f"{PREFIX}-{index}-{key}"] = value
+        if index < len(saved):
+            data[f"{PREFIX}-{index}-id"] = str(saved[index].pk)
+            data[f"{PREFIX}-{index}-definition"] = str(saved[index].definition_id)
+    return data
+
+
+def definition_data(definition: MetricDefinition, **changes) -> dict[str, str]:
+    """Return the definition's change form as stored, with `changes`."""
+    fields = {
+        "name": definition.name,
+        "kind": definition.kind,
+        "source": definition.source,
+        "value": definition.value,
+        "model": definition.model,
+        "group_by": definition.group_by,
+        "filters": definition.filters,
+        "attributes": definition.attributes,
+        "enabled": definition.enabled,
+    }
+    return form_data(**{**fields, **changes})
+
+
+#: Where the inline's template for a new rule starts (the page's last form).
+EMPTY_FORM = f'id="{PREFIX}-empty"'
+#: The labels of the read-only fields a rule shows.
+LABELS = {"promql": "PromQL: ", "prometheus_state": "In Prometheus now: "}
+
+
+def rule_cells(page: str, field: str) -> list[str]:
+    """Return what a read-only field shows for each rule of the page, unlabelled.
+
+    The inline's template for a new rule is left out.
+    """
+    shown = cells(page.split(EMPTY_FORM)[0]).get(field, [])
+    return [text.removeprefix(LABELS[field]) for text in shown]
+
+
+def without_rules_form(data: dict) -> dict:
+    """Return `data` without the inline's management form, as a script might post."""
+    return {k: v for k, v in data.items() if not k.startswith(f"{PREFIX}-")}
+
+
+def rule_errors(response) -> list[dict]:
+    """Return the errors of each form of the rules' inline on a page shown again."""
+    assert response.status_code == 200, response
+    (formset,) = response.context["inline_admin_formsets"]
+    return [form.errors for form in formset.formset.forms]
+
+
+def saved_rule(definition: MetricDefinition, **fields) -> AlertRule:
+    rule = AlertRule(definition=definition, **{"name": "OrdersWaiting", **fields})
+    rule.full_clean()
+    rule.save()
+    return rule
+
+
+@pytest.fixture
+def pending(define):
+    """A row count of the pending orders by country, as the issue's example."""
+    return define(
+        name="shop.orders.pending",
+        source="row_count",
+        model="shop.Order",
+        filters={"status": "pending"},
+        group_by="customer__country",
+    )
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    """Log in a staff user holding the given permissions (`app.codename`)."""
+
+    def login(*permissions: str):
+        user = django_user_model.objects.create_user(
+            "operator", password="pw", is_staff=True
+        )
+        for permission in permissions:
+            app_label, codename = permission.split(".")
+            user.user_permissions.add(
+                Permission.objects.get(
+                    content_type__app_label=app_label, codename=codename
+                )
+            )
+        client.force_login(user)
+        return client
+
+    return login
+
+
+RULE_PERMISSIONS = (
+    "metricdemo.add_alertrule",
+    "metricdemo.change_alertrule",
+    "metricdemo.delete_alertrule",
+    "metricdemo.view_alertrule",
+)
+#: An editor of definitions who may count orders by their customers' country.
+DEFINITION_EDITOR = (
+    "metricdemo.add_metricdefinition",
+    "metricdemo.change_metricdefinition",
+    "metricdemo.view_metricdefinition",
+    "shop.view_order",
+    "shop.view_customer",
+)
+
+
+# --- The inline -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rules_are_added_with_a_new_definition(admin_client):
+    data = with_rules(
+        form_data(
+            name="shop.orders.pending",
+            source="row_count",
+            model="shop.Order",
+            filters={"status": "pending"},
+            group_by="customer__country",
+        ),
+        rule_fields(
+            threshold="50", label_filter={"customer_country": "DE"}, severity="critical"
+        ),
+        rule_fields(
+            name="NoCountryWaits",
+            operator="<",
+            threshold="1",
+            aggregation="sum",
+            by_labels="customer_country",
+            for_duration="0",
+        ),
+    )
+    response = admin_client.post(ADD_URL, data)
+    assert response.status_code == 302, rule_errors(response)
+    definition = MetricDefinition.objects.get(name="shop.orders.pending")
+    rules = {rule.name: rule for rule in definition.alert_rules.all()}
+    assert rules["OrdersWaiting"].label_filter == {"customer_country": "DE"}
+    assert rules["OrdersWaiting"].severity == "critical"
+    assert rules["NoCountryWaits"].by_labels == "customer_country"
+
+    # The change page shows each rule's PromQL as the rule file writes it.
+    page = admin_client.get(change_url(definition)).content.decode()
+    assert rule_cells(page, "promql") == [  # by name
+        "sum by (customer_country) (shop_orders_pending) < 1",
+        'shop_orders_pending{customer_country="DE"} > 50',
+    ]
+
+
+@pytest.mark.django_db
+def test_a_new_definitions_rules_are_checked_against_its_labels(admin_client):
+    """On the add page the definition is not saved yet; its rules still see it."""
+    data = with_rules(
+        form_data(
+            name="shop.orders.pending",
+            source="row_count",
+            model="shop.Order",
+            group_by="customer__country",
+        ),
+        rule_fields(threshold="5", label_filter={"country": "DE"}),
+    )
+    (errors,) = rule_errors(admin_client.post(ADD_URL, data))
+    assert "exports no label 'country'" in errors["label_filter"][0]
+    assert "customer_country" in errors["label_filter"][0]
+    assert not MetricDefinition.objects.exists()
+    assert not AlertRule.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_new_histogram_takes_a_rule_on_its_quantile(admin_client):
+    data = with_rules(
+        form_data(
+            name="shop.order.value",
+            kind="histogram",
+            source="row_count",
+            model="shop.Order",
+            field="total",
+            buckets="[10, 50, 100]",
+        ),
+        rule_fields(name="DearOrders", threshold="40", quantile="0.9"),
+    )
+    response = admin_client.post(ADD_URL, data)
+    assert response.status_code == 302, rule_errors(response)
+    rule = AlertRule.objects.get(name="DearOrders")
+    assert rule.definition.name == "shop.order.value"
+    page = admin_client.get(change_url(rule.definition)).content.decode()
+    assert rule_cells(page, "promql") == [
+        "histogram_quantile(0.9, shop_order_value_bucket) > 40"
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fields", "field", "words"),
+    [
+        ({"name": "9lives", "threshold": "1"}, "name", ["not an alert name"]),
+        ({"threshold": "lots"}, "threshold", ["'lots' is not a number", "such as 10"]),
+        ({"threshold": "nan"}, "threshold", ["not a finite number"]),
+        ({"threshold": ""}, "threshold", ["compared with", "absent"]),
+        (
+            {"threshold": "1", "label_filter": '{"customer_country": DE}'},
+            "label_filter",
+            ["not valid JSON", '{"country": "DE"}'],
+        ),
+        ({"threshold": "1", "label_filter": '["DE"]'}, "label_filter", ["JSON object"]),
+        (
+            {"threshold": "1", "label_filter": {"status": "pending"}},
+            "label_filter",
+            ["exports no label 'status'", "customer_country"],
+        ),
+        (
+            {"threshold": "1", "by_labels": "customer_country"},
+            "by_labels",
+            ["need an aggregation"],
+        ),
+        (
+            {"threshold": "1", "aggregation": "sum", "by_labels": "region"},
+            "by_labels",
+            ["exports no label 'region'"],
+        ),
+        ({"threshold": "1", "quantile": "0.9"}, "quantile", ["histograms", "clear"]),
+        ({"threshold": "1", "summary": "{{ $value "}, "summary", ["without its"]),
+        (
+            {"threshold": "1", "description": "{{ if $value }}high"},
+            "description",
+            ["{{ end }}"],
+        ),
+        ({"threshold": "1", "severity": "very high"}, "severity", ["one word"]),
+        ({"threshold": "1", "for_duration": "-5"}, "for_duration", ["0"]),
+    ],
+)
+def test_bad_rules_get_an_error_on_their_inline_field(
+    admin_client, pending, fields, field, words
+):
+    data = with_rules(definition_data(pending), rule_fields(**fields))
+    (errors,) = rule_errors(admin_client.post(change_url(pending), data))
+    assert list(errors) == [field], errors
+    message = " ".join(errors[field])
+    for word in words:
+        assert word in message, message
+    assert not AlertRule.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_error_in_a_folded_field_unfolds_its_section(admin_client, pending):
+    data = with_rules(
+        definition_data(pending),
+        rule_fields(threshold="1", by_labels="customer_country"),
+    )
+    page = admin_client.post(change_url(pending), data).content.decode()
+    section = page.split("Aggregation and quantile")[0].rsplit("<fieldset", 1)[1]
+    assert "<details>" not in section  # shown open, with its error
+    assert "need an aggregation" in page
+
+
+@pytest.mark.django_db
+def test_rules_are_checked_against_the_definition_as_posted(admin_client, pending):
+    """Changing the group-by and a rule's filter together is one consistent change."""
+    rule = saved_rule(pending, threshold=5, label_filter={"customer_country": "DE"})
+    data = with_rules(
+        definition_data(pending, group_by="status", filters={}),
+        rule_fields(threshold="5", label_filter={"status": "pending"}),
+        saved=[rule],
+    )
+    response = admin_client.post(change_url(pending), data)
+    assert response.status_code == 302, rule_errors(response)
+    rule.refresh_from_db()
+    assert rule.label_filter == {"status": "pending"}
+    # And a rule left on the old label is refused against the new group-by.
+    data = with_rules(
+        definition_data(pending, group_by="customer__country", filters={}),
+        rule_fields(threshold="5", label_filter={"status": "pending"}),
+        saved=[rule],
+    )
+    (errors,) = rule_errors(admin_client.post(change_url(pending), data))
+    assert "exports no label 'status'" in errors["label_filter"][0]
+
+
+@pytest.mark.django_db
+def test_two_rules_of_one_name_are_refused(admin_client, pending):
+    data = with_rules(
+        definition_data(pending),
+        rule_fields(threshold="5"),
+        rule_fields(threshold="9"),
+    )
+    response = admin_client.post(change_url(pending), data)
+    (formset,) = response.context["inline_admin_formsets"]
+    assert "Rename one of them" in " ".join(formset.formset.non_form_errors())
+    assert not AlertRule.objects.exists()
+
+
+@pytest.mark.django_db
+def test_rules_are_changed_and_deleted_on_the_definitions_page(admin_client, pending):
+    kept = saved_rule(pending, threshold=5)
+    gone = saved_rule(pending, name="Gone", threshold=1)
+    data = with_rules(
+        definition_data(pending),
+        rule_fields(threshold="7", enabled=False),
+        {**rule_fields(name="Gone", threshold="1"), "DELETE": "on"},
+        saved=[kept, gone],
+    )
+    response = admin_client.post(change_url(pending), data)
+    assert response.status_code == 302, rule_errors(response)
+    kept.refresh_from_db()
+    assert (kept.threshold, kept.enabled) == (7, False)
+    assert not AlertRule.objects.filter(pk=gone.pk).exists()
+    page = admin_client.get(change_url(pending)).content.decode()
+    assert rule_cells(page, "promql") == [
+        "shop_orders_pending > 7 (not written: the rule is disabled)"
+    ]
+
+
+@pytest.mark.django_db
+def test_a_definition_without_rules_saves_as_before(admin_client, pending):
+    """The inline adds nothing to post but its (empty) management form."""
+    response = admin_client.post(change_url(pending), definition_data(pending))
+    assert response.status_code == 302
+    page = admin_client.get(change_url(pending)).content.decode()
+    assert 'id="alert_rules-group"' in page
+    assert "Alerts in Prometheus" not in page
+
+
+# --- The rules' own list ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_rules_list_columns_filters_and_search(admin_client, pending, define):
+    gauge = define(name="jobs.queued", source="constant", value=3)
+    saved_rule(pending, threshold=50, label_filter={"customer_country": "DE"})
+    saved_rule(
+        pending,
+        name="FewOrders",
+        operator="<",
+        threshold=1,
+        aggregation="sum",
+        by_labels="customer_country",
+        severity="info",
+    )
+    saved_rule(gauge, name="NoJobs", operator="absent", enabled=False)
+    page = admin_client.get(RULES_URL).content.decode()
+    shown = cells(page)
+    # By definition, then by name.
+    assert shown["name"] == ["NoJobs", "FewOrders", "OrdersWaiting"]
+    assert shown["definition"] == [
+        "jobs.queued",
+        "shop.orders.pending",
+        "shop.orders.pending",
+    ]
+    assert shown["condition"] == [
+        "absent",
+        "sum by (customer_country) < 1",
+        '{customer_country="DE"} > 50',
+    ]
+    assert shown["severity"] == ["warning", "info", "warning"]
+    assert shown["promql"] == [
+        "absent(jobs_queued) (not written: the rule is disabled)",
+        "sum by (customer_country) (shop_orders_pending) < 1",
+        'shop_orders_pending{customer_country="DE"} > 50',
+    ]
+    for query, names in (
+        ("?severity=info", ["FewOrders"]),
+        ("?enabled__exact=0", ["NoJobs"]),
+        ("?operator__exact=absent", ["NoJobs"]),
+        ("?q=jobs", ["NoJobs"]),
+        ("?q=Orders", ["FewOrders", "OrdersWaiting"]),
+    ):
+        found = cells(admin_client.get(RULES_URL + query).content.decode())
+        assert found.get("name", []) == names, query
+
+
+@pytest.mark.django_db
+def test_the_rules_own_form_validates_as_the_inline(admin_client, pending):
+    data = {"definition": str(pending.pk), **rule_fields(threshold="5")}
+    bad = {**data, "label_filter": '{"country": "DE"}'}
+    errors = admin_client.post(RULE_ADD_URL, bad).context["adminform"].form.errors
+    assert "exports no label 'country'" in errors["label_filter"][0]
+    assert admin_client.post(RULE_ADD_URL, data).status_code == 302
+    rule = AlertRule.objects.get()
+    page = admin_client.get(rule_change_url(rule)).content.decode()
+    assert rule_cells(page, "promql") == ["shop_orders_pending > 5"]
+    # A second rule of that name on that definition is refused, saying why.
+    errors = admin_client.post(RULE_ADD_URL, data).context["adminform"].form.errors
+    assert "give this rule another name" in errors["__all__"][0]
+
+
+# --- Permissions --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_editor_with_rule_permissions_adds_rules(staff, pending):
+    client = staff(*DEFINITION_EDITOR, *RULE_PERMISSIONS)
+    data = with_rules(definition_data(pending), rule_fields(threshold="5"))
+    assert client.post(change_url(pending), data).status_code == 302
+    assert AlertRule.objects.filter(definition=pending).count() == 1
+    standalone = {"definition": str(pending.pk), **rule_fields(name="Other")}
+    standalone["threshold"] = "1"
+    assert client.post(RULE_ADD_URL, standalone).status_code == 302
+    assert client.get(RULES_URL).status_code == 200
+
+
+@pytest.mark.django_db
+def test_who_may_only_view_definitions_sees_rules_read_only(staff, pending):
+    rule = saved_rule(pending, threshold=5)
+    client = staff("metricdemo.view_metricdefinition", *RULE_PERMISSIONS)
+    page = client.get(change_url(pending)).content.decode()
+    assert "OrdersWaiting" in page
+    assert f'name="{PREFIX}-0-threshold"' not in page  # no input: read-only
+    assert rule_cells(page, "promql") == ["shop_orders_pending > 5"]
+    # The rules' own pages: listed and shown, but neither added nor changed.
+    assert client.get(RULES_URL).status_code == 200
+    assert client.get(RULE_ADD_URL).status_code == 403
+    page = client.get(rule_change_url(rule)).content.decode()
+    assert 'name="threshold"' not in page
+    changed = {"definition": str(pending.pk), **rule_fields(threshold="99")}
+    assert client.post(rule_change_url(rule), changed).status_code == 403
+    delete = reverse("admin:metricdemo_alertrule_delete", args=[rule.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    rule.refresh_from_db()
+    assert rule.threshold == 5
+
+
+@pytest.mark.django_db
+def test_who_may_only_view_rules_cannot_change_them_inline(staff, pending):
+    rule = saved_rule(pending, threshold=5)
+    client = staff(*DEFINITION_EDITOR, "metricdemo.view_alertrule")
+    page = client.get(change_url(pending)).content.decode()
+    assert rule_cells(page, "promql") == ["shop_orders_pending > 5"]
+    assert f'name="{PREFIX}-0-threshold"' not in page
+    # What the page posts (no rule fields) saves the definition, not the rules;
+    # rule fields added to the post are ignored.
+    data = with_rules(
+        definition_data(pending, value=None),
+        rule_fields(threshold="99"),
+        rule_fields(name="Sneaked", threshold="1"),
+        saved=[rule],
+    )
+    assert client.post(change_url(pending), data).status_code == 302
+    rule.refresh_from_db()
+    assert rule.threshold == 5
+    assert list(AlertRule.objects.values_list("name", flat=True)) == ["OrdersWaiting"]
+    assert client.get(RULE_ADD_URL).status_code == 403
+
+
+@pytest.mark.django_db
+def test_rule_permissions_without_the_definitions_change_permission_edit_nothing(
+    staff, pending
+):
+    """Adding a rule to a definition takes the right to change that definition."""
+    client = staff("metricdemo.view_metricdefinition", *RULE_PERMISSIONS)
+    data = {"definition": str(pending.pk), **rule_fields(threshold="5")}
+    assert client.post(RULE_ADD_URL, data).status_code == 403
+    assert not AlertRule.objects.exists()
+
+
+@pytest.mark.django_db
+def test_without_rule_permissions_the_page_has_no_rules(staff, pending):
+    saved_rule(pending, threshold=5)
+    client = staff(*DEFINITION_EDITOR)
+    page = client.get(change_url(pending)).content.decode()
+    assert "OrdersWaiting" not in page
+    assert 'id="alert_rules-group"' not in page
+    # The definition saves without the inline's management form.
+    assert client.post(change_url(pending), definition_data(pending)).status_code == 302
+    assert client.get(RULES_URL).status_code == 403
+    assert AlertRule.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_rules_need_a_definition_permission_to_be_seen(staff, pending):
+    saved_rule(pending, threshold=5)
+    client = staff(*RULE_PERMISSIONS)
+    assert client.get(RULES_URL).status_code == 403
+
+
+@pytest.mark.django_db
+def test_no_rules_on_a_definition_whose_data_the_user_may_not_publish(
+    staff, define, callback
+):
+    callback("test.queue", lambda: [(3.0, {"queue": "mail"})])
+    queue = define(name="jobs.queued", source="callback", callback="test.queue")
+    client = staff(*DEFINITION_EDITOR, *RULE_PERMISSIONS)  # not use_callbacks
+    data = {"definition": str(queue.pk), **rule_fields(threshold="5")}
+    errors = client.post(RULE_ADD_URL, data).context["adminform"].form.errors
+    assert "You may not add rules to jobs.queued" in errors["definition"][0]
+    assert "use_callbacks" in errors["definition"][0]
+    assert not AlertRule.objects.exists()
+
+
+# --- Preview --------------------------------------------------------------------------
+
+
+def preview_cells(response) -> dict[str, list[str]]:
+    assert response.status_code == 200
+    return cells(response.content.decode(), prefix="metricdemo-")
+
+
+# The preview counts rows on a connection of its own: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_preview_judges_the_posted_rules_against_the_previewed_value(
+    admin_client, pending, orders
+):
+    data = with_rules(
+        definition_data(pending),
+        rule_fields(threshold="1", for_duration="0"),
+        rule_fields(
+            name="ManyInFrance", threshold="5", label_filter={"customer_country": "FR"}
+        ),
+        rule_fields(
+            name="FewOverall",
+            operator="<",
+            threshold="10",
+            aggregation="sum",
+            for_duration="600",
+        ),
+        rule_fields(name="Nothing", operator="absent", for_duration="0"),
+        rule_fields(
+            name="NoneInSpain",
+            operator="absent",
+            label_filter={"customer_country": "ES"},
+            for_duration="0",
+        ),
+        rule_fields(name="Broken", threshold="1", by_labels="customer_country"),
+    )
+    shown = preview_cells(admin_client.post(preview_url(pending), data))
+    assert shown["rule-name"] == [
+        "OrdersWaiting",
+        "ManyInFrance",
+        "FewOverall",
+        "Nothing",
+        "NoneInSpain",
+        "Broken",
+    ]
+    assert shown["rule-promql"][:4] == [
+        "shop_orders_pending > 1",
+        'shop_orders_pending{customer_country="FR"} > 5',
+        "sum(shop_orders_pending) < 10",
+        "absent(shop_orders_pending)",
+    ]
+    verdicts = shown["rule-verdict"]
+    assert verdicts[0] == 'would fire now for: {customer_country="DE"} = 2'
+    assert verdicts[1] == "would not fire now"
+    assert verdicts[2] == (
+        "would fire now for: {} = 3 (Prometheus fires once the condition has held "
+        "for 10m.)"
+    )
+    assert verdicts[3] == "would not fire now"
+    assert verdicts[4] == "would fire now: it exports no series that the rule reads"
+    assert verdicts[5].startswith(
+        "not judged: By labels: By labels need an aggregation"
+    )
+    # The definition's own preview is still there, and nothing was saved.
+    assert len(shown["series"]) == 2
+    assert not AlertRule.objects.exists()
+
+
+@pytest.mark.django_db
+def test_preview_of_a_new_definition_judges_its_rules(admin_client):
+    data = with_rules(
+        form_data(name="jobs.queued", value="7"),
+        rule_fields(name="QueueLong", threshold="5"),
+    )
+    shown = preview_cells(admin_client.post(PREVIEW_URL, data))
+    assert shown["rule-promql"] == ["jobs_queued > 5"]
+    assert shown["rule-verdict"] == [
+        "would fire now for: {} = 7 (Prometheus fires once the condition has held "
+        "for 5m.)"
+    ]
+
+
+# The preview counts rows on a connection of its own: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_preview_without_posted_rules_judges_the_saved_ones(
+    admin_client, pending, orders
+):
+    saved_rule(pending, threshold=0, aggregation="count")
+    data = without_rules_form(definition_data(pending))
+    shown = preview_cells(admin_client.post(preview_url(pending), data))
+    assert shown["rule-promql"] == ["count(shop_orders_pending) > 0"]
+    assert shown["rule-verdict"][0].startswith("would fire now for: {} = 2")
+
+
+# The preview counts rows on a connection of its own: the rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_preview_of_a_definition_without_rules_is_unchanged(
+    admin_client, pending, orders
+):
+    response = admin_client.post(preview_url(pending), definition_data(pending))
+    page = response.content.decode()
+    assert "metricdemo-rule" not in page
+    assert len(cells(page, prefix="metricdemo-")["series"]) == 2
+
+
+@pytest.mark.django_db
+def test_preview_of_a_failing_definition_judges_no_rule(admin_client, define, callback):
+    def down():
+        raise RuntimeError("queue is down")
+
+    callback("test.down", down)
+    broken = define(name="jobs.queued", source="callback", callback="test.down")
+    saved_rule(broken, threshold=1)
+    data = without_rules_form(
+        definition_data(broken, source="callback", callback="test.down")
+    )
+    shown = preview_cells(admin_client.post(preview_url(broken), data))
+    assert shown["rule-verdict"] == ["not judged: the definition has no value"]
