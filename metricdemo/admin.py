@@ -22,6 +22,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -34,6 +35,7 @@ from metricdemo import (
     distributions,
     naming,
     policy,
+    prometheus_api,
     routing,
     sources,
     validators,
@@ -693,6 +695,34 @@ def _series_text(labels: Iterable[tuple[str, str]], value: float | None) -> str:
     return f"{{{inner}}} = {display.format_number(value)}"
 
 
+def alert_states_html(found: list[prometheus_api.Alert]) -> str:
+    """Return active alerts as lines: 'firing for {status="pending"} = 3'."""
+    return format_html_join(
+        mark_safe("<br>\n"),  # noqa: S308 - markup of ours
+        '<span class="metricdemo-alert-{}">{}</span>',
+        (
+            (
+                alert.state,
+                gettext("%(state)s for %(series)s")
+                % {
+                    "state": alert.state,
+                    "series": _series_text(alert.series_labels, alert.value),
+                },
+            )
+            for alert in found
+        ),
+    )
+
+
+def alerts_count_text(found: list[prometheus_api.Alert]) -> str:
+    """Return '1 firing', '2 pending' or '1 firing, 1 pending'; empty for none."""
+    counts = [
+        (state, sum(1 for alert in found if alert.state == state))
+        for state in prometheus_api.STATES
+    ]
+    return ", ".join(f"{count} {state}" for state, count in counts if count)
+
+
 class DefinitionPermissions:
     """Rules are edited by those who may change definitions, with rule permissions.
 
@@ -802,8 +832,66 @@ class AlertRuleInline(DefinitionPermissions, RuleDisplays, admin.StackedInline):
     formset = AlertRuleFormSet
     extra = 0
     show_change_link = True
-    readonly_fields = ("promql",)
+    readonly_fields = ("promql", "prometheus_state")
     fieldsets = RULE_FIELDSETS
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        """Add the alerts' state in Prometheus when PROMETHEUS_URL is set."""
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None and prometheus_api.base_url():
+            name, options = fieldsets[0]
+            fields = (*options["fields"], "prometheus_state")
+            fieldsets[0] = (name, {**options, "fields": fields})
+        return fieldsets
+
+    @admin.display(description=_("in Prometheus now"))
+    def prometheus_state(self, rule: AlertRule) -> str:
+        """Return whether Prometheus has the rule's alerts pending or firing."""
+        definition = getattr(rule, "definition", None)
+        state = getattr(definition, "_metricdemo_alerts", None)
+        if rule.pk is None or state is None:
+            return "-"
+        if state.hidden:
+            return state.hidden
+        if not state.answer.ok:
+            return gettext("Prometheus did not answer")
+        found = state.answer.of_rule(state.name, rule.name)
+        if not found:
+            return gettext("neither pending nor firing")
+        return format_html(
+            '{} <a href="{}">{}</a>',
+            alert_states_html(found),
+            state.answer.page_url,
+            gettext("see in Prometheus"),
+        )
+
+
+@dataclass(frozen=True)
+class AlertsNow:
+    """What Prometheus says of one definition's alerts, for its pages."""
+
+    answer: prometheus_api.Answer
+    #: The definition's name in the rule file (its stored name).
+    name: str
+    #: Why the user may not see them, if they may not.
+    hidden: str = ""
+
+    @property
+    def alerts(self) -> list[prometheus_api.Alert]:
+        """Return the definition's active alerts, firing first."""
+        return [] if self.hidden else self.answer.of_definition(self.name)
+
+    @property
+    def rows(self) -> list[tuple[prometheus_api.Alert, str, str]]:
+        """Return each alert with its series and its value, as text."""
+        return [
+            (
+                alert,
+                _series_text(alert.series_labels, None),
+                "" if alert.value is None else display.format_number(alert.value),
+            )
+            for alert in self.alerts
+        ]
 
 
 @dataclass(frozen=True)
@@ -951,7 +1039,16 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("current value"))
     def current_value(self, obj: MetricDefinition) -> str:
-        """Return what the definition exports now, as evaluated for this page."""
+        """Return what the definition exports now, as evaluated for this page.
+
+        With PROMETHEUS_URL, a marker follows: how many of its alerts
+        Prometheus has firing or pending, such as "1 firing".
+        """
+        value = self._value_text(obj)
+        marker = self._alerts_marker(obj)
+        return format_html("{}<br>{}", value, marker) if marker else value
+
+    def _value_text(self, obj: MetricDefinition) -> str:
         hidden = getattr(obj, "_metricdemo_hidden", None)
         if hidden:
             return hidden
@@ -962,6 +1059,19 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         if not result.ok:
             return format_html('<span class="errornote">{}</span>', text)
         return text
+
+    def _alerts_marker(self, obj: MetricDefinition) -> str:
+        state = getattr(obj, "_metricdemo_alerts", None)
+        text = alerts_count_text(state.alerts) if state and state.answer.ok else ""
+        if not text:
+            return ""  # none, hidden, or Prometheus did not answer (said above)
+        firing = any(alert.state == "firing" for alert in state.alerts)
+        return format_html(
+            '<a class="metricdemo-alerts{}" href="{}">{}</a>',
+            " metricdemo-firing" if firing else "",
+            state.answer.page_url,
+            text,
+        )
 
     # --- Views -----------------------------------------------------------------
 
@@ -1007,13 +1117,45 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             fieldsets = [fs for fs in fieldsets if fs[1]["fields"] != HISTORY_FIELDS]
         return fieldsets
 
+    def _shows_alerts(self, request: HttpRequest, obj=None) -> bool:
+        # Alerts are the rules': those who may view rules may see them.
+        return bool(prometheus_api.base_url()) and AlertRuleInline(
+            self.model, self.admin_site
+        ).has_view_or_change_permission(request, obj)
+
     def changelist_view(self, request: HttpRequest, extra_context=None):
-        """Show the page, with each listed definition evaluated once for the values."""
+        """Show the page, with each listed definition evaluated once for the values.
+
+        With PROMETHEUS_URL, Prometheus is asked once for the alerts of all.
+        """
         response = super().changelist_view(request, extra_context)
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
         if changelist is not None:
-            self._evaluate_for_list(list(changelist.result_list), request.user)
+            definitions = list(changelist.result_list)
+            self._evaluate_for_list(definitions, request.user)
+            if definitions and self._shows_alerts(request):
+                self._alerts_for_list(request, definitions)
         return response
+
+    def _alerts_for_list(
+        self, request: HttpRequest, definitions: list[MetricDefinition]
+    ) -> None:
+        answer = prometheus_api.current_alerts()
+        if answer is None:
+            return
+        if not answer.ok:
+            self.message_user(
+                request,
+                _("Prometheus did not answer (%(reason)s); the alerts are not shown.")
+                % {"reason": answer.error},
+                messages.WARNING,
+            )
+        for definition in definitions:
+            definition._metricdemo_alerts = AlertsNow(
+                answer,
+                definition.name,
+                getattr(definition, "_metricdemo_hidden", None) or "",
+            )
 
     def _evaluate_for_list(self, definitions: list[MetricDefinition], user) -> None:
         definitions = _hide_refused(definitions, user)
@@ -1043,7 +1185,26 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         context["exported_name_url"] = reverse(
             f"{self.admin_site.name}:{self.exported_name_url_name}"
         )
+        if obj is not None and not add and self._shows_alerts(request, obj):
+            context["alerts_now"] = self._alerts_of(request, obj)
         return super().render_change_form(request, context, add, change, **kwargs)
+
+    def _alerts_of(self, request: HttpRequest, obj: MetricDefinition) -> AlertsNow:
+        # The name in the rule file is the stored one, even on a page shown
+        # again with a changed name and errors.
+        stored = self.model.objects.filter(pk=obj.pk).values_list("name", flat=True)
+        refusals = obj.permission_refusals(request.user)
+        hidden = ""
+        if refusals:
+            hidden = gettext("hidden: %(reason)s") % {
+                "reason": " ".join(refusals.values())
+            }
+        state = AlertsNow(
+            prometheus_api.current_alerts(), stored.first() or obj.name, hidden
+        )
+        # The inline's rules read it from their definition, this same object.
+        obj._metricdemo_alerts = state
+        return state
 
     def exported_name_view(self, request: HttpRequest) -> JsonResponse:
         """Return, as JSON, the name Prometheus would see for ?name=&kind=&unit=.

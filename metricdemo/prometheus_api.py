@@ -53,7 +53,6 @@ class Alert:
         return tuple(item for item in self.labels if item[0] not in RULE_LABELS)
 
 
-
 @dataclass(frozen=True)
 class Answer:
     """What Prometheus said about the active alerts, or why it said nothing."""

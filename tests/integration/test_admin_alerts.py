@@ -1,15 +1,32 @@
-"""The admin of alert rules: the inline, the rules' own list, permissions, Preview."""
+"""The admin of alert rules: the inline, the rules' own list, permissions, Preview.
+
+And, with METRICDEMO["PROMETHEUS_URL"], the alerts Prometheus has pending or
+firing now: from a stub that answers as Prometheus does, from a closed port,
+and from a real Prometheus that loaded the generated rules.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
 from django.urls import reverse
 
+from metricdemo import prometheus_api
 from metricdemo.models import AlertRule, MetricDefinition
-from tests.admin_pages import ADD_URL, PREVIEW_URL, cells, change_url
+from tests.admin_pages import ADD_URL, LIST_URL, PREVIEW_URL, cells, change_url
+from tests.integration.test_alerts_end_to_end import PROMETHEUS, prometheus
+from tests.integration.test_browser import CHROMIUM, PASSWORD, add_form
+from tests.integration.test_prometheus import NOT_INSTALLED, demo_server
+from tests.processes import free_port, wait_until
 from tests.refusals import form_data
 
 RULES_URL = reverse("admin:metricdemo_alertrule_changelist")
@@ -668,3 +685,344 @@ def test_preview_of_a_failing_definition_judges_no_rule(admin_client, define, ca
     )
     shown = preview_cells(admin_client.post(preview_url(broken), data))
     assert shown["rule-verdict"] == ["not judged: the definition has no value"]
+
+
+# --- Prometheus's alerts --------------------------------------------------------------
+
+
+class StubPrometheus:
+    """An HTTP server on 127.0.0.1 that answers /api/v1/alerts as Prometheus does.
+
+    Or with `body` and `status`, as it should not.
+    """
+
+    def __init__(
+        self, alerts: list[dict], *, body: bytes | None = None, status: int = 200
+    ) -> None:
+        self.alerts = alerts
+        self.requests: list[str] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+                stub.requests.append(self.path)
+                answer = {"status": "success", "data": {"alerts": stub.alerts}}
+                text = json.dumps(answer).encode() if body is None else body
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+
+            def log_message(self, format: str, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> StubPrometheus:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def stub_alert(name: str, definition: str, state: str, value: str, **labels) -> dict:
+    return {
+        "labels": {
+            "alertname": name,
+            "severity": "critical",
+            "metricdemo_definition": definition,
+            **labels,
+        },
+        "annotations": {},
+        "state": state,
+        "activeAt": "2026-03-01T12:00:00Z",
+        "value": value,
+    }
+
+
+@contextmanager
+def prometheus_url(settings, url: str):
+    settings.METRICDEMO = {**settings.METRICDEMO, "PROMETHEUS_URL": url}
+    yield
+
+
+@pytest.mark.django_db
+def test_alerts_from_prometheus_show_on_the_list_and_the_definitions_page(
+    admin_client, pending, define, settings
+):
+    rule = saved_rule(pending, threshold=1)
+    saved_rule(pending, name="Quiet", threshold=100)
+    other = define(name="jobs.queued", source="constant", value=3)
+    saved_rule(other, name="QueueLong", threshold=1)
+    found = [
+        stub_alert(
+            "OrdersWaiting",
+            "shop.orders.pending",
+            "firing",
+            "2e+00",
+            customer_country="DE",
+        ),
+        stub_alert(
+            "OrdersWaiting",
+            "shop.orders.pending",
+            "pending",
+            "1.5e+00",
+            customer_country="FR",
+        ),
+        stub_alert("QueueLong", "jobs.queued", "pending", "3e+00"),
+        # Not a generated rule's alert: left out.
+        {**stub_alert("Other", "x", "firing", "1"), "labels": {"alertname": "Other"}},
+    ]
+    with StubPrometheus(found) as stub, prometheus_url(settings, stub.url + "/"):
+        listed = admin_client.get(LIST_URL).content.decode()
+        assert stub.requests == ["/api/v1/alerts"]  # one request for the page
+        # A marker under each value: how many alerts are firing or pending.
+        assert cells(listed)["name"] == ["jobs.queued", "shop.orders.pending"]
+        assert cells(listed, prefix="metricdemo-")["alerts"] == [
+            "1 pending",
+            "1 firing, 1 pending",
+        ]
+        assert (
+            f'<a class="metricdemo-alerts metricdemo-firing" href="{stub.url}/alerts"'
+            in listed
+        )
+        page = admin_client.get(change_url(pending)).content.decode()
+        assert len(stub.requests) == 2
+    assert rule_cells(page, "prometheus_state") == [
+        'firing for {customer_country="DE"} = 2 pending for {customer_country="FR"} '
+        "= 1.5 see in Prometheus",
+        "neither pending nor firing",
+    ]
+    box = cells(page, prefix="metricdemo-")
+    assert box["alert-name"] == ["OrdersWaiting", "OrdersWaiting"]
+    assert box["alert-state"] == ["firing", "pending"]
+    assert box["alert-series"] == ['{customer_country="DE"}', '{customer_country="FR"}']
+    assert box["alert-value"] == ["2", "1.5"]
+    assert f'href="{stub.url}/alerts"' in page
+    assert rule.name in page
+
+
+@pytest.mark.django_db
+def test_without_prometheus_url_nothing_is_asked(admin_client, pending, monkeypatch):
+    saved_rule(pending, threshold=1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Prometheus was asked without PROMETHEUS_URL")
+
+    monkeypatch.setattr(prometheus_api, "_fetch", refuse)
+    listed = admin_client.get(LIST_URL).content.decode()
+    assert "metricdemo-alerts" not in listed
+    page = admin_client.get(change_url(pending)).content.decode()
+    assert "prometheus_state" not in cells(page)
+    assert "Alerts in Prometheus" not in page
+
+
+@pytest.mark.django_db
+def test_a_prometheus_that_does_not_answer_is_a_note(
+    admin_client, pending, settings, caplog
+):
+    saved_rule(pending, threshold=1)
+    closed = f"http://127.0.0.1:{free_port()}"
+    caplog.set_level(logging.WARNING, logger="metricdemo")
+    prometheus_api._failing.clear()
+    with prometheus_url(settings, closed):
+        started = time.monotonic()
+        page = admin_client.get(change_url(pending)).content.decode()
+        listed = admin_client.get(LIST_URL).content.decode()
+        took = time.monotonic() - started
+    assert took < 5
+    assert (
+        "Prometheus did not answer" in cells(page, prefix="metricdemo-")["no-answer"][0]
+    )
+    assert rule_cells(page, "prometheus_state") == ["Prometheus did not answer"]
+    assert "Prometheus did not answer" in listed
+    assert "metricdemo-alerts" not in listed
+    assert cells(listed)["current_value"] == ["no series"]
+    warnings = [r for r in caplog.records if "did not answer" in r.getMessage()]
+    assert len(warnings) == 1, "logged once, not on every page"
+    assert closed in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        (b"<html>a proxy's page</html>", 200, "the answer is not JSON"),
+        (b'{"status": "error", "error": "x"}', 200, "not a successful API response"),
+        (b'{"status": "success", "data": {}}', 200, "no list of alerts"),
+        (b"unavailable", 503, "HTTP 503"),
+    ],
+)
+def test_an_answer_that_is_not_alerts_is_a_note(body, status, reason, settings):
+    with StubPrometheus([], body=body, status=status) as stub:
+        answer = prometheus_api.current_alerts(stub.url)
+    assert not answer.ok
+    assert reason in answer.error
+    assert answer.page_url == f"{stub.url}/alerts"
+
+
+def test_only_http_urls_are_asked(settings):
+    settings.METRICDEMO = {**settings.METRICDEMO, "PROMETHEUS_URL": "file:///etc/"}
+    answer = prometheus_api.current_alerts()
+    assert "must start with http" in answer.error
+
+
+@pytest.mark.django_db
+def test_alerts_of_data_the_user_may_not_see_are_hidden(
+    staff, define, callback, settings
+):
+    callback("test.queue", lambda: [(3.0, {"queue": "mail"})])
+    queue = define(name="jobs.queued", source="callback", callback="test.queue")
+    saved_rule(queue, name="QueueLong", threshold=1)
+    client = staff(*DEFINITION_EDITOR, *RULE_PERMISSIONS)  # not use_callbacks
+    found = [stub_alert("QueueLong", "jobs.queued", "firing", "3", queue="mail")]
+    with StubPrometheus(found) as stub, prometheus_url(settings, stub.url):
+        page = client.get(change_url(queue)).content.decode()
+        listed = client.get(LIST_URL).content.decode()
+    assert 'queue="mail"' not in page
+    assert "metricdemo-alert-firing" not in page
+    (state,) = rule_cells(page, "prometheus_state")
+    assert state.startswith("hidden:") and "use_callbacks" in state
+    assert "metricdemo-alerts" not in listed
+    assert cells(listed)["current_value"][0].startswith("hidden:")
+
+
+@pytest.mark.django_db
+def test_alerts_are_hidden_from_who_may_not_view_rules(staff, pending, settings):
+    saved_rule(pending, threshold=1)
+    client = staff(*DEFINITION_EDITOR)
+    found = [stub_alert("OrdersWaiting", "shop.orders.pending", "firing", "2")]
+    with StubPrometheus(found) as stub, prometheus_url(settings, stub.url):
+        listed = client.get(LIST_URL).content.decode()
+        page = client.get(change_url(pending)).content.decode()
+        assert stub.requests == []
+    assert "metricdemo-alerts" not in listed
+    assert "Alerts in Prometheus" not in page
+
+
+@pytest.mark.slow
+@pytest.mark.long
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(PROMETHEUS is None, reason=NOT_INSTALLED.format("prometheus"))
+def test_a_real_prometheus_shows_the_alert_firing_in_the_admin(
+    tmp_path, admin_client, define, orders, settings
+):
+    """Prometheus loads the generated rules, fires, and the admin shows it."""
+    waiting = define(
+        name="shop.orders.waiting",
+        source="row_count",
+        model="shop.Order",
+        group_by="status",
+    )
+    saved_rule(
+        waiting,
+        threshold=2,
+        label_filter={"status": "pending"},
+        for_duration=0,
+        severity="critical",
+    )
+    saved_rule(
+        waiting, name="ManyShipped", threshold=5, label_filter={"status": "shipped"}
+    )
+    rules = tmp_path / "rules.yml"
+    call_command("metrics", "rules", "-o", str(rules), "--check")
+    address = f"127.0.0.1:{free_port()}"
+    nobody = f"127.0.0.1:{free_port()}"  # no Alertmanager: the admin asks Prometheus
+    url = f"http://{address}"
+    with (
+        demo_server(tmp_path) as target,
+        prometheus(tmp_path, target, rules, nobody, address=address),
+    ):
+        wait_until(
+            lambda: (
+                (prometheus_api.current_alerts(url) or None)
+                and prometheus_api.current_alerts(url).of_rule(
+                    "shop.orders.waiting", "OrdersWaiting"
+                )
+                or None
+            ),
+            timeout=60,
+            what="Prometheus to fire OrdersWaiting",
+        )
+        with prometheus_url(settings, url):
+            listed = admin_client.get(LIST_URL).content.decode()
+            listed = cells(listed, prefix="metricdemo-")
+            page = admin_client.get(change_url(waiting)).content.decode()
+    assert listed["alerts"] == ["1 firing"]
+    (quiet, firing) = rule_cells(page, "prometheus_state")
+    assert quiet == "neither pending nor firing"  # ManyShipped, by name first
+    assert firing.startswith("firing for {")
+    assert 'status="pending"' in firing
+    assert firing.endswith("= 3 see in Prometheus")
+    box = cells(page, prefix="metricdemo-")
+    assert box["alert-name"] == ["OrdersWaiting"]
+    assert box["alert-state"] == ["firing"]
+    assert box["alert-value"] == ["3"]
+    assert f'href="{url}/alerts"' in page
+
+
+# --- In a browser -----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK),
+    reason=f"needs Debian's chromium at {CHROMIUM} (make test installs it)",
+)
+def test_the_lists_fit_a_laptop_window_with_rules_and_alerts(
+    live_server, django_user_model, define, settings
+):
+    django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    call_command("load_demo_metrics", verbosity=0)
+    long = define(
+        name="shop." + "orders_waiting_for_payment." * 4 + "x",
+        source="row_count",
+        model="shop.Order",
+        group_by="customer__country",
+    )
+    for index in range(3):
+        saved_rule(
+            long,
+            name=f"OrdersWaitingForPaymentInOneCountry{index}" * 2,
+            threshold=10**index,
+            label_filter={"customer_country": "DE" * 20},
+            aggregation="sum",
+            by_labels="customer_country",
+            severity="critical",
+        )
+    found = [
+        stub_alert(rule.name, long.name, state, "3", customer_country="DE")
+        for rule, state in zip(
+            AlertRule.objects.all(), ("firing", "pending", "firing"), strict=True
+        )
+    ]
+    with StubPrometheus(found) as stub, prometheus_url(settings, stub.url):
+        for path in (LIST_URL, RULES_URL):
+            with add_form(live_server.url, "admin", path) as page:
+                page.wait_for_selector("#result_list")
+                widths = page.evaluate(
+                    """() => {
+                        const root = document.documentElement;
+                        const results = document.querySelector('#changelist .results');
+                        return {
+                            page: root.scrollWidth,
+                            window: root.clientWidth,
+                            table: results.scrollWidth,
+                            container: results.clientWidth,
+                            alerts: [...document.querySelectorAll(
+                                '#result_list .metricdemo-alerts')].map(
+                                (marker) => marker.textContent.trim()),
+                        };
+                    }"""
+                )
+            assert widths["page"] <= widths["window"], (path, widths)
+            assert widths["table"] <= widths["container"], (path, widths)
+            if path == LIST_URL:
+                assert widths["alerts"] == ["2 firing, 1 pending"]
