@@ -940,17 +940,13 @@ def test_a_real_prometheus_shows_the_alert_firing_in_the_admin(
         demo_server(tmp_path) as target,
         prometheus(tmp_path, target, rules, nobody, address=address),
     ):
-        wait_until(
-            lambda: (
-                (prometheus_api.current_alerts(url) or None)
-                and prometheus_api.current_alerts(url).of_rule(
-                    "shop.orders.waiting", "OrdersWaiting"
-                )
-                or None
-            ),
-            timeout=60,
-            what="Prometheus to fire OrdersWaiting",
-        )
+
+        def firing() -> list | None:
+            answer = prometheus_api.current_alerts(url)
+            found = answer.of_rule("shop.orders.waiting", "OrdersWaiting")
+            return [alert for alert in found if alert.state == "firing"] or None
+
+        wait_until(firing, timeout=60, what="Prometheus to fire OrdersWaiting")
         with prometheus_url(settings, url):
             listed = admin_client.get(LIST_URL).content.decode()
             listed = cells(listed, prefix="metricdemo-")
@@ -1026,3 +1022,28 @@ def test_the_lists_fit_a_laptop_window_with_rules_and_alerts(
             assert widths["table"] <= widths["container"], (path, widths)
             if path == LIST_URL:
                 assert widths["alerts"] == ["2 firing, 1 pending"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    not os.access(CHROMIUM, os.X_OK),
+    reason=f"needs Debian's chromium at {CHROMIUM} (make test installs it)",
+)
+def test_a_rule_added_in_the_browser_is_previewed_then_saved(
+    live_server, django_user_model, pending, orders
+):
+    django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    path = change_url(pending)
+    with add_form(live_server.url, "admin", path) as page:
+        page.click(f"#{PREFIX}-group .add-row a")
+        page.fill(f"#id_{PREFIX}-0-name", "OrdersWaiting")
+        page.fill(f"#id_{PREFIX}-0-threshold", "1")
+        page.fill(f"#id_{PREFIX}-0-for_duration", "0")
+        page.click("input[name=_preview]")  # in place, by the script
+        page.wait_for_selector("#metricdemo-preview-result .metricdemo-rule")
+        verdict = page.inner_text(".metricdemo-rule-verdict")
+        page.click("input[name=_save]")
+        page.wait_for_selector("#result_list")
+    assert verdict == 'would fire now for: {customer_country="DE"} = 2'
+    rule = AlertRule.objects.get()
+    assert (rule.definition_id, rule.threshold, rule.for_duration) == (pending.pk, 1, 0)
