@@ -12,24 +12,30 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import transaction
+from django.forms.formsets import DELETION_FIELD_NAME
 from django.http import Http404, HttpRequest, HttpResponseNotAllowed, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from metricdemo import (
     aggregates,
+    alerting,
+    alerts,
     callbacks,
     display,
     distributions,
     naming,
     policy,
+    prometheus_api,
     routing,
     sources,
     validators,
@@ -37,10 +43,13 @@ from metricdemo import (
 from metricdemo.conf import app_settings
 from metricdemo.evaluation import evaluate_many, evaluate_posted
 from metricdemo.models import (
+    ALERT_RULE_FIELDS,
     EDITABLE_FIELDS,
     KIND_SHORT_CHOICES,
+    AlertRule,
     Kind,
     MetricDefinition,
+    Operator,
 )
 
 logger = logging.getLogger("metricdemo")
@@ -546,6 +555,393 @@ def preview_rows(series: list[display.Series]) -> list[PreviewRow]:
     ]
 
 
+# --- Alert rules ----------------------------------------------------------------
+
+LABEL_FILTER_INVALID = _(
+    "%(value)s is not valid JSON; write an object of labels and values such as "
+    '{"country": "DE"}, or leave it empty.'
+)
+RULE_NAME_TAKEN = _(
+    "The definition has a rule of this alert name already; give this rule another name."
+)
+
+
+class HttpsURLField(forms.URLField):
+    """A URL field that reads a URL typed without a scheme as https."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("assume_scheme", "https")
+        super().__init__(**kwargs)
+
+
+class AlertRuleForm(forms.ModelForm):
+    """An alert rule, checked by the model's clean() against its definition.
+
+    In the definition's inline the definition is the one posted beside the
+    rules (saved or not yet: see AlertRuleFormSet); on the rules' own page it
+    is the one chosen, which the user must be allowed to publish.
+    """
+
+    class Meta:
+        model = AlertRule
+        fields = ("definition", *ALERT_RULE_FIELDS)
+        field_classes = {
+            "threshold": FiniteFloatField,
+            "quantile": FiniteFloatField,
+            "runbook_url": HttpsURLField,
+        }
+        error_messages = {
+            "label_filter": {"invalid": LABEL_FILTER_INVALID},
+            NON_FIELD_ERRORS: {"unique_together": RULE_NAME_TAKEN},
+        }
+        widgets = {
+            "label_filter": forms.Textarea(attrs={"rows": 1, "cols": 40}),
+            "summary": forms.TextInput(attrs={"size": 60}),
+            "description": forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        }
+
+    #: The requesting user; AlertRuleAdmin.get_form() sets it.
+    acting_user = None
+
+    def clean_label_filter(self) -> object:
+        """Read an empty box as no filter."""
+        value = self.cleaned_data.get("label_filter")
+        return {} if value is None else value
+
+    def clean(self) -> dict[str, Any]:
+        """Refuse a definition whose data the user may not publish rules on."""
+        cleaned = super().clean()
+        definition = cleaned.get("definition")
+        if definition is not None and self.acting_user is not None:
+            refusals = definition.permission_refusals(self.acting_user)
+            if refusals:
+                self.add_error(
+                    "definition",
+                    ValidationError(
+                        _(
+                            "You may not add rules to %(name)s: %(reason)s Choose a "
+                            "definition you may change."
+                        ),
+                        code="permission",
+                        params={
+                            "name": definition.name,
+                            "reason": " ".join(refusals.values()),
+                        },
+                    ),
+                )
+        return cleaned
+
+
+class AlertRuleFormSet(forms.BaseInlineFormSet):
+    """The rules of the definition on the page, validated against it as posted."""
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        # The definition as this request posts it, even before it is saved, so
+        # that clean() checks labels and kind against what will be stored.
+        form.instance.definition = self.instance
+        return form
+
+    def get_unique_error_message(self, unique_check) -> str:
+        return gettext(
+            "Two rules here have the same alert name; each rule of a definition "
+            "needs its own. Rename one of them."
+        )
+
+
+def rule_promql(rule: AlertRule) -> str | None:
+    """Return the rule's PromQL expression, or None while it cannot be written."""
+    if getattr(rule, "definition", None) is None:
+        return None
+    try:
+        return alerts.expression(rule)
+    except (TypeError, ValueError, KeyError):
+        return None  # a rule still being corrected: its errors say why
+
+
+def condition_text(rule: AlertRule) -> str:
+    """Return the rule's condition briefly, such as 'sum by (status) > 50'."""
+    filters = rule.label_filter if isinstance(rule.label_filter, dict) else {}
+    selector = alerts.selector("", filters)
+    if rule.operator == Operator.ABSENT:
+        return " ".join(filter(None, ("absent", selector)))
+    parts = []
+    if rule.quantile is not None:
+        parts.append(f"p{display.format_number(rule.quantile * 100)}")
+    if rule.aggregation:
+        keep = alerting.by_labels(rule)
+        parts.append(
+            f"{rule.aggregation} by ({', '.join(keep)})" if keep else rule.aggregation
+        )
+    parts.append(selector)
+    threshold = "" if rule.threshold is None else display.format_number(rule.threshold)
+    parts.append(f"{rule.operator} {threshold}".strip())
+    return " ".join(filter(None, parts))
+
+
+def _not_written(rule: AlertRule) -> str:
+    definition = getattr(rule, "definition", None)
+    if not rule.enabled:
+        return gettext("not written: the rule is disabled")
+    if definition is not None and not definition.enabled:
+        return gettext("not written: the definition is disabled")
+    return ""
+
+
+def _series_text(labels: Iterable[tuple[str, str]], value: float | None) -> str:
+    inner = ", ".join(f"{key}={alerts.promql_string(text)}" for key, text in labels)
+    if value is None:
+        return f"{{{inner}}}"
+    return f"{{{inner}}} = {display.format_number(value)}"
+
+
+def alert_states_html(found: list[prometheus_api.Alert]) -> str:
+    """Return active alerts as lines: 'firing for {status="pending"} = 3'."""
+    return format_html_join(
+        mark_safe("<br>\n"),  # noqa: S308 - markup of ours
+        '<span class="metricdemo-alert-{}">{}</span>',
+        (
+            (
+                alert.state,
+                gettext("%(state)s for %(series)s")
+                % {
+                    "state": alert.state,
+                    "series": _series_text(alert.series_labels, alert.value),
+                },
+            )
+            for alert in found
+        ),
+    )
+
+
+def alerts_count_text(found: list[prometheus_api.Alert]) -> str:
+    """Return '1 firing', '2 pending' or '1 firing, 1 pending'; empty for none."""
+    counts = [
+        (state, sum(1 for alert in found if alert.state == state))
+        for state in prometheus_api.STATES
+    ]
+    return ", ".join(f"{count} {state}" for state, count in counts if count)
+
+
+class DefinitionPermissions:
+    """Rules are edited by those who may change definitions, with rule permissions.
+
+    Adding, changing and deleting a rule need the AlertRule permission and
+    the change permission on MetricDefinition; viewing needs a view (or
+    change) permission on both. A user who may view but not change sees the
+    rules read-only.
+    """
+
+    @staticmethod
+    def _has_definition_perm(request: HttpRequest, *actions: str) -> bool:
+        opts = MetricDefinition._meta
+        return any(
+            request.user.has_perm(
+                f"{opts.app_label}.{get_permission_codename(action, opts)}"
+            )
+            for action in actions
+        )
+
+    def may_change_definitions(self, request: HttpRequest) -> bool:
+        """Return whether the user may change definitions, and so their rules."""
+        return self._has_definition_perm(request, "change")
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return super().has_add_permission(
+            request, *args
+        ) and self.may_change_definitions(request)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_change_permission(
+            request, obj
+        ) and self.may_change_definitions(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_delete_permission(
+            request, obj
+        ) and self.may_change_definitions(request)
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_view_permission(request, obj) and self._has_definition_perm(
+            request, "view", "change"
+        )
+
+
+#: The fields every rule shows first; the rest are folded away.
+RULE_MAIN_FIELDS = (
+    ("name", "severity", "enabled"),
+    ("operator", "threshold", "for_duration"),
+    "label_filter",
+    "promql",
+)
+RULE_FIELDSETS = (
+    (None, {"fields": RULE_MAIN_FIELDS}),
+    (
+        _("Aggregation and quantile"),
+        {
+            "fields": ("aggregation", "by_labels", "quantile", "keep_firing_for"),
+            "classes": ("collapse",),
+            "description": _(
+                "Combine the series before comparing, or compare a histogram's "
+                "quantile; keep the alert firing a while after it clears."
+            ),
+        },
+    ),
+    (
+        _("Notification"),
+        {
+            "fields": ("summary", "description", "runbook_url"),
+            "classes": ("collapse",),
+        },
+    ),
+)
+
+
+class RuleDisplays:
+    """The read-only fields a rule shows, inline and on its own page."""
+
+    @admin.display(description=_("PromQL"))
+    def promql(self, rule: AlertRule) -> str:
+        """Return the expression the rule file gets, once the rule is saved."""
+        if rule.pk is None:
+            return gettext("shown once saved; Preview shows it before")
+        expression = rule_promql(rule)
+        if expression is None:
+            return "-"
+        note = _not_written(rule)
+        if note:
+            return format_html(
+                '<code class="metricdemo-promql">{}</code> <span class="help">({})'
+                "</span>",
+                expression,
+                note,
+            )
+        return format_html('<code class="metricdemo-promql">{}</code>', expression)
+
+    @admin.display(description=_("condition"))
+    def condition(self, rule: AlertRule) -> str:
+        """Return the rule's condition briefly."""
+        return condition_text(rule)
+
+
+class AlertRuleInline(DefinitionPermissions, RuleDisplays, admin.StackedInline):
+    """A definition's alert rules, on its page."""
+
+    model = AlertRule
+    form = AlertRuleForm
+    formset = AlertRuleFormSet
+    extra = 0
+    show_change_link = True
+    readonly_fields = ("promql", "prometheus_state")
+    fieldsets = RULE_FIELDSETS
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        """Add the alerts' state in Prometheus when PROMETHEUS_URL is set."""
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None and prometheus_api.base_url():
+            name, options = fieldsets[0]
+            fields = (*options["fields"], "prometheus_state")
+            fieldsets[0] = (name, {**options, "fields": fields})
+        return fieldsets
+
+    @admin.display(description=_("in Prometheus now"))
+    def prometheus_state(self, rule: AlertRule) -> str:
+        """Return whether Prometheus has the rule's alerts pending or firing."""
+        definition = getattr(rule, "definition", None)
+        state = getattr(definition, "_metricdemo_alerts", None)
+        if rule.pk is None or state is None:
+            return "-"
+        if state.hidden:
+            return state.hidden
+        if not state.answer.ok:
+            return gettext("Prometheus did not answer")
+        found = state.answer.of_rule(state.name, rule.name)
+        if not found:
+            return gettext("neither pending nor firing")
+        return format_html(
+            '{} <a href="{}">{}</a>',
+            alert_states_html(found),
+            state.answer.page_url,
+            gettext("see in Prometheus"),
+        )
+
+
+@dataclass(frozen=True)
+class AlertsNow:
+    """What Prometheus says of one definition's alerts, for its pages."""
+
+    answer: prometheus_api.Answer
+    #: The definition's name in the rule file (its stored name).
+    name: str
+    #: Why the user may not see them, if they may not.
+    hidden: str = ""
+
+    @property
+    def alerts(self) -> list[prometheus_api.Alert]:
+        """Return the definition's active alerts, firing first."""
+        return [] if self.hidden else self.answer.of_definition(self.name)
+
+    @property
+    def rows(self) -> list[tuple[prometheus_api.Alert, str, str]]:
+        """Return each alert with its series and its value, as text."""
+        return [
+            (
+                alert,
+                _series_text(alert.series_labels, None),
+                "" if alert.value is None else display.format_number(alert.value),
+            )
+            for alert in self.alerts
+        ]
+
+
+@dataclass(frozen=True)
+class RulePreview:
+    """What Preview says of one rule: its PromQL, and where it would fire now."""
+
+    name: str
+    promql: str
+    #: The series it would fire for now, as text: '{status="pending"} = 3'.
+    firing: tuple[str, ...] = ()
+    #: Why it was not judged: its errors, or the definition's failure.
+    problem: str = ""
+    note: str = ""
+    #: An absent rule that would fire: the definition exports no such series.
+    absent: bool = False
+
+
+def preview_rule(rule: AlertRule, evaluation: Any) -> RulePreview:
+    """Return Preview's verdict on `rule` against the definition's evaluation."""
+    name = rule.name or gettext("(unnamed rule)")
+    promql = rule_promql(rule) or "-"
+    note = _not_written(rule)
+    if evaluation is None or not evaluation.ok:
+        return RulePreview(name, promql, problem=gettext("the definition has no value"))
+    try:
+        found = alerts.firing_now(rule, evaluation.observations)
+    except (TypeError, ValueError, KeyError) as exc:
+        return RulePreview(name, promql, problem=str(exc))
+    if found and rule.for_duration and not note:
+        note = gettext("Prometheus fires once the condition has held for %(for)s.") % {
+            "for": alerts.duration(rule.for_duration)
+        }
+    if rule.operator == Operator.ABSENT and found:
+        return RulePreview(name, promql, note=note, absent=True)
+    firing = tuple(
+        _series_text(sorted(labels.items()), value) for labels, value in found
+    )
+    return RulePreview(name, promql, firing, note=note)
+
+
+def _form_problem(form: forms.BaseForm) -> str:
+    labels = {name: str(field.label) for name, field in form.fields.items()}
+    return "; ".join(
+        f"{labels.get(name, name)}: {' '.join(errors)}"
+        if name != NON_FIELD_ERRORS
+        else " ".join(errors)
+        for name, errors in form.errors.items()
+    )
+
+
 #: The History fieldset's fields, which only a saved definition has.
 HISTORY_FIELDS = ("created_at", "updated_at", "last_editor")
 
@@ -555,6 +951,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
     """List, filter, search, preview and edit definitions."""
 
     form = MetricDefinitionForm
+    inlines = (AlertRuleInline,)
     # Short labels and wrapping cells (admin.css) fit the list in a laptop's
     # window; the form keeps the long labels that explain each choice.
     list_display = (
@@ -642,7 +1039,16 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("current value"))
     def current_value(self, obj: MetricDefinition) -> str:
-        """Return what the definition exports now, as evaluated for this page."""
+        """Return what the definition exports now, as evaluated for this page.
+
+        With PROMETHEUS_URL, a marker follows: how many of its alerts
+        Prometheus has firing or pending, such as "1 firing".
+        """
+        value = self._value_text(obj)
+        marker = self._alerts_marker(obj)
+        return format_html("{}<br>{}", value, marker) if marker else value
+
+    def _value_text(self, obj: MetricDefinition) -> str:
         hidden = getattr(obj, "_metricdemo_hidden", None)
         if hidden:
             return hidden
@@ -653,6 +1059,19 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         if not result.ok:
             return format_html('<span class="errornote">{}</span>', text)
         return text
+
+    def _alerts_marker(self, obj: MetricDefinition) -> str:
+        state = getattr(obj, "_metricdemo_alerts", None)
+        text = alerts_count_text(state.alerts) if state and state.answer.ok else ""
+        if not text:
+            return ""  # none, hidden, or Prometheus did not answer (said above)
+        firing = any(alert.state == "firing" for alert in state.alerts)
+        return format_html(
+            '<a class="metricdemo-alerts{}" href="{}">{}</a>',
+            " metricdemo-firing" if firing else "",
+            state.answer.page_url,
+            text,
+        )
 
     # --- Views -----------------------------------------------------------------
 
@@ -698,13 +1117,45 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             fieldsets = [fs for fs in fieldsets if fs[1]["fields"] != HISTORY_FIELDS]
         return fieldsets
 
+    def _shows_alerts(self, request: HttpRequest, obj=None) -> bool:
+        # Alerts are the rules': those who may view rules may see them.
+        return bool(prometheus_api.base_url()) and AlertRuleInline(
+            self.model, self.admin_site
+        ).has_view_or_change_permission(request, obj)
+
     def changelist_view(self, request: HttpRequest, extra_context=None):
-        """Show the page, with each listed definition evaluated once for the values."""
+        """Show the page, with each listed definition evaluated once for the values.
+
+        With PROMETHEUS_URL, Prometheus is asked once for the alerts of all.
+        """
         response = super().changelist_view(request, extra_context)
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
         if changelist is not None:
-            self._evaluate_for_list(list(changelist.result_list), request.user)
+            definitions = list(changelist.result_list)
+            self._evaluate_for_list(definitions, request.user)
+            if definitions and self._shows_alerts(request):
+                self._alerts_for_list(request, definitions)
         return response
+
+    def _alerts_for_list(
+        self, request: HttpRequest, definitions: list[MetricDefinition]
+    ) -> None:
+        answer = prometheus_api.current_alerts()
+        if answer is None:
+            return
+        if not answer.ok:
+            self.message_user(
+                request,
+                _("Prometheus did not answer (%(reason)s); the alerts are not shown.")
+                % {"reason": answer.error},
+                messages.WARNING,
+            )
+        for definition in definitions:
+            definition._metricdemo_alerts = AlertsNow(
+                answer,
+                definition.name,
+                getattr(definition, "_metricdemo_hidden", None) or "",
+            )
 
     def _evaluate_for_list(self, definitions: list[MetricDefinition], user) -> None:
         definitions = _hide_refused(definitions, user)
@@ -734,7 +1185,26 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         context["exported_name_url"] = reverse(
             f"{self.admin_site.name}:{self.exported_name_url_name}"
         )
+        if obj is not None and not add and self._shows_alerts(request, obj):
+            context["alerts_now"] = self._alerts_of(request, obj)
         return super().render_change_form(request, context, add, change, **kwargs)
+
+    def _alerts_of(self, request: HttpRequest, obj: MetricDefinition) -> AlertsNow:
+        # The name in the rule file is the stored one, even on a page shown
+        # again with a changed name and errors.
+        stored = self.model.objects.filter(pk=obj.pk).values_list("name", flat=True)
+        refusals = obj.permission_refusals(request.user)
+        hidden = ""
+        if refusals:
+            hidden = gettext("hidden: %(reason)s") % {
+                "reason": " ".join(refusals.values())
+            }
+        state = AlertsNow(
+            prometheus_api.current_alerts(), stored.first() or obj.name, hidden
+        )
+        # The inline's rules read it from their definition, this same object.
+        obj._metricdemo_alerts = state
+        return state
 
     def exported_name_view(self, request: HttpRequest) -> JsonResponse:
         """Return, as JSON, the name Prometheus would see for ?name=&kind=&unit=.
@@ -780,6 +1250,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             request.POST, instance=obj
         )
         result = series = None
+        rules = []
         if form.is_valid():
             # is_valid() filled form.instance in memory; nothing is saved.
             definition = form.instance
@@ -787,6 +1258,12 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
                 definition, timeout=app_settings.ADMIN_EVALUATION_TIMEOUT
             )
             series = display.series(definition, result) if result.ok else []
+            rules = [
+                RulePreview(rule.name or gettext("(unnamed rule)"), "-", problem=why)
+                if why
+                else preview_rule(rule, result)
+                for rule, why in self._posted_rules(request, obj, definition)
+            ]
         fragment = request.headers.get("X-Requested-With") == "XMLHttpRequest"
         template = "preview_result.html" if fragment else "preview.html"
         context = {
@@ -797,6 +1274,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             "evaluation": result,
             "series": series,
             "rows": preview_rows(series or []),
+            "rules": rules,
             "milliseconds": result.seconds * 1000 if result else None,
         }
         return TemplateResponse(
@@ -804,6 +1282,47 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             f"admin/{self.opts.app_label}/{self.opts.model_name}/{template}",
             context,
         )
+
+    def _posted_rules(
+        self, request: HttpRequest, obj, definition: MetricDefinition
+    ) -> list[tuple[AlertRule, str]]:
+        """Return the rules to preview with their problems: as posted, else saved.
+
+        The rules of the form when the user may edit them and the form posted
+        them (each with its errors, if any); otherwise the saved ones.
+        """
+        inline = next(
+            (
+                inline
+                for inline in self.get_inline_instances(request, obj)
+                if isinstance(inline, AlertRuleInline)
+            ),
+            None,
+        )
+        if inline is None or not inline.has_view_or_change_permission(request, obj):
+            return []
+        formset_class = inline.get_formset(request, obj)
+        prefix = formset_class.get_default_prefix()
+        may_edit = inline.has_change_permission(
+            request, obj
+        ) or inline.has_add_permission(request, obj)
+        if may_edit and f"{prefix}-TOTAL_FORMS" in request.POST:
+            formset = formset_class(request.POST, instance=definition, prefix=prefix)
+            formset.is_valid()  # every form's errors, and names used twice
+            found = []
+            for form in formset.forms:
+                if form.instance._state.adding and not form.has_changed():
+                    continue  # an extra form left empty
+                if getattr(form, "cleaned_data", {}).get(DELETION_FIELD_NAME):
+                    continue
+                found.append((form.instance, _form_problem(form)))
+            return found
+        if obj is None:
+            return []
+        saved = list(AlertRule.objects.filter(definition=obj.pk))
+        for rule in saved:
+            rule.definition = definition
+        return [(rule, "") for rule in saved]
 
     # --- Actions ---------------------------------------------------------------
 
@@ -915,3 +1434,38 @@ def _hide_refused(definitions: list[MetricDefinition], user) -> list[MetricDefin
         else:
             visible.append(definition)
     return visible
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(DefinitionPermissions, RuleDisplays, admin.ModelAdmin):
+    """Every alert rule in one list; each is also edited on its definition's page."""
+
+    form = AlertRuleForm
+    list_display = ("name", "definition", "condition", "severity", "enabled", "promql")
+    list_filter = ("severity", "enabled", "operator")
+    search_fields = ("name", "definition__name", "summary", "description")
+    list_select_related = ("definition",)
+    readonly_fields = ("promql", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("definition", *RULE_MAIN_FIELDS)}),
+        *RULE_FIELDSETS[1:],
+        (
+            _("History"),
+            {"fields": ("created_at", "updated_at"), "classes": ("collapse",)},
+        ),
+    )
+
+    class Media:
+        css = {"all": ("metricdemo/admin.css",)}
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        """Leave out History on the add form, where it would be empty."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            fieldsets = [fs for fs in fieldsets if "created_at" not in fs[1]["fields"]]
+        return fieldsets
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        """Return the form class, refusing definitions the user may not publish."""
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), {"acting_user": request.user})

@@ -53,7 +53,9 @@ def by_labels(rule: Any) -> list[str]:
 def rule_problems(rule: Any) -> dict[str, str]:
     """Return {field: what is wrong and how to fix it} for `rule`, or {}."""
     problems: dict[str, str] = {}
-    definition = getattr(rule, "definition", None) if rule.definition_id else None
+    # The definition set on the rule, saved or not yet: the admin validates the
+    # rules of a definition being added together with them.
+    definition = getattr(rule, "definition", None)
     histogram = definition is not None and definition.kind == HISTOGRAM
     if rule.operator != ABSENT and rule.threshold is None:
         problems["threshold"] = _(

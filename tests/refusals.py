@@ -235,9 +235,21 @@ refusal_cases = pytest.mark.parametrize(
 )
 
 
+#: The management form of the alert rules' inline, with no rules in it: what
+#: the page posts when no rule is shown (those stored stay as they are).
+NO_RULES = {
+    "alert_rules-TOTAL_FORMS": "0",
+    "alert_rules-INITIAL_FORMS": "0",
+}
+
+
 def form_data(**fields: Any) -> dict[str, str]:
-    """Return a complete admin add/change form submission with these fields."""
+    """Return a complete admin add/change form submission with these fields.
+
+    The alert rules' inline posts no rules; add its forms to edit rules.
+    """
     data = {
+        **NO_RULES,
         "name": "",
         "description": "",
         "unit": "",

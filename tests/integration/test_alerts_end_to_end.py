@@ -117,7 +117,10 @@ def alertmanager(tmp_path: Path, webhook: str) -> Iterator[str]:
 
 
 @contextmanager
-def prometheus(tmp_path: Path, target: str, rules: Path, manager: str):
+def prometheus(
+    tmp_path: Path, target: str, rules: Path, manager: str, address: str = ""
+):
+    """Run Prometheus scraping `target` with `rules`, on `address` (or a free port)."""
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n"
@@ -132,7 +135,7 @@ def prometheus(tmp_path: Path, target: str, rules: Path, manager: str):
         "  - job_name: metricsite\n"
         f"    static_configs: [{{targets: ['{target}']}}]\n"
     )
-    address = f"127.0.0.1:{free_port()}"
+    address = address or f"127.0.0.1:{free_port()}"
     argv = [
         PROMETHEUS,
         f"--config.file={config}",
