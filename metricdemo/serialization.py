@@ -95,8 +95,12 @@ def to_data(definition: MetricDefinition) -> dict[str, Any]:
         for name in EDITABLE_FIELDS
         if name in own or not _is_default(name, getattr(definition, name))
     }
-    rules = sorted(definition.alert_rules.all(), key=lambda r: r.name)
-    if definition.pk is not None and rules:
+    rules = (
+        sorted(definition.alert_rules.all(), key=lambda r: r.name)
+        if definition.pk is not None
+        else []
+    )
+    if rules:
         data[RULES_KEY] = [rule_data(rule) for rule in rules]
     return data
 
