@@ -100,6 +100,19 @@ def value_kind(field: Any) -> str | None:
     return None
 
 
+def decimal_places(field: Any, aggregate: str) -> int | None:
+    """Return the places `aggregate` of `field` keeps, or None to keep it as is.
+
+    A sum, minimum or maximum of a DecimalField is a decimal of the field's
+    places, as the ORM returns it; the float the database gives (SQLite adds
+    floats: 12597.169999999998) is rounded to them. An average is no value of
+    the field and keeps every digit.
+    """
+    if aggregate in (SUM, MIN, MAX) and isinstance(field, DecimalField):
+        return field.decimal_places
+    return None
+
+
 def aggregated_field(model: type[Model], path: str) -> Any:
     """Return the field that `path` names from `model`, or None if it names none."""
     fields, rest = policy.lookup_fields(model, path)
