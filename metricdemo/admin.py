@@ -267,7 +267,7 @@ class MetricDefinitionForm(forms.ModelForm):
         # view, settings only with read_settings, callbacks with use_callbacks.
         user = self.acting_user
         for name, suggestions in (
-            ("model", lambda: policy.allowed_models(user)),
+            ("model", lambda: policy.suggested_models(user)),
             ("setting", lambda: policy.suggested_settings(user)),
             ("field", self._field_suggestions),
         ):
@@ -408,7 +408,7 @@ def field_suggestions(user: Any = None) -> dict[str, dict[str, list[str]]]:
     lead to no model they may not view.
     """
     suggestions = {}
-    for label in policy.allowed_models(user):
+    for label in policy.suggested_models(user):
         model = routing.resolve_model(label)
         suggestions[label] = {
             aggregate: _fitting_fields(user, model, aggregate)

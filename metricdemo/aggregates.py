@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import (
+    AutoField,
     DateField,
     DateTimeField,
     DecimalField,
@@ -100,6 +101,19 @@ def value_kind(field: Any) -> str | None:
     return None
 
 
+def decimal_places(field: Any, aggregate: str) -> int | None:
+    """Return the places `aggregate` of `field` keeps, or None to keep it as is.
+
+    A sum, minimum or maximum of a DecimalField is a decimal of the field's
+    places, as the ORM returns it; the float the database gives (SQLite adds
+    floats: 12597.169999999998) is rounded to them. An average is no value of
+    the field and keeps every digit.
+    """
+    if aggregate in (SUM, MIN, MAX) and isinstance(field, DecimalField):
+        return field.decimal_places
+    return None
+
+
 def aggregated_field(model: type[Model], path: str) -> Any:
     """Return the field that `path` names from `model`, or None if it names none."""
     fields, rest = policy.lookup_fields(model, path)
@@ -113,9 +127,11 @@ def fitting_fields(
 ) -> list[str]:
     """Return the names of `model`'s own fields that `aggregate` may read.
 
-    Sensitive fields are left out, and identity fields for the aggregates that
-    publish a value; count_distinct also takes relations (distinct customers).
-    `kinds` narrows the fields to those whose values are of these kinds.
+    Sensitive fields are left out, and for the aggregates that publish a
+    value identity fields and primary keys (a sum of ids means nothing; typed
+    in, they are still allowed); count_distinct also takes relations
+    (distinct customers). `kinds` narrows the fields to those whose values
+    are of these kinds.
     """
     names = []
     for field in model._meta.get_fields():
@@ -126,10 +142,15 @@ def fitting_fields(
         if aggregate in KINDS_FOR:
             if value_kind(field) not in (kinds or KINDS_FOR[aggregate]):
                 continue
-            if policy.identity_reason(field):
+            if policy.identity_reason(field) or _key(field):
                 continue
         names.append(field.name)
     return sorted(names)
+
+
+def _key(field: Any) -> bool:
+    # AutoField's isinstance() also holds for BigAutoField and SmallAutoField.
+    return bool(getattr(field, "primary_key", False)) or isinstance(field, AutoField)
 
 
 def field_problem(model: type[Model], aggregate: str, path: str) -> str | None:

@@ -1,6 +1,8 @@
 """Settings of the metricsite demo, read from the environment with dev defaults."""
 
 import os
+import re
+import warnings
 from pathlib import Path
 
 import dj_database_url
@@ -43,6 +45,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ under any server (runserver does only with DEBUG on).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -114,7 +118,17 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Where `collectstatic` gathers the files; WhiteNoise serves them from here too.
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# WhiteNoise also serves the apps' own static directories (the admin's,
+# metricdemo's form script), so the demo needs no collectstatic step, with
+# DEBUG on or off.
+WHITENOISE_USE_FINDERS = True
+# With DEBUG off, WhiteNoise warns in every process that STATIC_ROOT does not
+# exist until collectstatic has run; the finders serve the files without it.
+warnings.filterwarnings(
+    "ignore", message=re.escape(f"No directory at: {STATIC_ROOT}"), category=UserWarning
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 METRICDEMO = {

@@ -28,6 +28,7 @@ from metricdemo.policy.permissions import (
     path_permission_refusal,
     row_count_permission_refusals,
     source_permission_refusal,
+    suggested_models,
     suggested_settings,
 )
 from metricdemo.policy.rows import (
@@ -57,6 +58,7 @@ __all__ = [
     "sensitive_match",
     "setting_refusal",
     "source_permission_refusal",
+    "suggested_models",
     "suggested_settings",
     "unbounded_lookup_refusals",
 ]

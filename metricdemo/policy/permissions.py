@@ -111,6 +111,21 @@ def allowed_models(user: Any = None) -> list[str]:
     )
 
 
+def suggested_models(user: Any = None) -> list[str]:
+    """Return the labels of the models the admin suggests for row counts.
+
+    Those of allowed_models() without the app's own bookkeeping (the change
+    stamp, stored values, alert rules): no business metric counts them. They
+    may still be typed in; the definitions themselves stay suggested.
+    """
+    return [label for label in allowed_models(user) if not _bookkeeping(label)]
+
+
+def _bookkeeping(label: str) -> bool:
+    app_label, _dot, name = label.partition(".")
+    return app_label == "metricdemo" and name != "MetricDefinition"
+
+
 def suggested_settings(user: Any = None) -> list[str]:
     """Return the top-level settings a setting source may export, by name.
 

@@ -178,7 +178,7 @@ def _fill(
                     continue
                 value = 0
             labels = dict(zip(keys, group, strict=True))
-            observations.append((_converted(member.kind, value), labels))
+            observations.append((_converted(member, value), labels))
         if len(observations) > member.bound:
             found[member.index] = too_many_groups(member.definition, member.bound)
         elif shared and len(rows) >= computed.limit:
@@ -225,18 +225,22 @@ def _ungrouped(member: Member, value: Any) -> Observations:
         if member.aggregate in aggregates.SKIPS_EMPTY:
             return []  # avg, min and max of no rows: no series
         value = 0
-    return [(_converted(member.kind, value), {})]
+    return [(_converted(member, value), {})]
 
 
-def _converted(kind: str | None, value: Any) -> float:
+def _converted(member: Member, value: Any) -> float:
     number = float(value)
-    if kind == DATE:
+    if member.places is not None:
+        # Python's round() gives the float nearest the decimal, as
+        # float(Decimal) of the ORM's result does.
+        return round(number, member.places)
+    if member.kind == DATE:
         day = dt.date(1970, 1, 1) + dt.timedelta(days=round(number))
         midnight = dt.datetime.combine(day, dt.time())
         return timezone.make_aware(
             midnight, timezone.get_default_timezone()
         ).timestamp()
-    if kind == DATETIME and not settings.USE_TZ:
+    if member.kind == DATETIME and not settings.USE_TZ:
         # Without time zone support the database holds local wall-clock times.
         naive = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=number)
         return timezone.make_aware(naive, timezone.get_default_timezone()).timestamp()

@@ -206,12 +206,15 @@ def _member(index: int, definition: MetricDefinition) -> tuple[type[Model], Memb
     keys = validators.group_by_keys(definition.group_by)
     measure = measures.parse(path)
     kind = NUMBER
+    places = None
     if measure.is_duration:
         problem = sql.duration_problem(model, measure, routing.model_database(model))
         if problem:
             raise EvaluationError(problem)
     elif aggregate in (*aggregates.VALUE_AGGREGATES, aggregates.HISTOGRAM):
-        kind = aggregates.value_kind(aggregates.aggregated_field(model, path))
+        field = aggregates.aggregated_field(model, path)
+        kind = aggregates.value_kind(field)
+        places = aggregates.decimal_places(field, aggregate)
     return model, Member(
         index=index,
         definition=definition,
@@ -230,6 +233,7 @@ def _member(index: int, definition: MetricDefinition) -> tuple[type[Model], Memb
         measure=measure,
         model=model,
         bounds=bounds,
+        places=places,
     )
 
 

@@ -38,6 +38,9 @@ class Member:
     model: Any = None
     #: A histogram's bucket bounds; () for the other aggregates.
     bounds: tuple[float, ...] = ()
+    #: The decimal places a sum, minimum or maximum of a DecimalField is
+    #: rounded to; None for the other aggregates and fields.
+    places: int | None = None
 
     @property
     def width(self) -> int:

@@ -30,6 +30,16 @@ from metricdemo.telemetry.self_metrics import SelfMetrics
 logger = logging.getLogger("metricdemo")
 
 
+def help_text(definition: MetricDefinition) -> str:
+    """Return the HELP text a definition exports: its description, else its name.
+
+    An empty HELP line tells a reader of /metrics nothing; the definition's
+    name at least says which definition to look up in the admin.
+    """
+    description = definition.description or ""
+    return description if description.strip() else definition.name
+
+
 @dataclass(frozen=True)
 class ActiveDefinition:
     """An enabled definition as loaded, with the key of its instrument."""
@@ -250,7 +260,7 @@ class DefinitionInstruments:
         dynamic = []
         failed = {}
         for row in rows:
-            key: InstrumentKey = (row.name, row.kind, row.unit, row.description)
+            key: InstrumentKey = (row.name, row.kind, row.unit, help_text(row))
             item = ActiveDefinition(key, row)
             active[key] = item
             source = sources.SOURCES.get(row.source)

@@ -213,6 +213,31 @@ def test_model_and_setting_inputs_suggest_only_allowed_values(admin_client):
     assert '"SECRET_KEY"' not in page
 
 
+INTERNAL_MODELS = (
+    "metricdemo.ChangeStamp",
+    "metricdemo.ScheduledValue",
+    "metricdemo.AlertRule",
+)
+
+
+def test_model_suggestions_leave_out_the_apps_own_bookkeeping(admin_client):
+    """The change stamp, stored values and alert rules are no business metric."""
+    form = admin_client.get(ADD_URL).context["adminform"].form
+    models = list(form.fields["model"].widget.suggestions())
+    fields = json.loads(form.fields["field"].widget.attrs["data-field-suggestions"])
+    # The demo counts the definitions themselves.
+    assert "metricdemo.MetricDefinition" in models
+    assert "metricdemo.MetricDefinition" in fields
+    for label in INTERNAL_MODELS:
+        assert label not in models and label not in fields, label
+
+
+@pytest.mark.parametrize("label", INTERNAL_MODELS)
+def test_an_internal_table_typed_in_is_still_counted(label):
+    """Left out of the suggestions only: a typed label is saved as before."""
+    MetricDefinition(name="x", source="row_count", model=label).full_clean()
+
+
 def test_an_empty_json_box_means_an_empty_object(admin_client):
     response = admin_client.post(
         ADD_URL, form_data(name="x", value="1", attributes="", filters="")

@@ -40,7 +40,7 @@ def refused(**fields) -> dict[str, list[str]]:
             [
                 "sum needs a numeric field",
                 "shop.Order.status is a CharField",
-                "Fields of shop.Order that fit: handling, id, quantity, total.",
+                "Fields of shop.Order that fit: handling, quantity, total.",
             ],
         ),
         (
@@ -287,13 +287,35 @@ def test_admin__suggests_the_fields_that_fit_each_aggregate(admin_client):
     form = admin_client.get(ADD_URL).context["adminform"].form
     widget = form.fields["field"].widget
     suggestions = json.loads(widget.attrs["data-field-suggestions"])
-    assert suggestions["shop.Order"]["sum"] == ["handling", "id", "quantity", "total"]
+    assert suggestions["shop.Order"]["sum"] == ["handling", "quantity", "total"]
     assert "created" in suggestions["shop.Order"]["min"]
     assert "status" in suggestions["shop.Order"]["count_distinct"]
     assert "password" not in suggestions["auth.User"]["count_distinct"]
     assert "email" not in suggestions["auth.User"]["max"]
     assert form.fields["aggregate"].widget.attrs["data-default"] == "count"
     assert "now-1h" in str(form.fields["filters"].help_text)
+
+
+def test_admin__suggests_no_primary_key_for_a_value(admin_client):
+    """A sum or maximum of ids means nothing; counting distinct ids still fits."""
+    form = admin_client.get(ADD_URL).context["adminform"].form
+    widget = form.fields["field"].widget
+    suggestions = json.loads(widget.attrs["data-field-suggestions"])
+    for label in ("shop.Order", "auth.User", "metricdemo.MetricDefinition"):
+        for aggregate in ("sum", "avg", "min", "max", "histogram"):
+            assert "id" not in suggestions[label][aggregate], (label, aggregate)
+    assert "id" in suggestions["shop.Order"]["count_distinct"]
+
+
+@pytest.mark.parametrize("aggregate", ["sum", "avg", "min", "max"])
+def test_full_clean__a_primary_key_typed_in_is_still_allowed(db, aggregate):
+    MetricDefinition(
+        name="x",
+        source="row_count",
+        model="shop.Order",
+        aggregate=aggregate,
+        field="id",
+    ).full_clean()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -7,6 +7,8 @@ import sys
 import threading
 from html.parser import HTMLParser
 
+import pytest
+
 from tests.processes import ROOT, free_port, run_django, wait_until
 from tests.scraping import parse, value
 from tests.servers import (
@@ -131,3 +133,20 @@ def test_asgi__persistent_connections_are_off_under_asgi_only(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     assert conn_max_age_under("metricsite.asgi", db_url) == 0
     assert conn_max_age_under("metricsite.wsgi", db_url) == 60
+
+
+@pytest.mark.parametrize("debug", ["1", "0"])
+def test_asgi__serves_the_admin_and_form_static_files(tmp_path, debug):
+    """The admin's stylesheet and the form's script, with no collectstatic."""
+    db_url = demo_database(tmp_path)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    args = uvicorn_args("metricsite.asgi:application", port)
+    with running(args, server_env(db_url, DEBUG=debug), f"{base}/admin/login/"):
+        for path in (
+            "/static/admin/css/base.css",
+            "/static/metricdemo/definition_form.js",
+        ):
+            status, body = get(f"{base}{path}")
+            assert status == 200, (path, body[:200])
+            assert body.strip(), path

@@ -929,7 +929,7 @@ REFUSED = [
             "histogram needs a numeric or duration field",
             "the time between two dates",
             "shop.Order.status is a CharField",
-            "Fields of shop.Order that fit: handling, id, quantity, total.",
+            "Fields of shop.Order that fit: handling, quantity, total.",
         ],
     ),
     (

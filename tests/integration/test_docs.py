@@ -395,6 +395,65 @@ def test_docs__install_steps_are_the_readmes():
     assert steps(ROOT / "docs" / "getting-started.md") == readme
 
 
+def headings(page: Path) -> list[str]:
+    """Return the titles of a page's headings, outside code blocks."""
+    titles, fenced = [], False
+    for line in page.read_text().splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and (match := re.match(r"#{1,6} (.+)", line)):
+            titles.append(match.group(1).strip())
+    return titles
+
+
+def test_docs__the_admin_page_quotes_the_change_lists_short_labels():
+    """The short labels docs/admin.md names are those the change list shows."""
+    from metricdemo.models import KIND_SHORT_CHOICES
+    from metricdemo.sources import SHORT_CHOICES
+
+    text = (ROOT / "docs" / "admin.md").read_text()
+    quoted = re.search(r"show short labels\s+\(([^;)]*)", text)
+    assert quoted, "docs/admin.md no longer quotes the short labels"
+    shown = re.findall(r"`([^`]+)`", quoted.group(1))
+    labels = {str(label) for _, label in [*KIND_SHORT_CHOICES, *SHORT_CHOICES]}
+    assert shown and set(shown) <= labels, (shown, sorted(labels))
+
+
+def test_docs__pyproject_points_to_sections_that_exist():
+    """A comment's `see "Section" in PAGE` names a heading of that page."""
+    # Comments read as one line, across their line breaks.
+    text = re.sub(r"\n\s*#\s*", " ", (ROOT / "pyproject.toml").read_text())
+    pointers = re.findall(r'see "([^"]+)" in (the README|[\w./-]+\.md)', text)
+    assert pointers
+    for section, page in pointers:
+        path = ROOT / ("README.md" if page == "the README" else page)
+        assert path.exists(), page
+        assert section in headings(path), (section, page)
+
+
+def test_docs__the_readmes_topics_of_sources_are_sections_of_the_page():
+    """Each topic the README lists for docs/sources.md is a heading there."""
+    readme = (ROOT / "README.md").read_text()
+    item = re.search(r"- \[Sources\]\(docs/sources\.md\): (.*?)\.\n", readme, re.S)
+    assert item
+    # Parentheses hold the subsections of a topic.
+    topics = re.sub(r"\s*\([^)]*\)", "", " ".join(item.group(1).split()))
+    page = {title.lower() for title in headings(ROOT / "docs" / "sources.md")}
+    missing = [t for t in topics.split(", ") if t.lower() not in page]
+    assert missing == [], sorted(page)
+
+
+def test_docs__readme_shows_the_address_variables_of_make_run():
+    """`make run PORT=...`, with only the variables the Makefile reads."""
+    makefile = (ROOT / "Makefile").read_text()
+    variables = set(re.findall(r"^(HOST|PORT) \?=", makefile, re.M))
+    assert variables == {"HOST", "PORT"}
+    readme = (ROOT / "README.md").read_text()
+    shown = re.findall(r"`make (?:run|serve) ([^`]*)`", readme)
+    assert any(word.startswith("PORT=") for line in shown for word in line.split())
+    assert {word.split("=")[0] for line in shown for word in line.split()} == variables
+
+
 def test_docs__mkdocs_builds_strict(tmp_path):
     """A broken link, a missing page or a missing anchor fails the build."""
     result = subprocess.run(

@@ -58,24 +58,11 @@ PROMETHEUS_3_ACCEPT = (
 NOTE = 'a "quoted" \\ back\nslash ü €'
 # Known lints of the demo and scenario, by family name as the default strategy
 # writes it: (name, suffix of the sample promtool names, complaint).
-NO_HELP = "no help text"
 COUNTER_IN_NAME = "metric name should not include type 'counter'"
 KNOWN_LINTS = [
     # The seed example's names (see test_prometheus.py).
     ("metricdemo_demo_counter", "_total", COUNTER_IN_NAME),
     ("metricdemo_demo_observable_counter", "_total", COUNTER_IN_NAME),
-    # The scenario's definitions without a description have an empty HELP,
-    # as the OpenTelemetry exporter wrote them (tests/golden/default.txt).
-    ("golden_big", "", NO_HELP),
-    ("golden_dash_slash", "", NO_HELP),
-    ("golden_disk_used_percent", "", NO_HELP),
-    ("golden_jobs_runtime_seconds", "_total", NO_HELP),
-    ("golden_orders_open", "", NO_HELP),
-    ("golden_queue_bytes", "", NO_HELP),
-    ("golden_rate_per_min", "", NO_HELP),
-    ("golden_ratio", "", NO_HELP),
-    ("golden_small", "", NO_HELP),
-    ("golden_speed_meters_per_second", "", NO_HELP),
     # The scenario's code histogram is in milliseconds on purpose.
     (
         "golden_code_latency_milliseconds",

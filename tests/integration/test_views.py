@@ -11,6 +11,8 @@ from tests.scraping import demo_definitions, scrape, series, value
 
 pytestmark = pytest.mark.django_db
 
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
 
 # Row counts run on worker threads with their own connections: commit the rows.
 @pytest.mark.django_db(transaction=True)
@@ -98,6 +100,35 @@ def test_constant__gauge_with_unit_help_and_attributes(client, define):
         value(families, "shop_queue_capacity", region="eu", tier="2", beta="true")
         == 250.0
     )
+
+
+# The histogram counts rows on a worker thread: commit them.
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("openmetrics", [False, True])
+def test_a_definition_without_description_has_its_name_as_help(
+    client, define, openmetrics
+):
+    """No empty HELP line: a definition's name says what it is."""
+    define(name="shop.queue.length", kind="gauge", source="constant", value=3)
+    define(name="shop.jobs", kind="counter", source="constant", value=2)
+    define(
+        name="shop.order.size",
+        kind="histogram",
+        source="row_count",
+        model="shop.Order",
+        field="quantity",
+        buckets=[1, 5],
+    )
+    if openmetrics:
+        response = client.get("/metrics", HTTP_ACCEPT=OPENMETRICS)
+        assert response.status_code == 200
+        text = response.content.decode()
+        families = {f.name: f for f in parse_openmetrics(text)}
+    else:
+        families = scrape(client)
+    assert families["shop_queue_length"].documentation == "shop.queue.length"
+    assert families["shop_jobs"].documentation == "shop.jobs"
+    assert families["shop_order_size"].documentation == "shop.order.size"
 
 
 @pytest.mark.parametrize(

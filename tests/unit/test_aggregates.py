@@ -5,6 +5,7 @@ independently, with plain ORM calls.
 """
 
 import datetime as dt
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -194,6 +195,50 @@ def test_compute_rows__grouped_aggregates_match_the_orm(
     ]
     found = compute_rows([*together, definition])
     assert as_dict(found[-1], keys) == want
+
+
+#: Totals whose sums, added as floats, are off in the last digits (0.1 + 0.2).
+DECIMAL_TOTALS = ["0.10", "0.20", "1234.56", "0.07", "99.99", "10.01", "0.33"]
+
+
+@pytest.fixture
+def decimal_orders(db):
+    customer = Customer.objects.create(name="decimal", country="DE")
+    for i, total in enumerate(DECIMAL_TOTALS):
+        Order.objects.create(
+            customer=customer,
+            status=("pending", "paid")[i % 2],
+            total=Decimal(total),
+            created=NOW,
+        )
+
+
+@pytest.mark.parametrize("aggregate", ["sum", "min", "max"])
+def test_compute_rows__decimal_results_keep_the_fields_decimal_places(
+    decimal_orders, aggregate
+):
+    """A sum of 0.10 and 0.20 is 0.3 on every database, as the ORM's Decimal is."""
+    function = FUNCTIONS[aggregate]
+    whole = Order.objects.aggregate(v=function("total"))["v"]
+    by_status = Order.objects.order_by().values("status").annotate(v=function("total"))
+    assert isinstance(whole, Decimal)
+    found = compute_rows(
+        [
+            row_based(aggregate=aggregate, field="total"),
+            row_based(aggregate=aggregate, field="total", group_by="status"),
+            # An average shares the pass and is left as the database computes it.
+            row_based(aggregate="avg", field="total"),
+        ]
+    )
+    assert found[0] == [(float(whole), {})]
+    assert sorted(found[1], key=lambda o: o[1]["status"]) == [
+        (float(row["v"]), {"status": row["status"]})
+        for row in sorted(by_status, key=lambda row: row["status"])
+    ]
+    (average,) = found[2]
+    assert average[0] == pytest.approx(
+        float(Order.objects.aggregate(v=Avg("total"))["v"])
+    )
 
 
 def test_compute_rows__several_paths_are_labelled_by_their_last_part(shop):
