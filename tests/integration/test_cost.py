@@ -66,7 +66,7 @@ def no_sqlite_statistics():
     if connection.vendor == "sqlite":
         with connection.cursor() as cursor:
             cursor.execute("DELETE FROM sqlite_stat1")
-            cursor.execute("ANALYZE sqlite_schema")  # reload: no statistics
+            cursor.execute("ANALYZE sqlite_master")  # reload: no statistics
 
 
 def test_estimate__an_indexed_filter_is_served_by_its_index(many_orders):
