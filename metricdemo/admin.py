@@ -31,6 +31,7 @@ from metricdemo import (
     alerting,
     alerts,
     callbacks,
+    cost,
     display,
     distributions,
     naming,
@@ -1249,7 +1250,7 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
         form = self.get_form(request, obj, change=obj is not None)(
             request.POST, instance=obj
         )
-        result = series = None
+        result = series = estimated = None
         rules = []
         if form.is_valid():
             # is_valid() filled form.instance in memory; nothing is saved.
@@ -1264,6 +1265,9 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
                 else preview_rule(rule, result)
                 for rule, why in self._posted_rules(request, obj, definition)
             ]
+            estimated = cost.estimate(
+                definition, timeout=app_settings.ADMIN_EVALUATION_TIMEOUT
+            )
         fragment = request.headers.get("X-Requested-With") == "XMLHttpRequest"
         template = "preview_result.html" if fragment else "preview.html"
         context = {
@@ -1276,6 +1280,8 @@ class MetricDefinitionAdmin(admin.ModelAdmin):
             "rows": preview_rows(series or []),
             "rules": rules,
             "milliseconds": result.seconds * 1000 if result else None,
+            "estimate": estimated,
+            "schedule_hint": cost.schedule_hint(form.instance, result, estimated),
         }
         return TemplateResponse(
             request,

@@ -50,6 +50,47 @@ def statement_timeout(
     yield
 
 
+@contextmanager
+def scoped_statement_timeout(
+    connection: BaseDatabaseWrapper, seconds: float
+) -> Iterator[None]:
+    """Bound this block's queries as statement_timeout() does, then undo it.
+
+    For a connection that other code goes on using, such as a request's: the
+    session gets back the timeout it had, and a failed query inside the block
+    leaves a surrounding transaction usable.
+    """
+    connection.ensure_connection()
+    vendor = connection.vendor
+    if vendor == "sqlite":
+        # The progress handler is removed at the end of the block already.
+        with statement_timeout(connection, seconds):
+            yield
+        return
+    if vendor == "postgresql":
+        read = "SELECT current_setting('statement_timeout')"
+        write = "SELECT set_config('statement_timeout', %s, false)"
+        value: object = str(int(seconds * 1000))
+    elif connection.mysql_is_mariadb:
+        read = "SELECT @@SESSION.max_statement_time"
+        write = "SET SESSION max_statement_time = %s"
+        value = round(seconds, 3)
+    else:
+        read = "SELECT @@SESSION.max_execution_time"
+        write = "SET SESSION max_execution_time = %s"
+        value = int(seconds * 1000)
+    with connection.cursor() as cursor:
+        cursor.execute(read)
+        before = cursor.fetchone()[0]
+        cursor.execute(write, [value])
+    try:
+        with savepoint_if_in_transaction(connection.alias):
+            yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(write, [before])
+
+
 def savepoint_if_in_transaction(using: str) -> AbstractContextManager:
     """Return a savepoint inside a transaction, and a no-op context outside one."""
     # On PostgreSQL a failed query aborts the surrounding transaction; a

@@ -3,15 +3,18 @@
 import json
 
 import pytest
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test import override_settings
 from django.urls import reverse
 
 from metricdemo import admin as metricdemo_admin
 from metricdemo import policy
 from metricdemo.display import Series
 from metricdemo.models import ChangeStamp, MetricDefinition
-from tests.admin_pages import ADD_URL, LIST_URL, PREVIEW_URL, act, change_url
+from tests.admin_pages import ADD_URL, LIST_URL, PREVIEW_URL, act, cells, change_url
 from tests.processes import run_django
 from tests.refusals import EXISTING, form_data, refusal_cases
 from tests.scraping import parse, scrape, value
@@ -369,6 +372,57 @@ def test_preview_of_an_invalid_form_evaluates_nothing(admin_client):
     assert response.context["evaluation"] is None
     assert "password__startswith" in response.context["form"].errors["filters"][0]
     assert "password__startswith" in response.content.decode()
+
+
+def preview_rows_of_orders(client, filters: dict) -> tuple:
+    """Preview a count of shop orders with `filters`; return the estimate and text."""
+    response = client.post(
+        PREVIEW_URL,
+        form_data(
+            name="shop.orders", source="row_count", model="shop.Order", filters=filters
+        ),
+        HTTP_X_REQUESTED_WITH="XMLHttpRequest",
+    )
+    assert response.context["evaluation"].ok
+    return response.context["estimate"], cells(response.content.decode(), "metricdemo-")
+
+
+def test_preview_shows_the_rows_the_database_expects_to_read(admin_client):
+    """And whether an index serves the filters: a foreign key's does."""
+    estimate, shown = preview_rows_of_orders(admin_client, {"customer": 1})
+    assert shown["index"] == ["(index: customer)"]
+    if connection.vendor == "sqlite":
+        assert shown["cost"] == [
+            "The database gives no estimate of the rows it reads (index: customer). "
+            "SQLite estimates no row counts before ANALYZE has run."
+        ]
+    else:
+        rows = f"{estimate.rows:,} row{'' if estimate.rows == 1 else 's'}"
+        assert shown["cost"] == [
+            f"The database expects to read about {rows} (index: customer)."
+        ]
+    assert "schedule-hint" not in shown  # fast, and a small table
+
+
+def test_preview_says_when_no_index_serves_the_filters(admin_client):
+    _estimate, shown = preview_rows_of_orders(admin_client, {"status": "paid"})
+    assert shown["index"] == ["(no index serves the filters: it reads the whole table)"]
+
+
+def test_preview_suggests_a_refresh_interval_for_a_slow_definition(admin_client):
+    """A SLOW_EVALUATION of a microsecond makes the evaluation slow.
+
+    The real evaluation's time against the real threshold: no callback that
+    sleeps (seconds of test time) and no mocked estimate (that would test the
+    large-read branch only, which tests/unit/test_cost.py covers).
+    """
+    with override_settings(METRICDEMO={**settings.METRICDEMO, "SLOW_EVALUATION": 1e-6}):
+        _estimate, shown = preview_rows_of_orders(admin_client, {"status": "paid"})
+    assert shown["schedule-hint"] == [
+        "Its evaluation took longer than METRICDEMO['SLOW_EVALUATION'] (1e-06 s). "
+        "Set its refresh interval (for example 300 s) to compute it in the "
+        "background, where no scrape waits for it."
+    ]
 
 
 def test_preview_only_answers_post(admin_client):

@@ -153,6 +153,13 @@ def drive_the_admin(base_url: str, pictures: Path) -> dict:
         expect(rows.nth(0)).to_contain_text('shop_orders_by_status{status="paid"}')
         expect(rows.nth(0).locator(".metricdemo-value")).to_have_text("2")
         expect(rows.nth(1).locator(".metricdemo-value")).to_have_text("3")
+        # The result, down to its last line (the cost), comes into sight in
+        # the 1280x800 window: Preview sits below the save buttons, near the
+        # window's lower edge, and the result below it. Not ratio=1: the
+        # scroll stops on a whole pixel, the line's edge may fall between two.
+        cost = result.locator(".metricdemo-cost")
+        expect(cost).to_contain_text("no index serves the filters")
+        expect(cost).to_be_in_viewport(ratio=0.9)
         expect(page).to_have_url(re.compile(re.escape(ADD) + "$"))  # not saved
         page.locator("#content").screenshot(path=pictures / "add-form.png")
         result.screenshot(path=pictures / "preview.png")

@@ -15,13 +15,23 @@ import pytest
 from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 from django.core.cache.backends.locmem import LocMemCache
-from django.db import OperationalError, connection, connections, transaction
+from django.db import (
+    DatabaseError,
+    OperationalError,
+    connection,
+    connections,
+    transaction,
+)
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from metricdemo import sources
 from metricdemo.conf import app_settings
-from metricdemo.database import savepoint_if_in_transaction, statement_timeout
+from metricdemo.database import (
+    savepoint_if_in_transaction,
+    scoped_statement_timeout,
+    statement_timeout,
+)
 from metricdemo.evaluation import (
     Evaluation,
     Evaluator,
@@ -274,6 +284,29 @@ def test_statement_timeout__every_new_connection_gets_the_timeout(db):
 
     vendor, seen = on_a_thread(work)
     assert seen == [None if vendor == "sqlite" else 0.5] * 10
+
+
+def test_scoped_statement_timeout__gives_the_session_its_timeout_back(db):
+    """A request's connection goes on without the preview's timeout."""
+
+    def work():
+        with statement_timeout(connection, 0.7):
+            pass  # the session timeout an evaluation thread keeps
+        seen = [session_timeout(connection)]
+        with scoped_statement_timeout(connection, 0.3):
+            seen.append(session_timeout(connection))
+        seen.append(session_timeout(connection))
+        return connection.vendor, seen
+
+    vendor, seen = on_a_thread(work)
+    assert seen == ([None] * 3 if vendor == "sqlite" else [0.7, 0.3, 0.7])
+
+
+def test_scoped_statement_timeout__a_failed_query_leaves_the_transaction_usable(db):
+    with pytest.raises(DatabaseError):
+        with scoped_statement_timeout(connection, 1), connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM metricdemo_no_such_table")
+    assert MetricDefinition.objects.count() == 0  # the test's transaction goes on
 
 
 # Evaluator

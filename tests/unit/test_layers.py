@@ -50,7 +50,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluation.isolation",),
     ("evaluation.evaluator",),
     ("evaluation",),
-    ("display", "otlp", "scheduler", "prometheus_api"),
+    ("display", "otlp", "scheduler", "prometheus_api", "cost"),
     ("telemetry.reader",),
     ("telemetry.provider", "telemetry.self_metrics", "telemetry.flight"),
     ("telemetry.instruments",),

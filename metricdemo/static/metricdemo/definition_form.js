@@ -226,6 +226,10 @@
             } catch (error) {
                 result.textContent = translate('The preview failed: ') + error.message;
             }
+            // The result lands below the save buttons, often under the
+            // window's lower edge: bring it into sight, scrolling no more
+            // than needed.
+            result.scrollIntoView({block: 'nearest'});
         });
     }
 
