@@ -58,6 +58,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("telemetry.collector",),
     ("telemetry",),
     ("checks", "views"),
+    ("admin_history",),
     ("urls", "admin", "cli"),
     ("management", "apps"),
     ("migrations",),
