@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db import connections
 from django.db.models import QuerySet
-from django.db.models.signals import post_delete, post_save, pre_delete
+from django.db.models.signals import post_delete, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from metricdemo.models import (
@@ -158,6 +158,18 @@ def record_deleted_definition(
     DefinitionVersion.record([instance], Change.DELETED, user=user, using=using)
 
 
+@receiver(pre_save, sender=AlertRule, dispatch_uid="metricdemo.rule_moving")
+def note_rule_move(sender: Any, *, instance: AlertRule, using: str, **kwargs) -> None:
+    """Remember the definition a saved rule leaves, when it moves to another."""
+    instance._metricdemo_left = None
+    if kwargs.get("raw") or instance._state.adding:
+        return
+    stored = AlertRule.objects.using(using).filter(pk=instance.pk)
+    left = stored.values_list("definition_id", flat=True).first()
+    if left is not None and left != instance.definition_id:
+        instance._metricdemo_left = left
+
+
 @receiver(post_save, sender=AlertRule, dispatch_uid="metricdemo.version_rule_saved")
 @receiver(post_delete, sender=AlertRule, dispatch_uid="metricdemo.version_rule_deleted")
 def record_rule_change(
@@ -165,17 +177,22 @@ def record_rule_change(
 ) -> None:
     """Record a version of the rule's definition, or note it for the block's end.
 
-    Rules deleted with their definition record nothing more: its deletion is
+    A rule moved to another definition records a version of both. Rules
+    deleted with their definition record nothing more: its deletion is
     recorded, rules included.
     """
     if kwargs.get("raw") or _deletes_definitions(kwargs.get("origin")):
         return
+    pks = [instance.definition_id]
+    if getattr(instance, "_metricdemo_left", None) is not None:
+        pks.append(instance._metricdemo_left)
     block = _block.get()
     if block is not None:
-        block.note(using, instance.definition_id)
+        for pk in pks:
+            block.note(using, pk)
         return
     DefinitionVersion.record(
-        MetricDefinition.objects.using(using).filter(pk=instance.definition_id),
+        MetricDefinition.objects.using(using).filter(pk__in=pks),
         Change.CHANGED,
         using=using,
     )

@@ -212,6 +212,16 @@ def test_orm_save_rule_and_delete__versions_without_a_user(define, admin_user):
     assert versions[1].rules == []
 
 
+def test_rule_moved_to_another_definition__a_version_of_both(define):
+    one = define(name="one", source="constant", value=1)
+    two = define(name="two", source="constant", value=2)
+    rule = AlertRule.objects.create(definition=one, name="Moving")
+    rule.definition = two
+    rule.save()
+    assert versions_of(one.pk)[0].rules == []
+    assert [r["name"] for r in versions_of(two.pk)[0].rules] == ["Moving"]
+
+
 def test_duplicate_records_a_created_version_by_its_user(define, admin_user):
     original = define(name="shop.orders", source="constant", value=1)
     copy = original.duplicate(acting_user=admin_user)
