@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import PAGE_VAR
 from django.contrib.auth import get_permission_codename
@@ -325,11 +326,16 @@ class DefinitionHistory(VersionsPerRequest):
             args=[definition_id],
         )
 
-    def _definition_id(self, object_id: str) -> int:
+    def _deleted_id(self, object_id: str) -> int | None:
+        """Return the id of a deleted definition, or None if it is stored.
+
+        A stored one the admin's queryset leaves out is no deleted one.
+        """
         try:
-            return self.opts.pk.to_python(unquote(object_id))
+            pk = self.opts.pk.to_python(unquote(object_id))
         except ValidationError:
             raise Http404 from None
+        return None if self.model._default_manager.filter(pk=pk).exists() else pk
 
     def history_view(self, request: HttpRequest, object_id: str, extra_context=None):
         """Show the definition's versions, newest first, with what each changed.
@@ -338,10 +344,10 @@ class DefinitionHistory(VersionsPerRequest):
         definitions; Restore then needs the add permission.
         """
         obj = self.get_object(request, unquote(object_id))
-        definition_id = obj.pk if obj is not None else self._definition_id(object_id)
+        definition_id = obj.pk if obj is not None else self._deleted_id(object_id)
         versions = DefinitionVersion.objects.filter(definition_id=definition_id)
         if obj is None:
-            latest = versions.first()
+            latest = versions.first() if definition_id is not None else None
             if latest is None:
                 return self._get_obj_does_not_exist_redirect(
                     request, self.opts, object_id
@@ -440,11 +446,11 @@ class DefinitionHistory(VersionsPerRequest):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         obj = self.get_object(request, unquote(object_id))
-        definition_id = obj.pk if obj is not None else self._definition_id(object_id)
+        definition_id = obj.pk if obj is not None else self._deleted_id(object_id)
         version = DefinitionVersion.objects.filter(
             pk=version_id, definition_id=definition_id
         ).first()
-        if version is None:
+        if definition_id is None or version is None:
             raise Http404
         if obj is None:
             if not self.has_add_permission(request):
@@ -495,7 +501,9 @@ class DefinitionHistory(VersionsPerRequest):
     def response_delete(self, request: HttpRequest, obj_display: str, obj_id: Any):
         """Say where the deleted definition's history is kept."""
         response = super().response_delete(request, obj_display, obj_id)
-        if self.has_view_or_change_permission(request):
+        if IS_POPUP_VAR not in request.POST and self.has_view_or_change_permission(
+            request
+        ):
             self.message_user(
                 request,
                 format_html(
