@@ -41,6 +41,7 @@ from metricdemo import (
     sources,
     validators,
 )
+from metricdemo.admin_history import DefinitionHistory, VersionsPerRequest
 from metricdemo.conf import app_settings
 from metricdemo.evaluation import evaluate_many, evaluate_posted
 from metricdemo.models import (
@@ -948,7 +949,7 @@ HISTORY_FIELDS = ("created_at", "updated_at", "last_editor")
 
 
 @admin.register(MetricDefinition)
-class MetricDefinitionAdmin(admin.ModelAdmin):
+class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
     """List, filter, search, preview and edit definitions."""
 
     form = MetricDefinitionForm
@@ -1443,7 +1444,9 @@ def _hide_refused(definitions: list[MetricDefinition], user) -> list[MetricDefin
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(DefinitionPermissions, RuleDisplays, admin.ModelAdmin):
+class AlertRuleAdmin(
+    VersionsPerRequest, DefinitionPermissions, RuleDisplays, admin.ModelAdmin
+):
     """Every alert rule in one list; each is also edited on its definition's page."""
 
     form = AlertRuleForm

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
 import uuid
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from contextvars import ContextVar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, models, router, transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from metricdemo import aggregates, alerting, fields, naming, sources, validators
@@ -162,13 +165,21 @@ class ScheduledValue(models.Model):
 
 
 class MetricDefinitionQuerySet(models.QuerySet):
-    """Bump the change stamp for bulk writes, which send no signals."""
+    """For bulk writes, which send no signals: bump the stamp, record versions."""
 
     def update(self, **kwargs):
         with transaction.atomic(using=self.db):
+            # Taken first: the update may change which rows the filter selects.
+            pks = list(self.values_list("pk", flat=True))
             rows = super().update(**kwargs)
             if rows:
                 ChangeStamp.bump(self.db)
+                DefinitionVersion.record(
+                    self.model.objects.using(self.db).filter(pk__in=pks),
+                    Change.CHANGED,
+                    user=kwargs.get("last_editor"),
+                    using=self.db,
+                )
         return rows
 
     update.alters_data = True
@@ -178,13 +189,23 @@ class MetricDefinitionQuerySet(models.QuerySet):
             created = super().bulk_create(objs, *args, **kwargs)
             if created:
                 ChangeStamp.bump(self.db)
+                # Databases that return no ids from a bulk insert leave pk unset.
+                DefinitionVersion.record(created, Change.CREATED, using=self.db)
         return created
 
     def bulk_update(self, objs, fields, *args, **kwargs):
+        objs = list(objs)  # read twice: to update, then to record
         with transaction.atomic(using=self.db):
             rows = super().bulk_update(objs, fields, *args, **kwargs)
             if rows:
                 ChangeStamp.bump(self.db)
+                DefinitionVersion.record(
+                    self.model.objects.using(self.db).filter(
+                        pk__in=[obj.pk for obj in objs]
+                    ),
+                    Change.CHANGED,
+                    using=self.db,
+                )
         return rows
 
 
@@ -416,6 +437,9 @@ class MetricDefinition(models.Model):
     #: `metrics import --as-user` before validating; None (the ORM, a shell,
     #: a plain import) keeps only the settings-based rules. Never stored.
     acting_user = None
+    #: The number of the version a restore applies, set by the admin's Restore
+    #: before saving, so that the version the save records says so. Never stored.
+    restored_from = None
 
     class Meta:
         ordering = ["name"]
@@ -795,3 +819,180 @@ ALERT_RULE_FIELDS = (
     "runbook_url",
     "enabled",
 )
+
+
+class Change(models.TextChoices):
+    """What a definition's version records."""
+
+    CREATED = "created", _("created")
+    CHANGED = "changed", _("changed")
+    DELETED = "deleted", _("deleted")
+    RECORDED = "recorded", _("as found when history began")
+
+
+#: The key of a version's snapshot that holds the rules, as in an export file.
+SNAPSHOT_RULES_KEY = "alert_rules"
+
+
+class DefinitionVersion(models.Model):
+    """One state of a definition: its editable fields and alert rules, who and when.
+
+    Recorded on every save and delete of a definition or of one of its rules
+    (see signals.py) and by the bulk writes of MetricDefinitionQuerySet. The
+    definition is named by its id, not a foreign key, so that a deleted
+    definition keeps its history.
+    """
+
+    definition_id = models.BigIntegerField(
+        _("definition id"),
+        db_index=True,
+        help_text=_("The id of the definition, kept after it is deleted. Example: 42."),
+    )
+    change = models.CharField(
+        _("change"),
+        max_length=16,
+        choices=Change.choices,
+        help_text=_("What happened to the definition. Example: changed."),
+    )
+    snapshot = models.JSONField(
+        _("snapshot"),
+        encoder=validators.EscapingJSONEncoder,
+        help_text=_(
+            "The editable fields and the alert rules after the change, as JSON. "
+            'Example: {"name": "shop.orders", "value": 1, "alert_rules": []}.'
+        ),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_(
+            "Who made the change in the admin or with `metrics import --as-user`; "
+            "empty for the ORM. Example: alice."
+        ),
+    )
+    recorded_at = models.DateTimeField(
+        _("recorded at"),
+        default=timezone.now,
+        help_text=_("When the change was saved. Example: 2026-12-01 09:30."),
+    )
+    restored_from = models.BigIntegerField(
+        _("restored from"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The number of the version a restore applied; empty otherwise. Example: 17."
+        ),
+    )
+
+    class Meta:
+        ordering = ["-pk"]
+        verbose_name = _("definition version")
+        verbose_name_plural = _("definition versions")
+
+    def __str__(self) -> str:
+        return f"version {self.pk} of definition {self.definition_id}"
+
+    @property
+    def rules(self) -> list[dict]:
+        """Return the alert rules of the snapshot, each a dict of its fields."""
+        return list(self.snapshot.get(SNAPSHOT_RULES_KEY) or [])
+
+    @classmethod
+    def record(
+        cls,
+        definitions,
+        change: str,
+        *,
+        user=None,
+        using: str | None = None,
+        restored_from: int | None = None,
+    ) -> list[DefinitionVersion]:
+        """Save a version of each definition, its rules read from the database.
+
+        Nothing is recorded for a change that leaves a definition as its
+        latest version has it (a save that changed nothing), nor for a
+        definition without a pk (a bulk insert on a database that returns no
+        ids).
+        """
+        definitions = [d for d in definitions if d.pk is not None]
+        if not definitions:
+            return []
+        using = using or router.db_for_write(cls)
+        pks = [definition.pk for definition in definitions]
+        rules: dict[int, list[AlertRule]] = {}
+        for rule in AlertRule.objects.using(using).filter(definition_id__in=pks):
+            rules.setdefault(rule.definition_id, []).append(rule)
+        if not getattr(user, "pk", None):
+            user = None
+        versions = [
+            cls(
+                definition_id=definition.pk,
+                change=change,
+                snapshot=definition_snapshot(definition, rules.get(definition.pk, [])),
+                user=user,
+                restored_from=restored_from,
+            )
+            for definition in definitions
+        ]
+        if change == Change.CHANGED:
+            latest = cls.latest_snapshots(pks, using)
+            versions = [
+                v for v in versions if latest.get(v.definition_id) != v.snapshot
+            ]
+        return cls.objects.using(using).bulk_create(versions)
+
+    @classmethod
+    def latest_snapshots(cls, pks, using: str | None = None) -> dict[int, dict]:
+        """Return {definition id: snapshot} of the latest version of each."""
+        manager = cls.objects.using(using) if using else cls.objects
+        latest = (
+            manager.filter(definition_id__in=pks)
+            .values("definition_id")
+            .annotate(latest=models.Max("pk"))
+            .values("latest")
+        )
+        return dict(
+            manager.filter(pk__in=latest).values_list("definition_id", "snapshot")
+        )
+
+
+def definition_snapshot(definition: MetricDefinition, rules) -> dict:
+    """Return the definition's editable fields and `rules` as a version stores them.
+
+    The data goes through JSON as the database would store it, so that two
+    snapshots compare equal exactly when their stored versions do.
+    """
+    data = {field: _plain(getattr(definition, field)) for field in EDITABLE_FIELDS}
+    data[SNAPSHOT_RULES_KEY] = [
+        rule_snapshot(rule) for rule in sorted(rules, key=lambda rule: str(rule.name))
+    ]
+    return _as_stored(data)
+
+
+def rule_snapshot(rule: AlertRule) -> dict:
+    """Return an alert rule's fields as a version stores them."""
+    return _as_stored(
+        {field: _plain(getattr(rule, field)) for field in ALERT_RULE_FIELDS}
+    )
+
+
+def _as_stored(data: dict) -> dict:
+    # default=str: a value no JSON can hold (a Decimal set through the ORM)
+    # is kept as text rather than failing the save that records it.
+    text = json.dumps(data, cls=validators.EscapingJSONEncoder, default=str)
+    return json.loads(text)
+
+
+def _plain(value):
+    # JSON has no NaN or infinity, and PostgreSQL and MariaDB refuse them.
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

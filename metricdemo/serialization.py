@@ -21,6 +21,7 @@ from metricdemo.models import (
     MetricDefinition,
     exported_name_index,
 )
+from metricdemo.signals import one_version_each
 from metricdemo.sources import SOURCES
 
 #: The key of a definition's alert rules in an export file. A file without it
@@ -218,7 +219,8 @@ def import_definitions(
         for entry in entries
         if validators.unencodable_text(entry["name"]) is None
     ]
-    with transaction.atomic():
+    # One version per definition, its rules included, written with the import.
+    with transaction.atomic(), one_version_each(acting_user):
         if prune:
             for stale in MetricDefinition.objects.exclude(name__in=names):
                 stale.delete()
