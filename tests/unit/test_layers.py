@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "metricdemo"
 #: make); a package listed only by its name (cli, management, migrations)
 #: counts as one module.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("conf", "fields", "exposition.names"),
+    ("conf", "fields", "exposition.names", "formatting"),
     ("exposition.negotiation",),
     ("exposition.render",),
     ("exposition",),
