@@ -43,7 +43,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("alerts",),
     ("rulefiles",),
     ("outages",),
-    ("values.shared_cache", "values.scheduled"),
+    ("values.shared_cache", "values.scheduled", "values.history"),
     ("values",),
     ("evaluation.outcomes",),
     ("evaluation.budget", "evaluation.slow", "evaluation.work"),

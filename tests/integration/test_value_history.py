@@ -1,0 +1,375 @@
+"""The value history: one sample per definition and interval across processes.
+
+Bounded and pruned, written once by several processes, thinned for a
+sparkline, never failing or slowing a scrape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from django.db import DatabaseError
+
+from metricdemo.models import ValueSample
+from metricdemo.values import history
+from tests.processes import ROOT, django_env, wait_until
+from tests.scraping import scrape, value
+
+#: 2026-12-07 14:00:00 UTC, the start of a minute.
+BASE = 1_796_652_000
+MINUTE = dt.timedelta(minutes=1)
+BASE_TIME = dt.datetime.fromtimestamp(BASE, tz=dt.UTC)
+
+
+@pytest.fixture
+def recorder():
+    """A fresh recorder for this process; its pending write awaited afterwards."""
+    history._recorder.take()
+    made = history.get_recorder()
+    yield made
+    try:
+        made.wait_idle(30)
+    finally:
+        history._recorder.take()
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The history's clock, at BASE + 1 s until a test moves it (clock[0])."""
+    now = [BASE + 1.0]
+    monkeypatch.setattr(history, "clock", lambda: now[0])
+    return now
+
+
+@pytest.fixture
+def history_on(settings):
+    """Turn the history on: every 60 s; more METRICDEMO keys as given."""
+
+    def turn_on(**more) -> None:
+        settings.METRICDEMO = {**settings.METRICDEMO, "HISTORY_INTERVAL": 60, **more}
+
+    turn_on()
+    return turn_on
+
+
+def at_minute(clock: list[float], minute: int) -> None:
+    clock[0] = BASE + 60 * minute + 1
+
+
+def rows_of(definition) -> list[tuple[dt.datetime, float | None, int, str]]:
+    return list(
+        ValueSample.objects.filter(definition_id=definition.pk)
+        .order_by("time")
+        .values_list("time", "value", "series", "outcome")
+    )
+
+
+# Bounded and pruned.
+
+
+@pytest.mark.django_db(transaction=True)
+def test_value_history__keeps_history_points_per_definition(
+    define, client, recorder, clock, history_on
+):
+    history_on(HISTORY_POINTS=5)
+    count = define(name="h.orders", source="row_count", model="shop.Order")
+    pid = define(name="h.pid", source="callback", callback="test.pid")
+    for minute in range(12):
+        at_minute(clock, minute)
+        families = scrape(client)
+        recorder.wait_idle(30)
+        # A second scrape in the same interval queues nothing.
+        scrape(client)
+        recorder.wait_idle(30)
+    assert value(families, "h_pid") == os.getpid()
+    assert recorder.writes == 12
+
+    # 2 definitions x HISTORY_POINTS rows, the newest five minutes.
+    assert ValueSample.objects.count() == 2 * 5
+    times = [BASE_TIME + minute * MINUTE for minute in range(7, 12)]
+    assert rows_of(count) == [(t, 0.0, 1, "success") for t in times]
+    assert rows_of(pid) == [(t, float(os.getpid()), 1, "success") for t in times]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_value_history__an_error_is_a_sample_without_a_value(
+    define, client, recorder, clock, history_on, callback
+):
+    def broken() -> float:
+        raise RuntimeError("no value today")
+
+    callback("test.broken", broken)
+    failing = define(name="h.broken", source="callback", callback="test.broken")
+    scrape(client)
+    recorder.wait_idle(30)
+    assert rows_of(failing) == [(BASE_TIME, None, 0, "error")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_value_history__off_without_an_interval(define, client, recorder, settings):
+    settings.METRICDEMO = {**settings.METRICDEMO, "HISTORY_INTERVAL": None}
+    define(name="h.pid", source="callback", callback="test.pid")
+    scrape(client)
+    recorder.wait_idle(30)
+    assert recorder.writes == 0
+    assert not ValueSample.objects.exists()
+
+
+# Written once across processes.
+
+#: Run by each process: wait for the gate, then scrape once in each of
+#: ROUNDS intervals (a patched clock), all processes at the same moments.
+WRITER = """
+import json, os, sys, time
+from pathlib import Path
+from django.test import Client
+from metricdemo.values import history
+
+gate = Path(os.environ["GATE"])
+base, rounds = int(os.environ["BASE"]), int(os.environ["ROUNDS"])
+(gate / f"ready-{os.getpid()}").touch()
+while not (gate / "go").exists():
+    time.sleep(0.01)
+go = float((gate / "go").read_text())
+client = Client()
+for r in range(rounds):
+    history.clock = lambda r=r: base + 60 * r + 1
+    while time.time() < go + 0.5 * r:
+        time.sleep(0.001)
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.status_code
+    history.get_recorder().wait_idle(60)
+print(json.dumps({"pid": os.getpid(), "writes": history.get_recorder().writes}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_value_history__several_processes_write_each_sample_once(define, tmp_path):
+    rounds, processes = 4, 3
+    pid = define(name="h.pid", source="callback", callback="test.pid")
+    count = define(name="h.orders", source="row_count", model="shop.Order")
+    env = django_env(
+        env={
+            "METRICDEMO_TEST_HISTORY_INTERVAL": "60",
+            "GATE": str(tmp_path),
+            "BASE": str(BASE),
+            "ROUNDS": str(rounds),
+        }
+    )
+    script = "import django\ndjango.setup()\n" + WRITER
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+
+        def all_ready() -> bool | None:
+            for process in started:
+                # One that exits while starting fails the wait at once.
+                assert process.poll() is None, process.communicate()[1]
+            return len(list(tmp_path.glob("ready-*"))) == processes or None
+
+        wait_until(all_ready, timeout=60, what="the processes to start")
+        # All of them scrape at the same moments, 0.5 s apart.
+        (tmp_path / "go").write_text(str(time.time() + 0.5))
+        outputs = [process.communicate(timeout=120) for process in started]
+    finally:
+        for process in started:
+            process.kill()
+    reports = []
+    for process, (out, err) in zip(started, outputs, strict=True):
+        assert process.returncode == 0, err
+        assert "cannot be written" not in err, err
+        reports.append(json.loads(out))
+    # Every process wrote every interval...
+    assert [report["writes"] for report in reports] == [rounds] * processes
+    # ...and each interval has exactly one sample of each definition, the
+    # value of whichever process came first.
+    times = [BASE_TIME + r * MINUTE for r in range(rounds)]
+    pids = {float(report["pid"]) for report in reports}
+    samples = rows_of(pid)
+    assert [t for t, *_ in samples] == times
+    assert {v for _, v, *_ in samples} <= pids
+    assert rows_of(count) == [(t, 0.0, 1, "success") for t in times]
+    assert ValueSample.objects.count() == 2 * rounds
+
+
+# Thinned for a sparkline.
+
+
+@pytest.mark.django_db
+def test_value_history__thinned_to_the_newest_of_each_slice(
+    django_assert_num_queries,
+):
+    day = 1440
+    ValueSample.objects.bulk_create(
+        ValueSample(
+            definition_id=pk,
+            time=BASE_TIME + minute * MINUTE,
+            value=None if minute == 1415 else float(minute + pk * 10_000),
+            series=1,
+            outcome="success",
+        )
+        for pk in (1, 2)
+        for minute in range(day)
+    )
+    until = BASE_TIME + (day - 1) * MINUTE
+    with django_assert_num_queries(1):
+        found = history.history([2, 1, 3], since=BASE_TIME, until=until, points=60)
+    assert sorted(found) == [1, 2, 3]
+    assert found[3] == []
+    # 1440 samples in 60 slices of 24: the newest of each, the newest first.
+    minutes = list(range(23, day, 24))
+    assert found[1] == [
+        (BASE_TIME + m * MINUTE, None if m == 1415 else float(m + 10_000))
+        for m in minutes
+    ]
+    assert [v for _, v in found[2]][-1] == 1439.0 + 20_000
+
+    # A shorter span: fewer samples, thinner slices.
+    since = until - 439 * MINUTE
+    found = history.history([1], since=since, until=until, points=60)
+    assert len(found[1]) == 55  # 440 samples in slices of 8
+    assert found[1][-1] == (until, 1439.0 + 10_000)
+    assert found[1][0][0] == BASE_TIME + (1439 - 54 * 8) * MINUTE
+
+    # Fewer samples than points: all of them.
+    found = history.history([1], since=until - 9 * MINUTE, until=until, points=60)
+    assert [t for t, _ in found[1]] == [until - m * MINUTE for m in range(9, -1, -1)]
+
+
+@pytest.mark.django_db
+def test_value_history__thinning_keeps_at_most_the_points_despite_gaps():
+    # Samples every 30 s (the interval was shorter once): twice as many.
+    ValueSample.objects.bulk_create(
+        ValueSample(
+            definition_id=1,
+            time=BASE_TIME + dt.timedelta(seconds=30 * half),
+            value=float(half),
+            series=1,
+            outcome="success",
+        )
+        for half in range(240)
+    )
+    until = BASE_TIME + dt.timedelta(seconds=30 * 239)
+    found = history.history([1], since=BASE_TIME, until=until, points=10)
+    assert len(found[1]) == 10
+    assert found[1][-1] == (until, 239.0)
+    assert history.history([], since=BASE_TIME) == {}
+
+
+# Never failing or slowing a scrape.
+
+
+@pytest.mark.django_db(transaction=True)
+def test_value_history__a_failing_write_never_fails_a_scrape(
+    define, client, recorder, clock, history_on, monkeypatch, caplog
+):
+    pid = define(name="h.pid", source="callback", callback="test.pid")
+    real_write = history.write
+
+    def broken(*args, **kwargs) -> None:
+        raise DatabaseError("the disk is full")
+
+    monkeypatch.setattr(history, "write", broken)
+    with caplog.at_level(logging.INFO, logger="metricdemo"):
+        for minute in range(3):
+            at_minute(clock, minute)
+            assert value(scrape(client), "h_pid") == os.getpid()
+            recorder.wait_idle(30)
+        assert recorder.writes == 3
+        # Logged once, not once per interval.
+        failures = [r for r in caplog.records if "cannot be written" in r.message]
+        assert len(failures) == 1
+        assert "the disk is full" in failures[0].getMessage()
+        assert not ValueSample.objects.exists()
+
+        monkeypatch.setattr(history, "write", real_write)
+        at_minute(clock, 3)
+        scrape(client)
+        recorder.wait_idle(30)
+    assert [t for t, *_ in rows_of(pid)] == [BASE_TIME + 3 * MINUTE]
+    assert any("written again" in r.message for r in caplog.records)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_value_history__a_failing_hook_never_fails_a_scrape(
+    define, client, clock, history_on, monkeypatch, caplog
+):
+    define(name="h.pid", source="callback", callback="test.pid")
+
+    def broken() -> history.Recorder:
+        raise RuntimeError("no recorder")
+
+    monkeypatch.setattr(history, "get_recorder", broken)
+    monkeypatch.setattr(history, "_hook_failed", False)
+    with caplog.at_level(logging.WARNING, logger="metricdemo"):
+        for minute in range(2):
+            at_minute(clock, minute)
+            assert value(scrape(client), "h_pid") == os.getpid()
+    failures = [r for r in caplog.records if "cannot take" in r.message]
+    assert len(failures) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_value_history__a_slow_write_never_slows_a_scrape(
+    define, client, recorder, clock, history_on, monkeypatch
+):
+    define(name="h.pid", source="callback", callback="test.pid")
+    release = threading.Event()
+    monkeypatch.setattr(history, "write", lambda *args, **kwargs: release.wait(30))
+    try:
+        started = time.monotonic()
+        scrape(client)
+        assert time.monotonic() - started < 2  # the write holds for 30 s
+        # The next interval's write is skipped while this one still runs.
+        at_minute(clock, 1)
+        scrape(client)
+        assert recorder.writes == 1
+        assert time.monotonic() - started < 4
+    finally:
+        release.set()
+    recorder.wait_idle(30)
+    at_minute(clock, 2)
+    scrape(client)
+    assert recorder.writes == 2
+
+
+@pytest.mark.django_db
+def test_value_history__prune_deletes_only_what_is_older(db):
+    ValueSample.objects.bulk_create(
+        ValueSample(definition_id=pk, time=BASE_TIME + m * MINUTE, series=1)
+        for pk in (1, 2)
+        for m in range(10)
+    )
+    # Keeping 4 intervals up to minute 9: minutes 6 to 9.
+    assert history.prune(BASE_TIME + 9 * MINUTE, 60, 4) == 2 * 6
+    assert sorted({t for t in ValueSample.objects.values_list("time", flat=True)}) == [
+        BASE_TIME + m * MINUTE for m in range(6, 10)
+    ]
+
+
+@pytest.mark.django_db
+def test_value_history__a_second_write_of_an_interval_is_ignored(db):
+    def sample(value: float) -> ValueSample:
+        return ValueSample(definition_id=1, time=BASE_TIME, value=value, series=1)
+
+    history.write([sample(1.0)], BASE_TIME, 60)
+    history.write([sample(2.0)], BASE_TIME, 60)
+    assert list(ValueSample.objects.values_list("value", flat=True)) == [1.0]
