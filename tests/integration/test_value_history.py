@@ -1,7 +1,8 @@
 """The value history: one sample per definition and interval across processes.
 
 Bounded and pruned, written once by several processes, thinned for a
-sparkline, never failing or slowing a scrape.
+sparkline, never failing or slowing a scrape; and the same history read
+from a real Prometheus, or None from one that does not answer.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import datetime as dt
 import json
 import logging
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -18,6 +21,7 @@ import time
 import pytest
 from django.db import DatabaseError
 
+from metricdemo import prometheus_history
 from metricdemo.models import ValueSample
 from metricdemo.values import history
 from tests.processes import ROOT, django_env, wait_until
@@ -373,3 +377,143 @@ def test_value_history__a_second_write_of_an_interval_is_ignored(db):
     history.write([sample(1.0)], BASE_TIME, 60)
     history.write([sample(2.0)], BASE_TIME, 60)
     assert list(ValueSample.objects.values_list("value", flat=True)) == [1.0]
+
+
+# From Prometheus.
+
+PROMETHEUS = shutil.which("prometheus")
+PROMETHEUS_MISSING = "prometheus is not installed: apt-get install prometheus"
+
+
+@pytest.mark.long
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(PROMETHEUS is None, reason=PROMETHEUS_MISSING)
+def test_value_history__from_a_real_prometheus(define, tmp_path, django_user_model):
+    from tests.integration.test_prometheus import demo_server, prometheus
+
+    constant = define(name="h.constant", source="constant", value=7)
+    users = define(
+        name="h.users", source="row_count", model="auth.User", group_by="is_staff"
+    )
+    newest = define(
+        name="h.newest",
+        source="row_count",
+        model="auth.User",
+        aggregate="max",
+        field="date_joined",
+        group_by="is_staff",
+        unit="s",
+    )
+    django_user_model.objects.create_user("ann")
+    django_user_model.objects.create_user("bea")
+    django_user_model.objects.create_user("cid", is_staff=True)
+
+    started = dt.datetime.now(dt.UTC)
+    with demo_server(tmp_path) as target, prometheus(tmp_path, target) as api:
+        found = wait_until(
+            lambda: (
+                lambda result: (
+                    result if result and len(result[constant.pk]) >= 3 else None
+                )
+            )(
+                prometheus_history.history(
+                    [constant, users, newest], since=started, base_url=api
+                )
+            ),
+            timeout=60,
+            what="Prometheus to scrape three times",
+        )
+        assert {v for _, v in found[constant.pk]} == {7.0}
+        # The grouped count: the sum of its groups.
+        assert {v for _, v in found[users.pk]} == {3.0}
+        # Two groups of a maximum add up to nothing: no points, as locally.
+        assert found[newest.pk] == []
+        times = [t for t, _ in found[constant.pk]]
+        assert times == sorted(times) and times[0] >= started - dt.timedelta(seconds=1)
+
+        # query_range itself: the series of a plain selector.
+        (series,) = prometheus_history.query_range(
+            api, "h_constant", started, dt.datetime.now(dt.UTC), 1
+        )
+        assert series[0]["__name__"] == "h_constant"
+        assert {v for _, v in series[1]} == {7.0}
+        # A query Prometheus refuses is None, never an exception.
+        assert prometheus_history.query_range(api, "max(", started, started, 1) is None
+
+
+def test_value_history__prometheus_that_never_answers_is_none_in_time(caplog):
+    with socket.socket() as silent:
+        # Connections complete in the backlog; nothing is ever read or sent.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with caplog.at_level(logging.WARNING, logger="metricdemo"):
+            for _ in range(2):
+                started = time.monotonic()
+                result = prometheus_history.query_range(
+                    url, "up", BASE, BASE + 60, 15, timeout=0.5
+                )
+                assert result is None
+                assert time.monotonic() - started < 1.5
+            started = time.monotonic()
+            assert (
+                prometheus_history.history(
+                    [_definition()], since=BASE_TIME, base_url=url, timeout=0.5
+                )
+                is None
+            )
+            assert time.monotonic() - started < 1.5
+    # Logged once while it stays silent.
+    assert len([r for r in caplog.records if url in r.getMessage()]) == 1
+
+
+def test_value_history__prometheus_refused_or_unset_is_none(settings):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"  # not listening
+        assert prometheus_history.query_range(url, "up", BASE, BASE + 60, 15) is None
+    settings.METRICDEMO = {**settings.METRICDEMO, "PROMETHEUS_URL": None}
+    assert prometheus_history.history([_definition()], since=BASE_TIME) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "promql"),
+    [
+        (
+            {"name": "shop.orders", "kind": "counter", "unit": "{order}"},
+            "max(sum by (job, instance) (shop_orders_total))",
+        ),
+        (
+            {"name": "shop.orders", "source": "row_count", "group_by": "status"},
+            "max(sum by (job, instance) (shop_orders))",
+        ),
+        (
+            {"name": "shop.wait", "kind": "histogram", "unit": "s"},
+            "max(sum by (job, instance) (shop_wait_seconds_count))",
+        ),
+        (
+            {"name": "shop.load", "source": "callback"},
+            "max(shop_load) and on () (max(count by (job, instance) (shop_load)) == 1)",
+        ),
+    ],
+)
+def test_value_history__the_query_of_a_definition(fields, promql):
+    assert prometheus_history.promql_for(_definition(**fields)) == promql
+
+
+def _definition(**fields):
+    from metricdemo.models import MetricDefinition
+
+    return MetricDefinition(pk=1, **{"name": "h.gauge", "kind": "gauge", **fields})
+
+
+def test_value_history__the_points_of_a_range_come_as_the_local_ones(monkeypatch):
+    answer = [({}, [(BASE, 1.0), (BASE + 60, float("nan")), (BASE + 120, 3.0)])]
+    monkeypatch.setattr(prometheus_history, "query_range", lambda *a, **k: answer)
+    found = prometheus_history.history(
+        [_definition()], since=BASE_TIME, base_url="http://p", points=2
+    )
+    assert found == {
+        1: [(BASE_TIME + MINUTE, None), (BASE_TIME + 2 * MINUTE, 3.0)],
+    }

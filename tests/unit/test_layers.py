@@ -50,7 +50,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluation.isolation",),
     ("evaluation.evaluator",),
     ("evaluation",),
-    ("display", "otlp", "scheduler"),
+    ("display", "otlp", "scheduler", "prometheus_history"),
     ("telemetry.reader",),
     ("telemetry.provider", "telemetry.self_metrics", "telemetry.flight"),
     ("telemetry.instruments",),
