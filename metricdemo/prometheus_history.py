@@ -35,7 +35,7 @@ from django.utils import timezone
 from metricdemo import naming
 from metricdemo.conf import app_settings
 from metricdemo.models import Kind, MetricDefinition
-from metricdemo.values.history import SPARKLINE_POINTS, is_additive
+from metricdemo.values.history import SPARKLINE_POINTS, as_stored, is_additive
 
 logger = logging.getLogger("metricdemo")
 
@@ -133,7 +133,7 @@ def history(
         values = result[0][1] if result else []
         found[definition.pk] = [
             (
-                dt.datetime.fromtimestamp(moment, tz=dt.UTC),
+                as_stored(dt.datetime.fromtimestamp(moment, tz=dt.UTC)),
                 value if math.isfinite(value) else None,
             )
             for moment, value in values[-points:]

@@ -133,7 +133,7 @@ class DefinitionInstruments:
                 ]
             self._points, self._histograms = points, histograms
             # Once per interval, queued for a thread of its own; never raises.
-            history.record([i.definition for i in items], results)
+            history.record((i.definition for i in items), results)
 
     def histogram_metrics(self) -> list[Metric]:
         """Return the histograms of the last preparation as the SDK's metrics.

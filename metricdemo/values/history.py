@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 
+from django.conf import settings
 from django.db import connections, router
 from django.db.models import F, Window
 from django.db.models.functions import Mod, RowNumber
@@ -69,8 +70,19 @@ def interval() -> int | None:
 
 
 def interval_start(now: float, seconds: int) -> dt.datetime:
-    """Return the start of the interval of `seconds` that Unix time `now` falls in."""
-    return dt.datetime.fromtimestamp((now // seconds) * seconds, tz=dt.UTC)
+    """Return the start of the interval of `seconds` that Unix time `now` falls in.
+
+    An aware datetime in UTC, or with USE_TZ = False the naive local time
+    that Django stores then (see as_stored()).
+    """
+    return as_stored(dt.datetime.fromtimestamp((now // seconds) * seconds, tz=dt.UTC))
+
+
+def as_stored(moment: dt.datetime) -> dt.datetime:
+    """Return an aware `moment` as stored: naive local time without USE_TZ."""
+    if settings.USE_TZ:
+        return moment
+    return timezone.make_naive(moment, timezone.get_default_timezone())
 
 
 def is_additive(definition: MetricDefinition) -> bool:
@@ -169,13 +181,14 @@ class Recorder:
 
     def offer(
         self,
-        definitions: Sequence[MetricDefinition],
-        evaluations: Sequence,
+        definitions: Iterable[MetricDefinition | None],
+        evaluations: Iterable,
         now: float | None = None,
     ) -> bool:
         """Queue one collection's samples unless this interval's are queued already.
 
-        Returns whether they were queued. Cheap: no query, no waiting; a
+        Returns whether they were queued. Cheap: no query, no waiting, and
+        `definitions` (which may be a generator) is only read when queued; a
         write that is still running (a slow database) skips the interval.
         """
         seconds = interval()
@@ -190,10 +203,10 @@ class Recorder:
                 return False
             self._queued = key
             self.writes += 1
-            definitions, evaluations = list(definitions), list(evaluations)
+            rows, results = list(definitions), list(evaluations)
             at = interval_start(now, seconds)
             self._pending = self._pool.submit(
-                lambda: self._write(definitions, evaluations, at, seconds)
+                lambda: self._write(rows, results, at, seconds)
             )
         return True
 
@@ -205,7 +218,7 @@ class Recorder:
 
     def _write(
         self,
-        definitions: list[MetricDefinition],
+        definitions: list[MetricDefinition | None],
         evaluations: list,
         at: dt.datetime,
         seconds: int,
@@ -239,10 +252,12 @@ def record(
 ) -> bool:
     """Offer one collection's evaluations to the history; never raise, never wait.
 
-    The collection's hook: returns whether a write was queued.
+    The collection's hook, on every scrape: between two intervals it only
+    compares two numbers (`definitions` may be a generator, read only when
+    a write is queued). Returns whether a write was queued.
     """
     try:
-        return get_recorder().offer(list(definitions), list(evaluations))
+        return get_recorder().offer(definitions, evaluations)
     except Exception:  # noqa: BLE001 - a scrape never fails for its history
         _log_hook_failure()
         return False

@@ -517,3 +517,19 @@ def test_value_history__the_points_of_a_range_come_as_the_local_ones(monkeypatch
     assert found == {
         1: [(BASE_TIME + MINUTE, None), (BASE_TIME + 2 * MINUTE, 3.0)],
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_value_history__wall_clock_times_without_time_zone_support(
+    define, client, recorder, clock, history_on, settings
+):
+    """With USE_TZ = False, samples are stored and read as naive local times."""
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Europe/Berlin"
+    pid = define(name="h.pid", source="callback", callback="test.pid")
+    scrape(client)
+    recorder.wait_idle(30)
+    local = dt.datetime(2026, 12, 7, 15, 0)  # BASE in Berlin (CET)
+    assert [t for t, *_ in rows_of(pid)] == [local]
+    found = history.history([pid.pk], since=local, until=local + MINUTE)
+    assert found == {pid.pk: [(local, float(os.getpid()))]}
