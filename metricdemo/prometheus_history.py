@@ -69,8 +69,9 @@ def query_range(
         "start": _unix(start),
         "end": _unix(end),
         "step": f"{_seconds(step):g}",
-        # Prometheus gives up too, rather than computing for nobody.
-        "timeout": f"{timeout:g}s",
+        # Prometheus gives up too, rather than computing for nobody; seconds
+        # as a plain number, since its durations take no fractions (0.5s).
+        "timeout": f"{timeout:g}",
     }
     url = f"{base_url.rstrip('/')}/api/v1/query_range?{urlencode(params)}"
     try:

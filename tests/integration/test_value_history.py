@@ -31,6 +31,8 @@ from tests.scraping import scrape, value
 BASE = 1_796_652_000
 MINUTE = dt.timedelta(minutes=1)
 BASE_TIME = dt.datetime.fromtimestamp(BASE, tz=dt.UTC)
+#: The history's own reading of HISTORY_INTERVAL, which conftest.py turns off.
+READ_INTERVAL = history.interval
 
 
 @pytest.fixture
@@ -54,8 +56,9 @@ def clock(monkeypatch):
 
 
 @pytest.fixture
-def history_on(settings):
+def history_on(settings, monkeypatch):
     """Turn the history on: every 60 s; more METRICDEMO keys as given."""
+    monkeypatch.setattr(history, "interval", READ_INTERVAL)
 
     def turn_on(**more) -> None:
         settings.METRICDEMO = {**settings.METRICDEMO, "HISTORY_INTERVAL": 60, **more}
@@ -118,8 +121,11 @@ def test_value_history__an_error_is_a_sample_without_a_value(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_value_history__off_without_an_interval(define, client, recorder, settings):
-    settings.METRICDEMO = {**settings.METRICDEMO, "HISTORY_INTERVAL": None}
+@pytest.mark.parametrize("off", [None, 0])
+def test_value_history__off_without_an_interval(
+    define, client, recorder, history_on, off
+):
+    history_on(HISTORY_INTERVAL=off)
     define(name="h.pid", source="callback", callback="test.pid")
     scrape(client)
     recorder.wait_idle(30)
@@ -438,6 +444,10 @@ def test_value_history__from_a_real_prometheus(define, tmp_path, django_user_mod
         )
         assert series[0]["__name__"] == "h_constant"
         assert {v for _, v in series[1]} == {7.0}
+        # A timeout under a second is one Prometheus takes too.
+        assert prometheus_history.query_range(
+            api, "h_constant", started, dt.datetime.now(dt.UTC), 1, timeout=0.5
+        )
         # A query Prometheus refuses is None, never an exception.
         assert prometheus_history.query_range(api, "max(", started, started, 1) is None
 
