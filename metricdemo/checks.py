@@ -402,6 +402,37 @@ def _prometheus_url_problem(value: Any) -> str | None:
     )
 
 
+#: The longest HISTORY_INTERVAL (a day) and the most HISTORY_POINTS.
+HISTORY_INTERVAL_MAX = 86400
+HISTORY_POINTS_MAX = 100_000
+
+
+def _history_interval_problem(value: Any) -> str | None:
+    if value is None or (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 <= value <= HISTORY_INTERVAL_MAX
+    ):
+        return None
+    return (
+        "it must be None or 0 (no history) or a whole number of seconds up to "
+        f"{HISTORY_INTERVAL_MAX}, for example 60."
+    )
+
+
+def _history_points_problem(value: Any) -> str | None:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 1 <= value <= HISTORY_POINTS_MAX
+    ):
+        return None
+    return (
+        f"it must be a whole number of samples from 1 to {HISTORY_POINTS_MAX:,}, "
+        "for example 1440 (24 hours at 60 s)."
+    )
+
+
 _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "SET_GLOBAL_METER_PROVIDER": ("metricdemo.E003", _bool_problem),
     "METER_NAME": ("metricdemo.E004", _meter_name_problem),
@@ -421,4 +452,6 @@ _KEY_CHECKS: dict[str, tuple[str, Callable[[Any], str | None]]] = {
     "NAME_TRANSLATION": ("metricdemo.E034", _name_translation_problem),
     "SERVE_RULES": ("metricdemo.E035", _bool_problem),
     "PROMETHEUS_URL": ("metricdemo.E036", _prometheus_url_problem),
+    "HISTORY_INTERVAL": ("metricdemo.E037", _history_interval_problem),
+    "HISTORY_POINTS": ("metricdemo.E038", _history_points_problem),
 }

@@ -50,6 +50,13 @@ DEFAULTS: dict[str, Any] = {
     # Prometheus's base URL (http://prometheus:9090), for the admin to show
     # which alerts are pending or firing now; None leaves the admin without.
     "PROMETHEUS_URL": None,
+    # Seconds between two samples of each definition's value kept in the
+    # ValueSample table (its recent history): one per interval across all
+    # processes, written after a collection; None or 0 keeps no history.
+    "HISTORY_INTERVAL": 60,
+    # Samples kept per definition; older ones are deleted as new ones come
+    # (1440 at 60 s is 24 hours).
+    "HISTORY_POINTS": 1440,
     # Models that row_count definitions may count: "__all__" (every installed
     # model) or a list of "app_label" and "app_label.ModelName" entries.
     "ROW_COUNT_MODELS": "__all__",

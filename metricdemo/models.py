@@ -164,6 +164,47 @@ class ScheduledValue(models.Model):
         return f"definition {self.definition_id}"
 
 
+class ValueSample(models.Model):
+    """Hold one sample of a definition's value: at most one per definition and interval.
+
+    `time` is the start of the interval (METRICDEMO['HISTORY_INTERVAL']) the
+    sample falls in, and the unique constraint on (definition, time) makes
+    the first process to insert it the only one: the others' inserts of the
+    same interval are ignored. Rows older than HISTORY_POINTS intervals are
+    deleted as new ones are written. The definition is named by its id, not
+    a foreign key, so the router may put this table elsewhere.
+    """
+
+    definition_id = models.BigIntegerField(_("definition id"))
+    time = models.DateTimeField(_("time"))
+    value = models.FloatField(
+        _("value"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The single series' value, the sum of the series of a count or sum "
+            "(a histogram's count of observations); empty for an error, for "
+            "several series of another aggregate, and for NaN or infinity."
+        ),
+    )
+    series = models.PositiveIntegerField(_("series"), default=0)
+    outcome = models.CharField(_("outcome"), max_length=16, blank=True)
+
+    class Meta:
+        verbose_name = _("value sample")
+        verbose_name_plural = _("value samples")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["definition_id", "time"],
+                name="metricdemo_value_sample_once",
+            )
+        ]
+        indexes = [models.Index(fields=["time"], name="metricdemo_value_sample_time")]
+
+    def __str__(self) -> str:
+        return f"definition {self.definition_id} at {self.time:%Y-%m-%d %H:%M:%S}"
+
+
 class MetricDefinitionQuerySet(models.QuerySet):
     """For bulk writes, which send no signals: bump the stamp, record versions."""
 

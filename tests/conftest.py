@@ -68,6 +68,19 @@ def _close_evaluation_connections(django_db_setup, django_db_blocker):
                 )
 
 
+@pytest.fixture(autouse=True)
+def _no_value_history(monkeypatch):
+    """Keep the value history off unless a test turns it on (`history_on`).
+
+    A test that replaces METRICDEMO whole gets the default interval back, and
+    the history's writer thread would then write, once a minute, into
+    whichever test scrapes at that moment, outside that test's transaction.
+    """
+    from metricdemo.values import history
+
+    monkeypatch.setattr(history, "interval", lambda: None)
+
+
 @pytest.fixture
 def define(db):
     """Create a definition through full_clean() and save(), as the admin would."""

@@ -46,6 +46,12 @@ if os.environ.get("METRICDEMO_TEST_CACHE_DIR"):
 # Tests refresh scheduled definitions by calling the refresher themselves; a
 # server a test starts turns it on with METRICDEMO_REFRESH=1.
 METRICDEMO = {**METRICDEMO, "REFRESH": False}
+# No value history unless a test asks for it: its writer runs once a minute,
+# on whichever test scrapes then. A server a test starts turns it on with
+# METRICDEMO_TEST_HISTORY_INTERVAL.
+METRICDEMO["HISTORY_INTERVAL"] = int(
+    os.environ.get("METRICDEMO_TEST_HISTORY_INTERVAL") or 0
+)
 if os.environ.get("METRICDEMO_TEST_SCRAPE_TIMEOUT"):
     # A server a test starts with a short budget, to see it hold.
     METRICDEMO["SCRAPE_TIMEOUT"] = float(os.environ["METRICDEMO_TEST_SCRAPE_TIMEOUT"])

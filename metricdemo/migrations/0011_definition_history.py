@@ -65,7 +65,7 @@ def record_existing(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('metricdemo', '0009_alert_rules'),
+        ('metricdemo', '0010_value_history'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

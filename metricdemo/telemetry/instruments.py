@@ -26,6 +26,7 @@ from metricdemo.models import ChangeStamp, Kind, MetricDefinition
 from metricdemo.observations import Observations
 from metricdemo.telemetry.provider import DefinitionsProvider, InstrumentKey
 from metricdemo.telemetry.self_metrics import SelfMetrics
+from metricdemo.values import history
 
 logger = logging.getLogger("metricdemo")
 
@@ -141,6 +142,8 @@ class DefinitionInstruments:
                     for value, attributes in result.observations
                 ]
             self._points, self._histograms = points, histograms
+            # Once per interval, queued for a thread of its own; never raises.
+            history.record((i.definition for i in items), results)
 
     def histogram_metrics(self) -> list[Metric]:
         """Return the histograms of the last preparation as the SDK's metrics.

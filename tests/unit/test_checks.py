@@ -56,6 +56,15 @@ def metricdemo_ids(**metricdemo) -> list[str]:
         ({"OTLP_INTERVAL": float("nan")}, "metricdemo.E017"),
         ({"PERSONAL_FIELDS": "email"}, "metricdemo.E019"),
         ({"PERSONAL_FIELDS": ["email", ""]}, "metricdemo.E019"),
+        ({"HISTORY_INTERVAL": -1}, "metricdemo.E037"),
+        ({"HISTORY_INTERVAL": 1.5}, "metricdemo.E037"),
+        ({"HISTORY_INTERVAL": "60"}, "metricdemo.E037"),
+        ({"HISTORY_INTERVAL": True}, "metricdemo.E037"),
+        ({"HISTORY_INTERVAL": 86401}, "metricdemo.E037"),
+        ({"HISTORY_POINTS": 0}, "metricdemo.E038"),
+        ({"HISTORY_POINTS": None}, "metricdemo.E038"),
+        ({"HISTORY_POINTS": 100_001}, "metricdemo.E038"),
+        ({"HISTORY_POINTS": 60.0}, "metricdemo.E038"),
     ],
 )
 def test_a_bad_value_is_an_error(metricdemo, check_id):
@@ -73,9 +82,16 @@ def test_good_values_pass():
             OTLP_ENDPOINT="https://collector.example:4318",
             OTLP_INTERVAL=15,
             PERSONAL_FIELDS=["*email*", "national_id"],
+            HISTORY_INTERVAL=300,
+            HISTORY_POINTS=288,
         )
         == []
     )
+
+
+@pytest.mark.parametrize("off", [None, 0])
+def test_check_settings__history_may_be_off(off):
+    assert metricdemo_ids(HISTORY_INTERVAL=off) == []
 
 
 def test_an_error_names_the_value_and_what_is_allowed():

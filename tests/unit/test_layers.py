@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "metricdemo"
 #: make); a package listed only by its name (cli, management, migrations)
 #: counts as one module.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("conf", "fields", "exposition.names"),
+    ("conf", "fields", "exposition.names", "formatting"),
     ("exposition.negotiation",),
     ("exposition.render",),
     ("exposition",),
@@ -44,14 +44,14 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("alerts",),
     ("rulefiles",),
     ("outages",),
-    ("values.shared_cache", "values.scheduled"),
+    ("values.shared_cache", "values.scheduled", "values.history"),
     ("values",),
     ("evaluation.outcomes",),
     ("evaluation.budget", "evaluation.slow", "evaluation.work"),
     ("evaluation.isolation",),
     ("evaluation.evaluator",),
     ("evaluation",),
-    ("display", "otlp", "scheduler", "prometheus_api", "cost"),
+    ("display", "otlp", "scheduler", "prometheus_api", "prometheus_history", "cost"),
     ("telemetry.reader",),
     ("telemetry.provider", "telemetry.self_metrics", "telemetry.flight"),
     ("telemetry.instruments",),

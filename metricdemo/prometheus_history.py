@@ -1,0 +1,191 @@
+"""Read definitions' recent values from Prometheus, in the local history's shape.
+
+`query_range()` runs one range query through Prometheus's HTTP API with the
+standard library; it never raises into its caller: on an error or a timeout
+it returns None, and logs once until Prometheus answers again. `history()`
+gives {definition id: [(time, value), ...]} as values.history.history()
+does, from METRICDEMO['PROMETHEUS_URL'], or None when Prometheus cannot say.
+
+The query of a definition reads the sample name /metrics serves it under
+(under the default name translation; a histogram's `_count`). Every
+process scraped exports the same series, told apart by `instance`, so
+each is summed per target and the largest target's taken:
+
+- additive definitions (counters, up-down counters, row counts and sums,
+  histograms' counts): `max(sum by (job, instance) (NAME))`, the sum of
+  the series, as the local history keeps it;
+- any other: `max(NAME)`, only while each target exports one series (for
+  several, the local history keeps no value either).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+from django.utils import timezone
+
+from metricdemo import naming
+from metricdemo.conf import app_settings
+from metricdemo.models import Kind, MetricDefinition
+from metricdemo.values.history import SPARKLINE_POINTS, as_stored, is_additive
+
+logger = logging.getLogger("metricdemo")
+
+#: Seconds one query may take by default, connection included.
+TIMEOUT = 2.0
+
+#: One series of a range query: its labels and its (Unix time, value) points.
+RangeSeries = tuple[dict[str, str], list[tuple[float, float]]]
+
+#: The failure logged last, so that each is logged once until a query answers.
+_failure: str | None = None
+
+
+def query_range(
+    base_url: str,
+    promql: str,
+    start: float | dt.datetime,
+    end: float | dt.datetime,
+    step: float | dt.timedelta,
+    timeout: float = TIMEOUT,
+) -> list[RangeSeries] | None:
+    """Return the series of a PromQL range query, or None if Prometheus cannot say.
+
+    `start` and `end` are Unix times or aware datetimes, `step` seconds.
+    Never raises: a refused connection, a timeout (after about `timeout`
+    seconds of silence), an error status or an answer that is not a matrix
+    returns None, logged once until a query succeeds again.
+    """
+    params = {
+        "query": promql,
+        "start": _unix(start),
+        "end": _unix(end),
+        "step": f"{_seconds(step):g}",
+        # Prometheus gives up too, rather than computing for nobody; seconds
+        # as a plain number, since its durations take no fractions (0.5s).
+        "timeout": f"{timeout:g}",
+    }
+    url = f"{base_url.rstrip('/')}/api/v1/query_range?{urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            payload = json.loads(response.read())
+        series = _matrix(payload)
+    except urllib.error.HTTPError as exc:
+        _failed(base_url, f"HTTP {exc.code}: {_error_of(exc)}")
+        return None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        # URLError, a refused connection and a timeout are OSErrors; a body
+        # that is not the API's JSON raises the others.
+        _failed(base_url, f"{type(exc).__name__}: {exc}")
+        return None
+    _answered(base_url)
+    return series
+
+
+def promql_for(definition: MetricDefinition) -> str:
+    """Return the query of a definition's value over time, one series at most."""
+    family, sample = naming.exported_names(
+        definition.name, definition.kind, definition.unit
+    )
+    if definition.kind == Kind.HISTOGRAM:
+        sample = f"{family}_count"
+    if is_additive(definition):
+        return f"max(sum by (job, instance) ({sample}))"
+    return f"max({sample}) and on () (max(count by (job, instance) ({sample})) == 1)"
+
+
+def history(
+    definitions: Iterable[MetricDefinition],
+    since: dt.datetime,
+    *,
+    until: dt.datetime | None = None,
+    points: int = SPARKLINE_POINTS,
+    base_url: str | None = None,
+    timeout: float = TIMEOUT,
+) -> dict[int, list[tuple[dt.datetime, float | None]]] | None:
+    """Return {definition id: [(time, value), ...]} from Prometheus, oldest first.
+
+    At most `points` points per definition, `step` apart, each the value
+    Prometheus had then (its last sample, within its lookback). None when no
+    PROMETHEUS_URL is set or a query fails: the caller falls back to the
+    local history. One query per definition; the first failure ends them.
+    """
+    base_url = base_url or app_settings.PROMETHEUS_URL
+    if not base_url:
+        return None
+    until = until or timezone.now()
+    start, end = since.timestamp(), until.timestamp()
+    step = max(1, math.ceil((end - start) / max(1, points - 1)))
+    found: dict[int, list[tuple[dt.datetime, float | None]]] = {}
+    for definition in definitions:
+        result = query_range(
+            base_url, promql_for(definition), start, end, step, timeout=timeout
+        )
+        if result is None:
+            return None
+        values = result[0][1] if result else []
+        found[definition.pk] = [
+            (
+                as_stored(dt.datetime.fromtimestamp(moment, tz=dt.UTC)),
+                value if math.isfinite(value) else None,
+            )
+            for moment, value in values[-points:]
+        ]
+    return found
+
+
+def _matrix(payload: Any) -> list[RangeSeries]:
+    if payload.get("status") != "success":
+        raise ValueError(f"Prometheus says {payload.get('error')!r}")
+    data = payload["data"]
+    if data.get("resultType") != "matrix":
+        raise ValueError(f"a {data.get('resultType')!r}, not a matrix")
+    return [
+        (
+            dict(item.get("metric") or {}),
+            [(float(moment), float(value)) for moment, value in item["values"]],
+        )
+        for item in data["result"]
+    ]
+
+
+def _error_of(exc: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(exc.read()).get("error") or exc.reason)
+    except (OSError, ValueError, AttributeError):
+        return str(exc.reason)
+
+
+def _failed(base_url: str, problem: str) -> None:
+    global _failure  # noqa: PLW0603 - once per process, until it answers
+    failure = f"{base_url}: {problem}"
+    if _failure != failure:
+        _failure = failure
+        logger.warning("Prometheus at %s cannot give a history: %s", base_url, problem)
+
+
+def _answered(base_url: str) -> None:
+    global _failure  # noqa: PLW0603
+    if _failure is not None:
+        _failure = None
+        logger.info("Prometheus at %s answers again.", base_url)
+
+
+def _unix(moment: float | dt.datetime) -> str:
+    if isinstance(moment, dt.datetime):
+        moment = moment.timestamp()
+    return f"{float(moment):.3f}"
+
+
+def _seconds(step: float | dt.timedelta) -> float:
+    if isinstance(step, dt.timedelta):
+        return step.total_seconds()
+    return float(step)
