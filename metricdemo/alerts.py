@@ -30,7 +30,7 @@ DEFINITION_LABEL = "metricdemo_definition"
 #: The prefix of each rule group's name; one group per definition.
 GROUP_PREFIX = "metricdemo:"
 
-_COMPARE = {
+COMPARE = {
     Operator.GT: operators.gt,
     Operator.GE: operators.ge,
     Operator.LT: operators.lt,
@@ -218,7 +218,7 @@ def firing_now(
         return [({}, None)] if not series else []
     if rule.aggregation:
         series = _aggregated(rule, series)
-    compare = _COMPARE[Operator(rule.operator)]
+    compare = COMPARE[Operator(rule.operator)]
     firing = []
     for labels, value in series:
         if isinstance(value, Distribution):

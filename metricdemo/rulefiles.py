@@ -154,7 +154,7 @@ def _cases(rule: AlertRule) -> list[dict[str, Any]]:
 
 def _values_for(rule: AlertRule, histogram: bool, definition) -> tuple[Any, Any]:  # noqa: ANN001
     """Return (a value that meets the condition, one that does not); None if none."""
-    compare = alerts._COMPARE[Operator(rule.operator)]
+    compare = alerts.COMPARE[Operator(rule.operator)]
     threshold = float(rule.threshold)
     if histogram:
         bounds = [float(b) for b in definition.buckets]
@@ -359,13 +359,10 @@ def go_float(value: float) -> str:
     if value == 0:
         return "0"
     sign = "-" if value < 0 else ""
-    significand, _, power = f"{abs(value):e}".partition("e")
+    power = f"{abs(value):e}".partition("e")[2]
     exp = int(power)
     shortest = repr(abs(value))
-    if "e" in shortest:
-        head = shortest.partition("e")[0]
-    else:
-        head = shortest
+    head = shortest.partition("e")[0]
     digits = head.replace(".", "").lstrip("0").rstrip("0") or "0"
     if exp < -4 or exp >= 6:
         mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
@@ -374,5 +371,4 @@ def go_float(value: float) -> str:
     if text.endswith(".0"):
         text = text[:-2]
     text = text.rstrip(".")
-    del significand
     return sign + text
