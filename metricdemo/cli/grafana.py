@@ -9,8 +9,9 @@ from typing import Any
 from django.core.management.base import CommandError
 from django.db import DatabaseError
 
-from metricdemo import aggregates, naming, reserved, routing, validators
+from metricdemo import aggregates, naming, reserved, validators
 from metricdemo.models import Kind, MetricDefinition
+from metricdemo.presentation import aggregated_kind, measured_kind
 
 help = "Print a Grafana dashboard (JSON) with a panel per enabled metric definition."
 
@@ -325,29 +326,6 @@ def group_labels(definition: MetricDefinition) -> list[str]:
         validators.label_name(key)
         for key in validators.group_by_keys(definition.group_by).values()
     ]
-
-
-def measured_kind(definition: MetricDefinition) -> str | None:
-    """Return what a row-based definition's field measures (number, duration...)."""
-    if definition.source != "row_count" or not definition.field:
-        return None
-    try:
-        model = routing.resolve_model(definition.model)
-    except LookupError:
-        return None
-    return aggregates.measure_kind(model, definition.field)
-
-
-def aggregated_kind(definition: MetricDefinition) -> str | None:
-    """Return what a row-based definition's value is (date, duration...), or None.
-
-    The time between two dates (`paid_at - created_at`, `now - created_at`)
-    is a duration in seconds, never a date.
-    """
-    aggregate = getattr(definition, "aggregate", "") or aggregates.COUNT
-    if aggregate not in aggregates.VALUE_AGGREGATES:
-        return None
-    return measured_kind(definition)
 
 
 def self_metrics_panel(source: dict[str, str]) -> dict[str, Any]:

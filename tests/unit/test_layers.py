@@ -58,6 +58,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("telemetry.collector",),
     ("telemetry",),
     ("checks", "views"),
+    ("presentation",),
     ("admin_history",),
     ("urls", "admin", "cli"),
     ("management", "apps"),
