@@ -909,6 +909,7 @@ def test_alerts_are_hidden_from_who_may_not_view_rules(staff, pending, settings)
 
 @pytest.mark.slow
 @pytest.mark.long
+@pytest.mark.backend_neutral
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(PROMETHEUS is None, reason=NOT_INSTALLED.format("prometheus"))
 def test_a_real_prometheus_shows_the_alert_firing_in_the_admin(
@@ -967,6 +968,7 @@ def test_a_real_prometheus_shows_the_alert_firing_in_the_admin(
 # --- In a browser -----------------------------------------------------------------
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK),
@@ -1026,6 +1028,7 @@ def test_the_lists_fit_a_laptop_window_with_rules_and_alerts(
                 assert widths["alerts"] == ["2 firing, 1 pending"]
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(
     not os.access(CHROMIUM, os.X_OK),

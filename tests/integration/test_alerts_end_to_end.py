@@ -31,6 +31,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.slow,
     pytest.mark.long,
+    pytest.mark.backend_neutral,
     pytest.mark.skipif(PROMETHEUS is None, reason=NOT_INSTALLED.format("prometheus")),
     pytest.mark.skipif(
         ALERTMANAGER is None,

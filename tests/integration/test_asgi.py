@@ -135,6 +135,7 @@ def test_asgi__persistent_connections_are_off_under_asgi_only(tmp_path):
     assert conn_max_age_under("metricsite.wsgi", db_url) == 60
 
 
+@pytest.mark.backend_neutral
 @pytest.mark.parametrize("debug", ["1", "0"])
 def test_asgi__serves_the_admin_and_form_static_files(tmp_path, debug):
     """The admin's stylesheet and the form's script, with no collectstatic."""

@@ -35,6 +35,7 @@ WINDOW = {"width": 1280, "height": 800}
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
+    pytest.mark.backend_neutral,
     pytest.mark.skipif(
         not os.access(CHROMIUM, os.X_OK),
         reason=f"needs Debian's chromium at {CHROMIUM} (make test installs it)",

@@ -9,7 +9,8 @@ from tests.processes import free_port, run_django
 from tests.scraping import parse, value
 from tests.servers import get, gunicorn_args, running, server_env
 
-pytestmark = needs_cluster
+# A PostgreSQL of the test's own, whatever DATABASE_URL says.
+pytestmark = [needs_cluster, pytest.mark.backend_neutral]
 
 
 def test_scrapes_answer_while_the_database_is_down_and_recover():

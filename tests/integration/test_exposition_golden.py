@@ -6,6 +6,8 @@ import pytest
 
 from tests import exposition_cases as cases
 
+pytestmark = pytest.mark.backend_neutral
+
 OPENMETRICS = "application/openmetrics-text;version=1.0.0"
 
 

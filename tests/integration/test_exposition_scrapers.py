@@ -37,7 +37,7 @@ from tests.integration.test_prometheus import (
 )
 from tests.processes import http_get, wait_until
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.backend_neutral]
 
 TEXT_0_0_4 = "text/plain; version=0.0.4; charset=utf-8"
 TEXT_1_0_0 = "text/plain; version=1.0.0; charset=utf-8"

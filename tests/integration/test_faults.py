@@ -285,6 +285,7 @@ def checks_done(families) -> float:
 
 @needs_cluster
 @pytest.mark.slow
+@pytest.mark.backend_neutral
 def test_a_stopped_database_costs_one_budget_then_nothing():
     """A PostgreSQL server stopped with SIGSTOP under a kept connection."""
     cluster = Cluster()

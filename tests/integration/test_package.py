@@ -23,7 +23,7 @@ LEAKING = {"DJANGO_SETTINGS_MODULE", "PYTHONPATH", "DATABASE_URL", "REDIS_URL"}
 
 # One pytest-xdist worker runs the module, so the wheel is built once: two
 # builds at a time would both write metricdemo.egg-info in the source tree.
-pytestmark = pytest.mark.xdist_group("package")
+pytestmark = [pytest.mark.xdist_group("package"), pytest.mark.backend_neutral]
 
 
 def run(argv: list, *, cwd: Path, env: dict | None = None, timeout: float = 300):

@@ -34,7 +34,7 @@ TARGET_LABELS = {"__name__", "instance", "job"}
 SCOPE_PREFIX = "otel_scope_"
 
 # The demo server is another process: rows must be committed for it to see them.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.backend_neutral]
 
 
 @contextmanager

@@ -393,6 +393,7 @@ PROMETHEUS_MISSING = "prometheus is not installed: apt-get install prometheus"
 
 @pytest.mark.long
 @pytest.mark.slow
+@pytest.mark.backend_neutral
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(PROMETHEUS is None, reason=PROMETHEUS_MISSING)
 def test_value_history__from_a_real_prometheus(define, tmp_path, django_user_model):

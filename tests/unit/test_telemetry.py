@@ -59,6 +59,7 @@ print(json.dumps({
 
 
 @pytest.mark.long
+@pytest.mark.backend_neutral
 # Row counts run on worker threads with their own connections, and a fresh
 # process reads the same definitions: commit the rows.
 @pytest.mark.slow
