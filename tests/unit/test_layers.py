@@ -58,7 +58,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("telemetry.collector",),
     ("telemetry",),
     ("checks", "views"),
-    ("admin_history",),
+    ("admin_history", "admin_text"),
     ("urls", "admin", "cli"),
     ("management", "apps"),
     ("migrations",),
