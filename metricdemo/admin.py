@@ -27,6 +27,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from metricdemo import (
+    admin_text,
     aggregates,
     alerting,
     alerts,
@@ -954,14 +955,15 @@ class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
 
     form = MetricDefinitionForm
     inlines = (AlertRuleInline,)
-    # Short labels and wrapping cells (admin.css) fit the list in a laptop's
-    # window; the form keeps the long labels that explain each choice.
+    # Short labels, names that wrap after . and _, and no navigation sidebar
+    # (admin.css, changelist_view) fit the list in a laptop's window; the form
+    # keeps the long labels that explain each choice.
     list_display = (
-        "name",
+        admin_text.name,
         "exported_name",
         "kind_label",
         "source_label",
-        "unit",
+        admin_text.unit,
         "current_value",
         "enabled",
         "updated_at",
@@ -1022,7 +1024,7 @@ class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
     @admin.display(description=_("exported as"))
     def exported_name(self, obj: MetricDefinition) -> str:
         """Return the sample name Prometheus sees, once the definition is saved."""
-        return obj.exported_name if obj.pk else "-"
+        return admin_text.name_html(obj.exported_name) if obj.pk else "-"
 
     @admin.display(description=_("bucket preset"))
     def bucket_preset(self, obj: MetricDefinition) -> str:
@@ -1129,7 +1131,9 @@ class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
         """Show the page, with each listed definition evaluated once for the values.
 
         With PROMETHEUS_URL, Prometheus is asked once for the alerts of all.
+        Django's navigation sidebar is left out: the table needs its width.
         """
+        extra_context = {"is_nav_sidebar_enabled": False, **(extra_context or {})}
         response = super().changelist_view(request, extra_context)
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
         if changelist is not None:

@@ -43,6 +43,14 @@ def test_change_list__short_labels_in_the_list_and_the_filter(admin_client, defi
     assert [d.name for d in response.context["cl"].result_list] == ["b.queue"]
 
 
+def test_change_list__no_navigation_sidebar(admin_client):
+    """The table takes the sidebar's width; the other pages keep the sidebar."""
+    listed = admin_client.get(LIST_URL)
+    assert listed.context["is_nav_sidebar_enabled"] is False
+    assert 'id="nav-sidebar"' not in listed.content.decode()
+    assert 'id="nav-sidebar"' in admin_client.get(ADD_URL).content.decode()
+
+
 def test_add_form__long_labels_and_no_history(admin_client, define):
     form = admin_client.get(ADD_URL).context["adminform"].form
     assert dict(form.fields["kind"].choices)["gauge"] == "Gauge (a value measured now)"

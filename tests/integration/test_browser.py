@@ -32,6 +32,8 @@ LIST = "/admin/metricdemo/metricdefinition/"
 ADD = f"{LIST}add/"
 #: A laptop's browser window: the admin must fit it without scrolling sideways.
 WINDOW = {"width": 1280, "height": 800}
+#: A phone's: the change list must fit it too.
+PHONE = {"width": 390, "height": 844}
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -102,8 +104,8 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 @contextmanager
-def add_form(base_url: str, username: str, page_path: str = ADD):
-    """Yield a 1280 px wide Chromium page logged in as `username`, on `page_path`."""
+def add_form(base_url: str, username: str, page_path: str = ADD, window: dict = WINDOW):
+    """Yield a Chromium page in `window`, logged in as `username`, on `page_path`."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -111,7 +113,7 @@ def add_form(base_url: str, username: str, page_path: str = ADD):
             executable_path=CHROMIUM, args=CHROMIUM_ARGS
         )
         try:
-            page = browser.new_page(viewport=WINDOW)
+            page = browser.new_page(viewport=window)
             page.goto(f"{base_url}/admin/login/?next={page_path}")
             page.fill("#id_username", username)
             page.fill("#id_password", PASSWORD)
@@ -249,6 +251,122 @@ def change_list_widths(base_url: str) -> dict[str, int]:
                     window: root.clientWidth,
                     table: results.scrollWidth,
                     container: results.clientWidth,
+                };
+            }"""
+        )
+
+
+@pytest.mark.parametrize("window", [WINDOW, PHONE], ids=["laptop", "phone"])
+def test_the_change_list_wraps_names_only_after_dots_and_underscores(
+    live_server, django_user_model, define, window
+):
+    """No word of a name is cut, no unit wraps, and the page never scrolls sideways."""
+    django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    call_command("load_demo_metrics", verbosity=0)
+    define(name="shop." + "orders_waiting_for_payment." * 8 + "x", value=3)
+    define(name="jobs/queue-depth.and-some-more/really", unit="By/s", value=2)
+    define(name="y" * 200, kind="counter", unit="{" + "z" * 61 + "}", value=1)
+    shown = change_list_lines(live_server.url, window)
+    assert shown["page"] <= shown["window"], shown
+    rows = {"".join(row["Name"]): row for row in shown["rows"]}
+    assert len(rows) == MetricDefinition.objects.count()
+    laptop = window == WINDOW
+
+    # The demo's names wrap at the places allowed, and only there.
+    assert rows["metricdemo.demo.definitions"]["Name"] in (
+        ["metricdemo.demo.definitions"],
+        ["metricdemo.demo.", "definitions"],
+        ["metricdemo.", "demo.definitions"],
+        ["metricdemo.", "demo.", "definitions"],
+    )
+    if laptop:
+        assert rows["metricdemo.demo.shop.revenue_24h"]["Unit"] == ["{EUR}"]
+    unbroken = rows.pop("y" * 200)
+    for name, row in rows.items():
+        assert wrapped_inside_a_word(row["Name"]) == [], name
+        if laptop:
+            assert wrapped_inside_a_word(row["Exported as"]) == [], name
+    assert any(len(row["Name"]) > 1 for row in rows.values())
+    if laptop:
+        assert all(len(row["Unit"]) == 1 for row in shown["rows"]), shown["rows"]
+    # A 200-letter run has no `.` or `_` to wrap at: it wraps anywhere.
+    assert len(unbroken["Name"]) > 1
+
+    if laptop:
+        assert shown["columns"] == COLUMNS
+    else:
+        # Each row keeps the name, the value and the switch; the rest is on
+        # the definition's page.
+        assert shown["columns"] == ["Name", "Current value", "Enabled"]
+
+
+#: The change list's column headers on a laptop: every column shows.
+COLUMNS = [
+    "Name",
+    "Exported as",
+    "Kind",
+    "Source",
+    "Unit",
+    "Current value",
+    "Enabled",
+    "Updated at",
+]
+
+
+def wrapped_inside_a_word(lines: list[str]) -> list[str]:
+    """Return the lines of a name that end elsewhere than after a `.` or `_`."""
+    return [line for line in lines[:-1] if not line.endswith((".", "_"))]
+
+
+def change_list_lines(base_url: str, window: dict) -> dict:
+    """Open the change list in `window`; return its widths and its cells' lines.
+
+    Each row maps a shown column's header to the text of each line its cell
+    renders on, told apart by where each character is drawn.
+    """
+    with add_form(base_url, "admin", LIST, window) as page:
+        page.wait_for_selector("#result_list")
+        return page.evaluate(
+            """() => {
+                const shows = (element) => element.getClientRects().length > 0;
+                const lines = (cell) => {
+                    const texts = document.createTreeWalker(
+                        cell, NodeFilter.SHOW_TEXT);
+                    const found = [];
+                    let bottom = null;
+                    for (let node; (node = texts.nextNode());) {
+                        for (let i = 0; i < node.length; i++) {
+                            const range = document.createRange();
+                            range.setStart(node, i);
+                            range.setEnd(node, i + 1);
+                            const box = range.getBoundingClientRect();
+                            if (!box.width && !box.height) continue;
+                            if (bottom === null || box.top >= bottom - 1) {
+                                found.push('');
+                            }
+                            bottom = box.bottom;
+                            found[found.length - 1] += node.data[i];
+                        }
+                    }
+                    return found;
+                };
+                const headers = [...document.querySelectorAll(
+                    '#result_list thead th')].map((th) => (
+                        shows(th) ? th.textContent.trim() : ''));
+                const rows = [...document.querySelectorAll(
+                    '#result_list tbody tr')].map((tr) => {
+                        const row = {};
+                        [...tr.children].forEach((cell, index) => {
+                            if (headers[index]) row[headers[index]] = lines(cell);
+                        });
+                        return row;
+                    });
+                const root = document.documentElement;
+                return {
+                    page: root.scrollWidth,
+                    window: root.clientWidth,
+                    columns: headers.filter((text) => text),
+                    rows: rows,
                 };
             }"""
         )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.postgres import Cluster, needs_cluster
 from tests.processes import free_port, run_django
 from tests.scraping import parse, value

@@ -59,7 +59,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("telemetry",),
     ("checks", "views"),
     ("presentation",),
-    ("admin_history",),
+    ("admin_history", "admin_text"),
     ("urls", "admin", "cli"),
     ("management", "apps"),
     ("migrations",),
