@@ -109,8 +109,10 @@ def floors_of(requirements: list[str]) -> list[str]:
     return pins
 
 
-#: pytest-xdist: one worker per CPU; tests marked xdist_group share a worker.
-PARALLEL = ("-n", "auto", "--dist", "loadgroup")
+#: pytest-xdist: one worker per CPU plus one, which fills the time the suite
+#: waits for the servers and processes it starts (about a third of it); tests
+#: marked xdist_group share a worker.
+PARALLEL = ("-n", str((os.cpu_count() or 1) + 1), "--dist", "loadgroup")
 
 
 #: The matrix leaves the long scenarios (pytest's `long` marker: hosts of
