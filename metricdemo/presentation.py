@@ -4,9 +4,10 @@
 row of the change list shows: its state, its value formatted for the unit
 (metricdemo.formatting), the number of series and the top ones.
 `recent_history(definitions)` reads the recent values, from Prometheus when
-METRICDEMO['PROMETHEUS_URL'] is set and answers, else from the app's own
-samples; `sparkline()` draws them as a small SVG, with no script and no
-inline style (a Content-Security-Policy without 'unsafe-inline' allows it).
+METRICDEMO['PROMETHEUS_URL'] is set and answers (a query or two for a whole
+page), else from the app's own samples; `sparkline()` draws them as a small
+SVG, with no script and no inline style (a Content-Security-Policy without
+'unsafe-inline' allows it).
 """
 
 from __future__ import annotations
@@ -271,7 +272,9 @@ def recent_history(
         return History({}, "")
     until = timezone.now()
     since = until - (span or history_span())
-    found = prometheus_history.history(saved, since, until=until, points=points)
+    found = prometheus_history.history_together(
+        saved, since, until=until, points=points
+    )
     if found is not None:
         return History(found, "prometheus")
     if not local_history.interval():
