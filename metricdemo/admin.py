@@ -54,6 +54,7 @@ from metricdemo.models import (
     MetricDefinition,
     Operator,
 )
+from metricdemo.presentation import alerts_count_text, hide_refused
 
 logger = logging.getLogger("metricdemo")
 
@@ -717,15 +718,6 @@ def alert_states_html(found: list[prometheus_api.Alert]) -> str:
     )
 
 
-def alerts_count_text(found: list[prometheus_api.Alert]) -> str:
-    """Return '1 firing', '2 pending' or '1 firing, 1 pending'; empty for none."""
-    counts = [
-        (state, sum(1 for alert in found if alert.state == state))
-        for state in prometheus_api.STATES
-    ]
-    return ", ".join(f"{count} {state}" for state, count in counts if count)
-
-
 class DefinitionPermissions:
     """Rules are edited by those who may change definitions, with rule permissions.
 
@@ -1164,7 +1156,7 @@ class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
             )
 
     def _evaluate_for_list(self, definitions: list[MetricDefinition], user) -> None:
-        definitions = _hide_refused(definitions, user)
+        definitions = hide_refused(definitions, user)
         try:
             results = evaluate_many(
                 definitions, timeout=app_settings.ADMIN_EVALUATION_TIMEOUT
@@ -1427,24 +1419,6 @@ class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
                 message % {"count": len(created), "names": ", ".join(created)},
                 messages.SUCCESS,
             )
-
-
-def _hide_refused(definitions: list[MetricDefinition], user) -> list[MetricDefinition]:
-    """Mark the definitions `user` may not see the values of; return the others.
-
-    A hidden definition is never evaluated, so its cell shows neither a value
-    nor a number of series nor an error that could describe the data.
-    """
-    visible = []
-    for definition in definitions:
-        refusals = definition.permission_refusals(user)
-        if refusals:
-            definition._metricdemo_hidden = gettext("hidden: %(reason)s") % {
-                "reason": " ".join(refusals.values())
-            }
-        else:
-            visible.append(definition)
-    return visible
 
 
 @admin.register(AlertRule)
