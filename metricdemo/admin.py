@@ -43,6 +43,7 @@ from metricdemo import (
     validators,
 )
 from metricdemo.admin_history import DefinitionHistory, VersionsPerRequest
+from metricdemo.admin_overview import OverviewAdmin
 from metricdemo.conf import app_settings
 from metricdemo.evaluation import evaluate_many, evaluate_posted
 from metricdemo.models import (
@@ -53,6 +54,7 @@ from metricdemo.models import (
     Kind,
     MetricDefinition,
     Operator,
+    Overview,
 )
 from metricdemo.presentation import alerts_count_text, hide_refused
 
@@ -1456,3 +1458,7 @@ class AlertRuleAdmin(
         """Return the form class, refusing definitions the user may not publish."""
         form = super().get_form(request, obj, change, **kwargs)
         return type(form.__name__, (form,), {"acting_user": request.user})
+
+
+# The overview page, at <admin>/metricdemo/overview/ and listed in the app's index.
+admin.site.register(Overview, OverviewAdmin)
