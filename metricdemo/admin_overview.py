@@ -110,29 +110,38 @@ def look_at(definitions: list[MetricDefinition], user: Any) -> dict[int, Looked]
     """
     enabled = [definition for definition in definitions if definition.enabled]
     visible = presentation.hide_refused(enabled, user)
-    evaluations = _evaluations(visible)
+    evaluations, served = _evaluations(visible)
     now = time.time()
     looked = {}
     for definition in definitions:
         hidden = getattr(definition, "_metricdemo_hidden", "")
         evaluation = evaluations.get(definition.pk)
         shown = presentation.shown(definition, evaluation, hidden=hidden)
-        looked[definition.pk] = _looked(shown, evaluation, now)
+        looked[definition.pk] = _looked(
+            shown, evaluation, None if definition.pk in served else now
+        )
     return looked
 
 
 def _looked(
-    shown: presentation.Shown, evaluation: Evaluation | None, now: float
+    shown: presentation.Shown, evaluation: Evaluation | None, now: float | None
 ) -> Looked:
+    """Return what was found; `now` is None for a value served from the table."""
     if evaluation is None or evaluation.outcome == Outcome.PENDING:
         return Looked(shown)
     cost = None if evaluation.outcome in _NO_COST else evaluation.seconds
     if evaluation.computed_at is not None:
         return Looked(shown, cost, evaluation.computed_at)
+    if now is None:
+        # A refresh that failed, or a table that cannot be read: no value.
+        return Looked(shown, cost or None)
     return Looked(shown, cost, now, now=True)
 
 
-def _evaluations(definitions: list[MetricDefinition]) -> dict[int, Evaluation]:
+def _evaluations(
+    definitions: list[MetricDefinition],
+) -> tuple[dict[int, Evaluation], set[int]]:
+    """Return the evaluations by id, and the ids of those served from the table."""
     timeout = app_settings.ADMIN_EVALUATION_TIMEOUT
     found: dict[int, Evaluation] = {}
     try:
@@ -143,9 +152,10 @@ def _evaluations(definitions: list[MetricDefinition]) -> dict[int, Evaluation]:
     except Exception:
         # The values are a convenience: the page must show without them.
         logger.exception("Could not evaluate definitions for the admin overview.")
-        return found
+        return found, set(found)
+    scheduled = set(found)
     found.update((d.pk, result) for d, result in zip(rest, results, strict=True))
-    return found
+    return found, scheduled
 
 
 def listing(

@@ -183,6 +183,19 @@ def test_values_are_formatted_for_their_units(admin_client, define, shop):
     assert more.find(tag="a").attrs["href"] == change_url(definition)
 
 
+def test_the_page_has_no_inline_script_or_style(admin_client, define, history_on):
+    """A Content-Security-Policy without 'unsafe-inline' allows all of it."""
+    constant = define(name="shop.orders", source="constant", value=3)
+    add_samples(constant, [1, 2, 3])
+    page = parse_page(admin_client.get(OVERVIEW_URL).content)
+    assert page.find("metricdemo-sparkline", "svg") is not None
+    elements = list(page.iter())
+    assert [e.tag for e in elements if "style" in e.attrs] == []
+    assert [e for e in elements if e.tag == "style"] == []
+    assert [e for e in elements if e.tag == "script" and "src" not in e.attrs] == []
+    assert not [e for e in elements for a in e.attrs if a.startswith("on")]
+
+
 # States
 
 
@@ -225,16 +238,23 @@ def test_scheduled_values_are_served_with_when_they_were_computed(
 ):
     from metricdemo.scheduler import Refresher
 
+    def broken() -> float:
+        raise RuntimeError("the queue is down")
+
     callback("test.seven", lambda: 7)
+    callback("test.broken", broken)
     define(
         name="a.fresh", source="callback", callback="test.seven", refresh_interval=60
     )
     old = define(
         name="b.old", source="callback", callback="test.seven", refresh_interval=60
     )
+    define(
+        name="c.failed", source="callback", callback="test.broken", refresh_interval=60
+    )
     refresher = Refresher()
     try:
-        assert sorted(refresher.tick()) == ["a.fresh", "b.old"]
+        assert sorted(refresher.tick()) == ["a.fresh", "b.old", "c.failed"]
         refresher.wait_idle(30)
     finally:
         refresher.stop()
@@ -247,6 +267,10 @@ def test_scheduled_values_are_served_with_when_they_were_computed(
     assert cards["b.old"].state == "stale"
     assert "computed 1 h ago" in cards["b.old"].meta
     assert "Its last refresh was" in cards["b.old"].message
+    failed = cards["c.failed"]
+    assert (failed.state, failed.value) == ("error", "\u2014")
+    assert "the queue is down" in failed.message
+    assert "computed" not in failed.meta and "evaluated" not in failed.meta
 
 
 USERS_BY_STAFF = {
