@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,12 +26,18 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from metricdemo import formatting, presentation, prometheus_api, sources, validators
+from metricdemo import (
+    admin_text,
+    formatting,
+    presentation,
+    prometheus_api,
+    sources,
+    validators,
+)
 from metricdemo.conf import app_settings
 from metricdemo.evaluation import Evaluation, Outcome, evaluate_many, serve_scheduled
 from metricdemo.models import KIND_SHORT_CHOICES, AlertRule, MetricDefinition
@@ -204,12 +209,6 @@ def _cost_order(cost: float | None) -> float:
     return -cost if cost is not None else math.inf
 
 
-def breakable(name: str) -> SafeString:
-    """Return `name` escaped, with a line-break opportunity after each . and _."""
-    escaped = str(conditional_escape(name))  # entities hold neither . nor _
-    return mark_safe(re.sub(r"([._])", r"\1<wbr>", escaped))  # noqa: S308
-
-
 @dataclass(frozen=True)
 class Card:
     """One definition as the page shows it."""
@@ -230,8 +229,8 @@ class Card:
 
     @property
     def name(self) -> SafeString:
-        """Return the name, breakable only after its dots and underscores."""
-        return breakable(self.definition.name)
+        """Return the name as HTML that wraps only after its dots and underscores."""
+        return admin_text.name_html(self.definition.name)
 
     @property
     def exported(self) -> bool:

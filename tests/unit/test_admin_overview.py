@@ -1,4 +1,4 @@
-"""The overview's parts: names that break at dots, filters, what a card says."""
+"""The overview's parts: its filters, and what a card says."""
 
 from __future__ import annotations
 
@@ -7,19 +7,10 @@ import time
 import pytest
 
 from metricdemo import presentation
-from metricdemo.admin_overview import Card, Looked, OverviewFilters, breakable
+from metricdemo.admin_overview import Card, Looked, OverviewFilters
 from metricdemo.evaluation import Evaluation, Outcome
 from metricdemo.models import MetricDefinition
 from metricdemo.presentation import State
-
-
-def test_breakable__a_break_after_each_dot_and_underscore_only():
-    assert breakable("shop.orders_total") == "shop.<wbr>orders_<wbr>total"
-    assert breakable("x" * 30) == "x" * 30
-
-
-def test_breakable__escapes_first():
-    assert breakable('a.<b>&"c"') == "a.<wbr>&lt;b&gt;&amp;&quot;c&quot;"
 
 
 def test_filters__defaults_and_values_that_are_not_choices():
