@@ -414,6 +414,7 @@ def test_a_prometheus_too_slow_for_the_page_leaves_the_local_samples(
 
 @pytest.mark.long
 @pytest.mark.slow
+@pytest.mark.backend_neutral
 @pytest.mark.skipif(PROMETHEUS is None, reason=PROMETHEUS_MISSING)
 def test_sparklines_from_a_real_prometheus(
     admin_client, define, tmp_path, django_user_model, settings
