@@ -39,6 +39,12 @@ class Config:
     served_definitions: int = 10000
     served_rounds: int = 3
     served_limit: int = 10
+    # Section 10: definitions stored for the admin's pages, runs of each page,
+    # and the history samples of each definition that is not a constant (a
+    # day, one a minute).
+    admin_definitions: int = 1000
+    admin_rounds: int = 10
+    admin_samples: int = 1440
     # --profile: rank the top functions by cumulative time as well as self time.
     long_profile: bool = False
 
@@ -70,4 +76,7 @@ QUICK = Config(
     served_definitions=300,
     served_rounds=1,
     served_limit=5,
+    admin_definitions=50,
+    admin_rounds=2,
+    admin_samples=5,
 )

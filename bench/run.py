@@ -61,6 +61,7 @@ def measure(config: Config, directory: Path) -> str:
     # Imported here, not at the top: these import the app's models, which
     # need the django.setup() that main() runs first.
     from bench import (
+        admin_pages,
         aggregates,
         imports,
         row_counts,
@@ -86,6 +87,7 @@ def measure(config: Config, directory: Path) -> str:
                     if alias == "default":
                         # Before section 6 fills one table with a million rows.
                         all_served = served.measure(config, scrapes)
+                        admin = admin_pages.measure(config)
                     aggregated.append(aggregates.measure(alias, config, scrapes))
             constants = scrape_cost.measure(config, scrapes)
             imported = imports.measure(config)
@@ -109,6 +111,7 @@ def measure(config: Config, directory: Path) -> str:
         aggregates.section(config, aggregated),
         soaked,
         all_served,
+        admin,
         *(database.breakdown for database in databases),
         constants.profile,
     ]

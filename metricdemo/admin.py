@@ -43,6 +43,7 @@ from metricdemo import (
     validators,
 )
 from metricdemo.admin_history import DefinitionHistory, VersionsPerRequest
+from metricdemo.admin_overview import OverviewAdmin
 from metricdemo.conf import app_settings
 from metricdemo.evaluation import evaluate_many, evaluate_posted
 from metricdemo.models import (
@@ -53,7 +54,9 @@ from metricdemo.models import (
     Kind,
     MetricDefinition,
     Operator,
+    Overview,
 )
+from metricdemo.presentation import alerts_count_text, hide_refused
 
 logger = logging.getLogger("metricdemo")
 
@@ -717,15 +720,6 @@ def alert_states_html(found: list[prometheus_api.Alert]) -> str:
     )
 
 
-def alerts_count_text(found: list[prometheus_api.Alert]) -> str:
-    """Return '1 firing', '2 pending' or '1 firing, 1 pending'; empty for none."""
-    counts = [
-        (state, sum(1 for alert in found if alert.state == state))
-        for state in prometheus_api.STATES
-    ]
-    return ", ".join(f"{count} {state}" for state, count in counts if count)
-
-
 class DefinitionPermissions:
     """Rules are edited by those who may change definitions, with rule permissions.
 
@@ -1164,7 +1158,7 @@ class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
             )
 
     def _evaluate_for_list(self, definitions: list[MetricDefinition], user) -> None:
-        definitions = _hide_refused(definitions, user)
+        definitions = hide_refused(definitions, user)
         try:
             results = evaluate_many(
                 definitions, timeout=app_settings.ADMIN_EVALUATION_TIMEOUT
@@ -1429,24 +1423,6 @@ class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
             )
 
 
-def _hide_refused(definitions: list[MetricDefinition], user) -> list[MetricDefinition]:
-    """Mark the definitions `user` may not see the values of; return the others.
-
-    A hidden definition is never evaluated, so its cell shows neither a value
-    nor a number of series nor an error that could describe the data.
-    """
-    visible = []
-    for definition in definitions:
-        refusals = definition.permission_refusals(user)
-        if refusals:
-            definition._metricdemo_hidden = gettext("hidden: %(reason)s") % {
-                "reason": " ".join(refusals.values())
-            }
-        else:
-            visible.append(definition)
-    return visible
-
-
 @admin.register(AlertRule)
 class AlertRuleAdmin(
     VersionsPerRequest, DefinitionPermissions, RuleDisplays, admin.ModelAdmin
@@ -1482,3 +1458,7 @@ class AlertRuleAdmin(
         """Return the form class, refusing definitions the user may not publish."""
         form = super().get_form(request, obj, change, **kwargs)
         return type(form.__name__, (form,), {"acting_user": request.user})
+
+
+# The overview page, at <admin>/metricdemo/overview/ and listed in the app's index.
+admin.site.register(Overview, OverviewAdmin)

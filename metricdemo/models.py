@@ -671,6 +671,21 @@ def exported_name_index(using: str | None = None) -> Iterator[ExportedNameIndex]
         _active_index.reset(token)
 
 
+class Overview(MetricDefinition):
+    """The definitions at a glance: the admin's overview page, with no table of its own.
+
+    A proxy, so that the page has its place in every admin site that registers
+    it (`<admin>/metricdemo/overview/`) and an entry in the app's index. It
+    has no permissions either: the page asks for those of MetricDefinition.
+    """
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = _("overview")
+        verbose_name_plural = _("overview")
+
+
 class Operator(models.TextChoices):
     """How an alert rule compares its value with the threshold, or absence."""
 

@@ -3,10 +3,12 @@
 `shown(definition, evaluation)` turns one evaluation into what a card or a
 row of the change list shows: its state, its value formatted for the unit
 (metricdemo.formatting), the number of series and the top ones.
+`hide_refused()` marks the definitions whose values a user may not see.
 `recent_history(definitions)` reads the recent values, from Prometheus when
-METRICDEMO['PROMETHEUS_URL'] is set and answers, else from the app's own
-samples; `sparkline()` draws them as a small SVG, with no script and no
-inline style (a Content-Security-Policy without 'unsafe-inline' allows it).
+METRICDEMO['PROMETHEUS_URL'] is set and answers (a query or two for a whole
+page), else from the app's own samples; `sparkline()` draws them as a small
+SVG, with no script and no inline style (a Content-Security-Policy without
+'unsafe-inline' allows it).
 """
 
 from __future__ import annotations
@@ -19,8 +21,16 @@ from dataclasses import dataclass, field
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
-from metricdemo import aggregates, display, formatting, prometheus_history, routing
+from metricdemo import (
+    aggregates,
+    display,
+    formatting,
+    prometheus_api,
+    prometheus_history,
+    routing,
+)
 from metricdemo.conf import app_settings
 from metricdemo.distributions import Distribution
 from metricdemo.evaluation import Evaluation, Outcome
@@ -223,6 +233,34 @@ def shown(
     )
 
 
+def hide_refused(definitions: list[MetricDefinition], user) -> list[MetricDefinition]:
+    """Mark the definitions `user` may not see the values of; return the others.
+
+    Each one marked gets `_metricdemo_hidden`, the reason as a page shows it.
+    A hidden definition is never evaluated, so a page shows neither a value
+    nor a number of series nor an error that could describe the data.
+    """
+    visible = []
+    for definition in definitions:
+        refusals = definition.permission_refusals(user)
+        if refusals:
+            definition._metricdemo_hidden = gettext("hidden: %(reason)s") % {
+                "reason": " ".join(refusals.values())
+            }
+        else:
+            visible.append(definition)
+    return visible
+
+
+def alerts_count_text(found: list[prometheus_api.Alert]) -> str:
+    """Return '1 firing', '2 pending' or '1 firing, 1 pending'; empty for none."""
+    counts = [
+        (state, sum(1 for alert in found if alert.state == state))
+        for state in prometheus_api.STATES
+    ]
+    return ", ".join(f"{count} {state}" for state, count in counts if count)
+
+
 # --- History -------------------------------------------------------------------
 
 #: Points of one sparkline.
@@ -271,7 +309,9 @@ def recent_history(
         return History({}, "")
     until = timezone.now()
     since = until - (span or history_span())
-    found = prometheus_history.history(saved, since, until=until, points=points)
+    found = prometheus_history.history_together(
+        saved, since, until=until, points=points
+    )
     if found is not None:
         return History(found, "prometheus")
     if not local_history.interval():

@@ -16,6 +16,11 @@ each is summed per target and the largest target's taken:
   the series, as the local history keeps it;
 - any other: `max(NAME)`, only while each target exports one series (for
   several, the local history keeps no value either).
+
+`history_together()` gives the same answer for a page of definitions in at
+most two queries per hundred definitions (one for the additive, one for the
+others, their names in one regular expression and grouped by `__name__`),
+all within one timeout.
 """
 
 from __future__ import annotations
@@ -24,15 +29,17 @@ import datetime as dt
 import json
 import logging
 import math
+import re
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 from django.utils import timezone
 
-from metricdemo import naming
+from metricdemo import alerts, naming
 from metricdemo.conf import app_settings
 from metricdemo.models import Kind, MetricDefinition
 from metricdemo.values.history import SPARKLINE_POINTS, as_stored, is_additive
@@ -41,6 +48,10 @@ logger = logging.getLogger("metricdemo")
 
 #: Seconds one query may take by default, connection included.
 TIMEOUT = 2.0
+
+#: Definitions whose names one query of history_together() selects at most,
+#: which keeps its URL well under the limits of servers and proxies.
+NAMES_PER_QUERY = 100
 
 #: One series of a range query: its labels and its (Unix time, value) points.
 RangeSeries = tuple[dict[str, str], list[tuple[float, float]]]
@@ -90,13 +101,19 @@ def query_range(
     return series
 
 
-def promql_for(definition: MetricDefinition) -> str:
-    """Return the query of a definition's value over time, one series at most."""
+def sample_name(definition: MetricDefinition) -> str:
+    """Return the sample name a definition's history reads (a histogram's _count)."""
     family, sample = naming.exported_names(
         definition.name, definition.kind, definition.unit
     )
     if definition.kind == Kind.HISTOGRAM:
-        sample = f"{family}_count"
+        return f"{family}_count"
+    return sample
+
+
+def promql_for(definition: MetricDefinition) -> str:
+    """Return the query of a definition's value over time, one series at most."""
+    sample = sample_name(definition)
     if is_additive(definition):
         return f"max(sum by (job, instance) ({sample}))"
     return f"max({sample}) and on () (max(count by (job, instance) ({sample})) == 1)"
@@ -121,9 +138,7 @@ def history(
     base_url = base_url or app_settings.PROMETHEUS_URL
     if not base_url:
         return None
-    until = until or timezone.now()
-    start, end = since.timestamp(), until.timestamp()
-    step = max(1, math.ceil((end - start) / max(1, points - 1)))
+    start, end, step = _range(since, until or timezone.now(), points)
     found: dict[int, list[tuple[dt.datetime, float | None]]] = {}
     for definition in definitions:
         result = query_range(
@@ -131,15 +146,95 @@ def history(
         )
         if result is None:
             return None
-        values = result[0][1] if result else []
-        found[definition.pk] = [
-            (
-                as_stored(dt.datetime.fromtimestamp(moment, tz=dt.UTC)),
-                value if math.isfinite(value) else None,
-            )
-            for moment, value in values[-points:]
-        ]
+        found[definition.pk] = _points(result[0][1] if result else [], points)
     return found
+
+
+def promql_for_names(names: Sequence[str], *, additive: bool) -> str:
+    """Return the query of several definitions' values over time, one series each.
+
+    The same as promql_for() of each, in one query: the series keep their
+    `__name__`, which tells whose value each is.
+    """
+    pattern = "|".join(re.escape(name) for name in names)
+    selector = f"{{__name__=~{alerts.promql_string(pattern)}}}"
+    if additive:
+        return f"max by (__name__) (sum by (__name__, job, instance) ({selector}))"
+    return (
+        f"max by (__name__) ({selector}) and on (__name__) "
+        f"(max by (__name__) (count by (__name__, job, instance) ({selector})) == 1)"
+    )
+
+
+def history_together(
+    definitions: Iterable[MetricDefinition],
+    since: dt.datetime,
+    *,
+    until: dt.datetime | None = None,
+    points: int = SPARKLINE_POINTS,
+    base_url: str | None = None,
+    timeout: float = TIMEOUT,
+) -> dict[int, list[tuple[dt.datetime, float | None]]] | None:
+    """Return what history() returns, from a query per kind of definition.
+
+    One query for the additive definitions and one for the others (per
+    NAMES_PER_QUERY of them), all within `timeout` seconds together: a query
+    that fails, or time that runs out before the last query, gives None,
+    and the caller falls back to the local history.
+    """
+    base_url = base_url or app_settings.PROMETHEUS_URL
+    if not base_url:
+        return None
+    deadline = time.monotonic() + timeout
+    start, end, step = _range(since, until or timezone.now(), points)
+    groups: dict[bool, dict[str, list[int]]] = {True: {}, False: {}}
+    found: dict[int, list[tuple[dt.datetime, float | None]]] = {}
+    for definition in definitions:
+        found[definition.pk] = []
+        names = groups[is_additive(definition)]
+        names.setdefault(sample_name(definition), []).append(definition.pk)
+    for additive, names in groups.items():
+        ordered = sorted(names)
+        for first in range(0, len(ordered), NAMES_PER_QUERY):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                _failed(base_url, f"no answer within {timeout:g} s")
+                return None
+            chunk = ordered[first : first + NAMES_PER_QUERY]
+            promql = promql_for_names(chunk, additive=additive)
+            result = query_range(base_url, promql, start, end, step, timeout=left)
+            if result is None:
+                return None
+            for labels, values in result:
+                for pk in names.get(labels.get("__name__", ""), ()):
+                    found[pk] = _points(values, points)
+    return found
+
+
+def _range(
+    since: dt.datetime, until: dt.datetime, points: int
+) -> tuple[float, float, int]:
+    """Return the start, end and step of `points` points from `since` to `until`.
+
+    The last point is at `until`, so the newest value is in: Prometheus
+    evaluates at start, start + step, ..., and a step rounded up to whole
+    seconds would otherwise leave up to a step out at the end.
+    """
+    end = until.timestamp()
+    step = max(1, math.ceil((end - since.timestamp()) / max(1, points - 1)))
+    return end - step * max(0, points - 1), end, step
+
+
+def _points(
+    values: list[tuple[float, float]], points: int
+) -> list[tuple[dt.datetime, float | None]]:
+    return [
+        (
+            as_stored(dt.datetime.fromtimestamp(moment, tz=dt.UTC)),
+            value if math.isfinite(value) else None,
+        )
+        for moment, value in values[-points:]
+    ]
 
 
 def _matrix(payload: Any) -> list[RangeSeries]:

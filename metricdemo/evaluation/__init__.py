@@ -21,6 +21,7 @@ from metricdemo.evaluation.evaluator import (
     evaluate_many,
     evaluate_posted,
     get_evaluator,
+    serve_scheduled,
 )
 from metricdemo.evaluation.outcomes import Evaluation, Outcome
 from metricdemo.evaluation.work import definition_key, evaluate_here
@@ -36,5 +37,6 @@ __all__ = [
     "evaluate_posted",
     "get_evaluator",
     "scrape_deadline",
+    "serve_scheduled",
     "timeout_of",
 ]

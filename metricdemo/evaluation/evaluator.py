@@ -84,6 +84,32 @@ def evaluate_posted(
     return evaluate(posted, timeout=timeout)
 
 
+def serve_scheduled(
+    definitions: Sequence[MetricDefinition], deadline: float | None = None
+) -> dict[int, Evaluation]:
+    """Return {index: Evaluation} of the scheduled definitions, as a scrape serves them.
+
+    Their values come from the scheduled table (one query), never from an
+    evaluation now: stored, pending, stale, or an error.
+    """
+    # Values computed elsewhere are checked as fresh ones are: the kind
+    # may have changed since (a gauge made a counter keeps its value).
+    return {
+        i: checked(
+            definitions[i],
+            Evaluation(
+                definitions[i].name,
+                Outcome(served.outcome),
+                served.observations,
+                served.error,
+                served.seconds,
+                served.computed_at,
+            ),
+        )
+        for i, served in scheduled.serve(definitions, deadline).items()
+    }
+
+
 class Evaluator:
     """Run evaluations: cheap sources inline, the rest on worker threads.
 
@@ -124,20 +150,8 @@ class Evaluator:
         if deadline is None:
             deadline = scrape_deadline()
         results: list[Evaluation | None] = [None] * len(definitions)
-        # Values computed elsewhere are checked as fresh ones are: the kind
-        # may have changed since (a gauge made a counter keeps its value).
-        for i, served in scheduled.serve(definitions, deadline).items():
-            results[i] = checked(
-                definitions[i],
-                Evaluation(
-                    definitions[i].name,
-                    Outcome(served.outcome),
-                    served.observations,
-                    served.error,
-                    served.seconds,
-                    served.computed_at,
-                ),
-            )
+        for i, served in serve_scheduled(definitions, deadline).items():
+            results[i] = served
         for i, observations in shared_cache.read(definitions, deadline).items():
             if results[i] is None:
                 results[i] = checked(

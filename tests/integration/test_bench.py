@@ -46,6 +46,7 @@ def test_bench_quick_run_prints_every_section(tmp_path):
         "7. Aggregates",
         "8. A process after 20 edits",
         "9. Every one served",
+        "10. Admin pages",
         "Where the row-count scrape's time goes",
         "Where the app collector's time goes",
     ):

@@ -1,5 +1,10 @@
-"""The admin in headless Chromium: create, preview, save, scrape; refuse an editor."""
+"""The admin in headless Chromium: create, preview, save, scrape; refuse an editor.
 
+And the overview of a hundred definitions, in a laptop's window and on a phone.
+"""
+
+import datetime as dt
+import itertools
 import json
 import os
 import re
@@ -318,6 +323,30 @@ def wrapped_inside_a_word(lines: list[str]) -> list[str]:
     return [line for line in lines[:-1] if not line.endswith((".", "_"))]
 
 
+#: A script's function that returns the text of each line an element renders
+#: on, told apart by where each character is drawn.
+TEXT_LINES = """(element) => {
+    const texts = document.createTreeWalker(element, NodeFilter.SHOW_TEXT);
+    const found = [];
+    let bottom = null;
+    for (let node; (node = texts.nextNode());) {
+        for (let i = 0; i < node.length; i++) {
+            const range = document.createRange();
+            range.setStart(node, i);
+            range.setEnd(node, i + 1);
+            const box = range.getBoundingClientRect();
+            if (!box.width && !box.height) continue;
+            if (bottom === null || box.top >= bottom - 1) {
+                found.push('');
+            }
+            bottom = box.bottom;
+            found[found.length - 1] += node.data[i];
+        }
+    }
+    return found;
+}"""
+
+
 def change_list_lines(base_url: str, window: dict) -> dict:
     """Open the change list in `window`; return its widths and its cells' lines.
 
@@ -328,28 +357,10 @@ def change_list_lines(base_url: str, window: dict) -> dict:
         page.wait_for_selector("#result_list")
         return page.evaluate(
             """() => {
+                const lines = """
+            + TEXT_LINES
+            + """;
                 const shows = (element) => element.getClientRects().length > 0;
-                const lines = (cell) => {
-                    const texts = document.createTreeWalker(
-                        cell, NodeFilter.SHOW_TEXT);
-                    const found = [];
-                    let bottom = null;
-                    for (let node; (node = texts.nextNode());) {
-                        for (let i = 0; i < node.length; i++) {
-                            const range = document.createRange();
-                            range.setStart(node, i);
-                            range.setEnd(node, i + 1);
-                            const box = range.getBoundingClientRect();
-                            if (!box.width && !box.height) continue;
-                            if (bottom === null || box.top >= bottom - 1) {
-                                found.push('');
-                            }
-                            bottom = box.bottom;
-                            found[found.length - 1] += node.data[i];
-                        }
-                    }
-                    return found;
-                };
                 const headers = [...document.querySelectorAll(
                     '#result_list thead th')].map((th) => (
                         shows(th) ? th.textContent.trim() : ''));
@@ -441,3 +452,207 @@ def preview_a_histogram(page) -> dict:
         "bounds drawn": bars.locator(".metricdemo-le").all_inner_texts(),
         "counts drawn": bars.locator(".metricdemo-bucket-count").all_inner_texts(),
     }
+
+
+OVERVIEW = "/admin/metricdemo/overview/"
+
+
+def test_the_overview_fits_a_laptop_and_a_phone(
+    live_server,
+    django_user_model,
+    orders,
+    gate,
+    settings,
+    monkeypatch,
+    tmp_path,
+):
+    """A hundred definitions of every kind and state, with their history."""
+    from metricdemo.values import history
+
+    django_user_model.objects.create_superuser("admin", "admin@example.com", PASSWORD)
+    # A sample a minute, for half an hour (conftest.py turns the history off).
+    monkeypatch.setattr(history, "interval", lambda: 60)
+    settings.METRICDEMO = {
+        **settings.METRICDEMO,
+        "HISTORY_POINTS": 30,
+        "ADMIN_EVALUATION_TIMEOUT": 0.3,
+    }
+    definitions = a_hundred_definitions(gate.name)
+    assert len(definitions) == 100
+    add_history(definitions)
+    pictures = screenshot_folder(tmp_path)
+
+    seen = look_at_the_overview(live_server.url, pictures)
+
+    for size in ("laptop", "phone"):
+        found = seen[size]
+        assert found["cards"] == 100, size
+        assert found["page"] <= found["window"], (size, found)
+        names = {"".join(lines): lines for lines in found["names"]}
+        assert len(names) == 100, size
+        for name, lines in names.items():
+            assert wrapped_inside_a_word(lines) == [], (size, name)
+        assert found["without state"] == [] and found["without value"] == [], size
+        assert found["sparklines"] >= 60, size
+        assert {"ok", "error", "timeout", "pending", "disabled"} <= found["states"]
+    for name in ("overview.png", "overview-phone.png"):
+        width, height = png_size(pictures / name)
+        assert width >= 390 and height >= 700, (name, width, height)
+
+
+#: The areas of a shop the overview's definitions are named after.
+AREAS = ("billing", "checkout", "inventory", "shipping", "support")
+
+
+def a_hundred_definitions(slow_callback: str) -> list[MetricDefinition]:
+    """Store a hundred definitions: constants, row counts, settings, and trouble.
+
+    Made in turns, one of each sort after the other, so that every area (and
+    so every screenful of the page, in name order) holds some of each.
+    """
+    units = ("{EUR}", "By", "s", "{order}", "1", "%", "ms", "KiBy")
+    values = (12579.07, 3 * 1024**3, 4512.5, 42, 0.25, 42.5, 180, 2048)
+    groups = ("", "status", "customer__country", "status, customer__country")
+    settings = (("SESSION_COOKIE_AGE", "s"), ("DATA_UPLOAD_MAX_MEMORY_SIZE", "By"))
+    sorts = [
+        [
+            (
+                "target",
+                {
+                    "description": f"What we aim at, figure {i}",
+                    "kind": "counter" if i % 5 == 0 else "gauge",
+                    "unit": units[i % len(units)],
+                    "source": "constant",
+                    "value": values[i % len(values)] * (1 + i % 4 / 10),
+                },
+            )
+            for i in range(40)
+        ],
+        [
+            (
+                f"orders_by_{groups[i % 4].split(',')[0] or 'all'}",
+                {
+                    "description": "Orders, now",
+                    "unit": "{order}",
+                    "source": "row_count",
+                    "model": "shop.Order",
+                    "group_by": groups[i % 4],
+                },
+            )
+            for i in range(25)
+        ],
+        [
+            (
+                settings[i % 2][0].lower(),
+                {
+                    "source": "setting",
+                    "setting": settings[i % 2][0],
+                    "unit": settings[i % 2][1],
+                },
+            )
+            for i in range(10)
+        ],
+        [("retired", {"source": "constant", "value": 1, "enabled": False})] * 10,
+        [
+            (
+                "orders_scheduled",
+                {"source": "row_count", "model": "shop.Order", "refresh_interval": 300},
+            )
+        ]
+        * 5,
+        [("queue_slow", {"source": "callback", "callback": slow_callback})] * 3,
+        # Valid once; the setting is gone since.
+        [("legacy_setting", {"source": "setting", "setting": "GONE"})] * 5,
+    ]
+    made = []
+    turns = itertools.zip_longest(*sorts)
+    for number, (stem, fields) in enumerate(
+        item for turn in turns for item in turn if item
+    ):
+        definition = MetricDefinition(
+            name=f"{AREAS[number % len(AREAS)]}.{stem}_{number:02d}", **fields
+        )
+        if fields.get("setting") != "GONE":
+            definition.full_clean()
+        made.append(definition)
+    made += [
+        MetricDefinition(
+            name="checkout.a_very_long_name_without_dots_for_a_phone",
+            source="constant",
+            value=1,
+        ),
+        MetricDefinition(
+            name="shipping.orders_waiting_for_payment.by_customer_country.eu_west",
+            description="A long name that breaks at its dots and underscores only",
+            unit="{order}",
+            source="constant",
+            value=1234567,
+        ),
+    ]
+    return MetricDefinition.objects.bulk_create(made)
+
+
+def add_history(definitions: list[MetricDefinition]) -> None:
+    """Give most definitions thirty minutes of samples, one a minute."""
+    import math
+
+    from django.utils import timezone
+
+    from metricdemo.models import ValueSample
+
+    start = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=30)
+    ValueSample.objects.bulk_create(
+        ValueSample(
+            definition_id=definition.pk,
+            time=start + dt.timedelta(minutes=minute),
+            value=100 + 40 * math.sin((minute + n) / 4) + minute * (n % 5),
+            series=1,
+        )
+        for n, definition in enumerate(definitions)
+        if n % 9 != 4
+        for minute in range(30)
+    )
+
+
+def look_at_the_overview(base_url: str, pictures: Path) -> dict[str, dict]:
+    """Open the overview at 1280 px, then 390 px; return what each showed.
+
+    Saves overview.png and overview-phone.png on the way.
+    """
+    measure = (
+        """() => {
+        const lines = """
+        + TEXT_LINES
+        + """;
+        const root = document.documentElement;
+        const cards = [...document.querySelectorAll('.metricdemo-card')];
+        const text = (card, selector) =>
+            (card.querySelector(selector)?.textContent || '').trim();
+        const without = (selector) =>
+            cards.filter(card => !text(card, selector)).map(card => card.id);
+        const names = [...document.querySelectorAll('.metricdemo-card-name')];
+        return {
+            cards: cards.length,
+            page: root.scrollWidth,
+            window: root.clientWidth,
+            states: [...new Set(cards.map(card => text(card, '.metricdemo-state')))],
+            'without state': without('.metricdemo-state'),
+            'without value': without('.metricdemo-card-value'),
+            names: names.map(lines),
+            sparklines: document.querySelectorAll('svg.metricdemo-sparkline').length,
+        };
+    }"""
+    )
+    seen = {}
+    with add_form(base_url, "admin", OVERVIEW) as page:
+        page.wait_for_selector(".metricdemo-cards")
+        seen["laptop"] = page.evaluate(measure)
+        page.screenshot(path=pictures / "overview.png")
+        page.set_viewport_size(PHONE)
+        page.reload()
+        page.wait_for_selector(".metricdemo-cards")
+        seen["phone"] = page.evaluate(measure)
+        page.screenshot(path=pictures / "overview-phone.png")
+    for found in seen.values():
+        found["states"] = set(found["states"])
+    return seen

@@ -439,6 +439,17 @@ def test_value_history__from_a_real_prometheus(define, tmp_path, django_user_mod
         times = [t for t, _ in found[constant.pk]]
         assert times == sorted(times) and times[0] >= started - dt.timedelta(seconds=1)
 
+        # A page's history in two queries says the same as a query each.
+        until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
+        each, together = (
+            read([constant, users, newest], since=started, until=until, base_url=api)
+            for read in (
+                prometheus_history.history,
+                prometheus_history.history_together,
+            )
+        )
+        assert together == each and together[constant.pk]
+
         # query_range itself: the series of a plain selector.
         (series,) = prometheus_history.query_range(
             api, "h_constant", started, dt.datetime.now(dt.UTC), 1
@@ -517,6 +528,138 @@ def _definition(**fields):
     from metricdemo.models import MetricDefinition
 
     return MetricDefinition(pk=1, **{"name": "h.gauge", "kind": "gauge", **fields})
+
+
+@pytest.mark.parametrize(
+    ("names", "additive", "promql"),
+    [
+        (
+            ["a_total", "b_seconds_count"],
+            True,
+            "max by (__name__) (sum by (__name__, job, instance) "
+            '({__name__=~"a_total|b_seconds_count"}))',
+        ),
+        (
+            ["shop_load"],
+            False,
+            'max by (__name__) ({__name__=~"shop_load"}) and on (__name__) '
+            "(max by (__name__) (count by (__name__, job, instance) "
+            '({__name__=~"shop_load"})) == 1)',
+        ),
+        # Not a name the exporter writes, but one that could not match others.
+        (
+            ["a.b"],
+            True,
+            "max by (__name__) (sum by (__name__, job, instance) "
+            '({__name__=~"a\\\\.b"}))',
+        ),
+    ],
+)
+def test_value_history__the_query_of_several_definitions(names, additive, promql):
+    assert prometheus_history.promql_for_names(names, additive=additive) == promql
+
+
+class SlowPrometheus:
+    """An HTTP server on 127.0.0.1 that answers range queries after `delay` seconds.
+
+    Each answer is a matrix with no series, as from a Prometheus that has no
+    samples of the names asked for; /api/v1/alerts answers at once, with none.
+    """
+
+    def __init__(self, delay: float = 0.0) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        self.queries: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+                url = urlsplit(self.path)
+                if url.path == "/api/v1/query_range":
+                    server.queries.append(parse_qs(url.query)["query"][0])
+                    time.sleep(delay)
+                    data = {"resultType": "matrix", "result": []}
+                else:
+                    data = {"alerts": []}
+                body = json.dumps({"status": "success", "data": data}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client gave up waiting
+
+            def log_message(self, format: str, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> SlowPrometheus:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _many(count: int, start: int = 1, **fields) -> list:
+    return [
+        _definition(**{"name": f"h.n{pk}", **fields})
+        for pk in range(start, start + count)
+    ]
+
+
+def _with_ids(definitions: list) -> list:
+    for pk, definition in enumerate(definitions, start=1):
+        definition.pk = pk
+    return definitions
+
+
+def test_value_history__a_page_of_definitions_in_two_queries():
+    page = _with_ids([*_many(50, kind="counter"), *_many(50, start=51)])
+    with SlowPrometheus() as server:
+        found = prometheus_history.history_together(
+            page, since=BASE_TIME, base_url=server.url
+        )
+    assert found == {pk: [] for pk in range(1, 101)}
+    assert len(server.queries) == 2
+    additive, other = server.queries
+    assert additive.startswith("max by (__name__) (sum by (__name__, job, instance)")
+    assert "h_n1_total|" in additive and "h_n51|" not in additive
+    assert "h_n51|" in other and "== 1" in other
+
+
+def test_value_history__more_names_than_a_query_takes_make_more_queries():
+    many = prometheus_history.NAMES_PER_QUERY + 1
+    with SlowPrometheus() as server:
+        prometheus_history.history_together(
+            _with_ids(_many(many)), since=BASE_TIME, base_url=server.url
+        )
+    assert len(server.queries) == 2
+
+
+def test_value_history__the_queries_of_a_page_share_one_timeout():
+    """Each query answers within the timeout, but both together do not."""
+    page = _with_ids([_definition(kind="counter"), _definition(name="h.other")])
+    with SlowPrometheus(delay=0.6) as server:
+        started = time.monotonic()
+        found = prometheus_history.history_together(
+            page, since=BASE_TIME, base_url=server.url, timeout=1.0
+        )
+        took = time.monotonic() - started
+    assert found is None
+    assert len(server.queries) == 2
+    assert took < 1.2 + 0.5  # the timeout, not a timeout per query
 
 
 def test_value_history__the_points_of_a_range_come_as_the_local_ones(monkeypatch):

@@ -60,6 +60,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("checks", "views"),
     ("presentation",),
     ("admin_history", "admin_text"),
+    ("admin_overview",),
     ("urls", "admin", "cli"),
     ("management", "apps"),
     ("migrations",),
