@@ -37,6 +37,7 @@ from metricdemo import (
     distributions,
     naming,
     policy,
+    presentation,
     prometheus_api,
     routing,
     sources,
@@ -1053,10 +1054,12 @@ class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
         result = getattr(obj, "_metricdemo_evaluation", None)
         if result is None:
             return "-"
-        text = display.summary(obj, result)
-        if not result.ok:
-            return format_html('<span class="errornote">{}</span>', text)
-        return text
+        history = getattr(obj, "_metricdemo_history", None)
+        return presentation.value_html(
+            presentation.shown(obj, result),
+            history.of(obj) if history else (),
+            outcome=str(result.outcome),
+        )
 
     def _alerts_marker(self, obj: MetricDefinition) -> str:
         state = getattr(obj, "_metricdemo_alerts", None)
@@ -1133,6 +1136,7 @@ class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
         if changelist is not None:
             definitions = list(changelist.result_list)
             self._evaluate_for_list(definitions, request.user)
+            self._history_for_list(definitions)
             if definitions and self._shows_alerts(request):
                 self._alerts_for_list(request, definitions)
         return response
@@ -1156,6 +1160,17 @@ class MetricDefinitionAdmin(DefinitionHistory, admin.ModelAdmin):
                 definition.name,
                 getattr(definition, "_metricdemo_hidden", None) or "",
             )
+
+    def _history_for_list(self, definitions: list[MetricDefinition]) -> None:
+        shown = [d for d in definitions if not getattr(d, "_metricdemo_hidden", None)]
+        try:
+            history = presentation.recent_history(shown)
+        except Exception:
+            # The sparklines are a convenience too.
+            logger.exception("Could not read the definitions' recent values.")
+            return
+        for definition in shown:
+            definition._metricdemo_history = history
 
     def _evaluate_for_list(self, definitions: list[MetricDefinition], user) -> None:
         definitions = hide_refused(definitions, user)

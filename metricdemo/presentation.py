@@ -150,22 +150,26 @@ def format_series_value(
 ) -> formatting.Formatted:
     """Return one series' value formatted for the definition's unit.
 
-    A histogram's value is its count and median in the short text; the
-    full text adds the sum and the 90th and 99th percentiles.
+    A histogram's value is its count, sum and median in the short text;
+    the full text adds the 90th and 99th percentiles, at full precision.
     """
     unit = definition.unit or ""
     if isinstance(value, Distribution):
         median = value.quantile(0.5)
-        short = f"count {value.count:,}"
+        short = f"count {value.count:,}, sum {_short(value.sum, unit, kind)}"
         full = f"count {value.count:,}, sum {_full(value.sum, unit, kind)}"
         if median is not None:
-            short += f", p50 {formatting.format_value(median, unit, kind).short}"
+            short += f", p50 {_short(median, unit, kind)}"
         for name, quantile in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):
             found = value.quantile(quantile)
             if found is not None:
                 full += f", {name} {_full(found, unit, kind)}"
         return formatting.Formatted(short, full)
     return formatting.format_value(value, unit, kind, now=now)
+
+
+def _short(value: float, unit: str, kind: str | None) -> str:
+    return formatting.format_value(value, unit, kind).short
 
 
 def _full(value: float, unit: str, kind: str | None) -> str:
@@ -404,3 +408,76 @@ def trend(points: Iterable[tuple[dt.datetime, float | None]]) -> str:
     if len(values) < 2 or values[-1] == values[0]:
         return "flat"
     return "rising" if values[-1] > values[0] else "falling"
+
+
+# --- A list's cell -----------------------------------------------------------
+
+
+def value_html(
+    shown: Shown,
+    points: Iterable[tuple[dt.datetime, float | None]] = (),
+    *,
+    outcome: str = "",
+) -> SafeString:
+    """Return a value for a list's cell, with its sparkline.
+
+    One value, full precision in its title; or "33 series" and the largest
+    three, each with its labels; or, for an evaluation that failed, its
+    `outcome` and message as an error note. A value served from before
+    (kept, stale) says so after it.
+    """
+    if shown.state in (State.HIDDEN, State.DISABLED, State.UNKNOWN):
+        return format_html(
+            '<span class="metricdemo-state">{}</span>',
+            shown.message or shown.state_label,
+        )
+    if shown.value is None and not shown.series_count and shown.message:
+        return format_html(
+            '<span class="errornote">{}: {}</span>',
+            outcome or shown.state,
+            shown.message,
+        )
+    line = sparkline(points)
+    if shown.value is not None:
+        main = format_html(
+            '<span class="metricdemo-value" title="{}">{}</span>',
+            shown.value.full,
+            shown.value.short,
+        )
+    elif shown.series_count:
+        main = format_html(
+            '<span class="metricdemo-value">{} series</span>',
+            f"{shown.series_count:,}",
+        )
+    else:
+        main = format_html('<span class="metricdemo-value">{}</span>', "no series")
+    top = ""
+    if shown.top:
+        items = [
+            format_html(
+                '<li><span class="metricdemo-labels">{}</span> '
+                '<span title="{}">{}</span></li>',
+                item.labels or "(no labels)",
+                item.value.full,
+                item.value.short,
+            )
+            for item in shown.top
+        ]
+        if shown.more:
+            items.append(format_html("<li>and {} more</li>", f"{shown.more:,}"))
+        top = format_html(
+            '<ul class="metricdemo-top">{}</ul>',
+            mark_safe(" ".join(items)),  # noqa: S308 - built with format_html above
+        )
+    note = ""
+    if shown.message:
+        note = format_html(
+            ' <span class="metricdemo-note">({}: {})</span>',
+            outcome or shown.state,
+            shown.message,
+        )
+    return (
+        format_html("{}{}{} {}", main, note, line, top)
+        if top
+        else (format_html("{}{}{}", main, note, line))
+    )

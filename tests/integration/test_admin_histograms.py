@@ -14,6 +14,7 @@ from django.contrib.auth.models import Permission
 from metricdemo import distributions
 from metricdemo.display import format_number
 from metricdemo.distributions import PRESETS, Distribution
+from metricdemo.formatting import short_number
 from metricdemo.models import MetricDefinition
 from tests.admin_pages import (
     ADD_URL,
@@ -391,19 +392,21 @@ def test_change_list_shows_count_and_median(admin_client, define, totals):
     everything = [v for values in TOTALS.values() for v in values] + [7]
     expected = Distribution.of(BOUNDS, everything)
     assert shown["current_value"][0] == (
-        f"count {len(everything)}, sum {format_number(sum(everything))}, "
-        f"p50 {format_number(expected.quantile(0.5))}"
+        f"count {len(everything)}, sum {short_number(sum(everything))}, "
+        f"p50 {short_number(expected.quantile(0.5))}"
     )
-    # The first three series, in the order of their labels, parted by ";".
+    # The three series of the most values (of equal counts, in the order of
+    # their labels), then how many more.
     groups = {"<i>x</i>": [7], **TOTALS}
+    largest = sorted(sorted(groups.items()), key=lambda item: -len(item[1]))[:3]
     shown_groups = [
-        f'{{status="{status}"}} count {len(values)}, '
-        f"sum {format_number(sum(values))}, "
-        f"p50 {format_number(Distribution.of(BOUNDS, values).quantile(0.5))}"
-        for status, values in sorted(groups.items())[:3]
+        f"status={status} count {len(values)}, "
+        f"sum {short_number(sum(values))}, "
+        f"p50 {short_number(Distribution.of(BOUNDS, values).quantile(0.5))}"
+        for status, values in largest
     ]
     assert shown["current_value"][1] == (
-        f"4 series: {'; '.join(shown_groups)}; and 1 more"
+        f"4 series {' '.join(shown_groups)} and 1 more"
     )
     assert "<i>x</i>" not in page and "&lt;i&gt;x&lt;/i&gt;" in page
     assert shown["current_value"][2] == "2.5"

@@ -93,7 +93,7 @@ def test_a_histogram_shows_its_count_and_median_and_the_rest_on_hover():
         definition(kind="histogram", unit="s"),
         Evaluation("x", Outcome.SUCCESS, [(value, {})]),
     )
-    assert shown.value.short.startswith("count 4, p50 ")
+    assert shown.value.short.startswith("count 4, sum 30 s, p50 ")
     assert "sum 30 s" in shown.value.full
     assert "p99" in shown.value.full
 
