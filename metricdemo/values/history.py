@@ -34,7 +34,7 @@ from concurrent.futures import Future
 
 from django.conf import settings
 from django.db import connections, router
-from django.db.models import F, Window
+from django.db.models import Count, F, Window
 from django.db.models.functions import Mod, RowNumber
 from django.utils import timezone
 
@@ -283,37 +283,41 @@ def history(
 ) -> dict[int, list[tuple[dt.datetime, float | None]]]:
     """Return {definition id: [(time, value), ...]} since `since`, oldest first.
 
-    One query. At most `points` samples per definition: when more fall
+    At most `points` samples per definition: when a definition has more
     between `since` and `until` (now), they are taken in slices of
     consecutive samples and the last (newest) of each is kept, the newest
-    sample always among them. Every id asked for is a key; a value is None
-    where the sample has none.
+    sample always among them; a definition with fewer keeps them all.
+    Every id asked for is a key; a value is None where the sample has none.
+
+    One query counts each definition's samples, and one reads those of all
+    the definitions that share a slice's size (usually all of them).
     """
     ids = sorted({int(pk) for pk in definition_ids})
     found: dict[int, list[tuple[dt.datetime, float | None]]] = {pk: [] for pk in ids}
     if not ids:
         return found
+    points = max(1, points)
     until = until or timezone.now()
-    seconds = interval() or 60
-    expected = max(1, math.ceil((until - since).total_seconds() / seconds) + 1)
-    stride = max(1, math.ceil(expected / max(1, points)))
     rows = ValueSample.objects.using(using or router.db_for_read(ValueSample)).filter(
         definition_id__in=ids, time__gte=since, time__lte=until
     )
-    if stride > 1:
-        rows = rows.annotate(
-            newer=Window(
-                RowNumber(),
-                partition_by=[F("definition_id")],
-                order_by=F("time").desc(),
-            )
-        ).filter(newer__lte=points * stride)
-        rows = rows.annotate(slot=Mod(F("newer") - 1, stride)).filter(slot=0)
-    for pk, moment, value in rows.order_by("definition_id", "time").values_list(
-        "definition_id", "time", "value"
-    ):
-        found[pk].append((moment, value))
-    for pk, items in found.items():
-        if len(items) > points:
-            found[pk] = items[-points:]
+    counts = rows.values_list("definition_id").annotate(n=Count("pk")).order_by()
+    by_stride: dict[int, list[int]] = {}
+    for pk, count in counts:
+        by_stride.setdefault(max(1, math.ceil(count / points)), []).append(pk)
+    for stride, pks in sorted(by_stride.items()):
+        part = rows.filter(definition_id__in=pks)
+        if stride > 1:
+            part = part.annotate(
+                newer=Window(
+                    RowNumber(),
+                    partition_by=[F("definition_id")],
+                    order_by=F("time").desc(),
+                )
+            ).filter(newer__lte=points * stride)
+            part = part.annotate(slot=Mod(F("newer") - 1, stride)).filter(slot=0)
+        for pk, moment, value in part.order_by("definition_id", "time").values_list(
+            "definition_id", "time", "value"
+        ):
+            found[pk].append((moment, value))
     return found

@@ -240,7 +240,8 @@ def test_value_history__thinned_to_the_newest_of_each_slice(
         for minute in range(day)
     )
     until = BASE_TIME + (day - 1) * MINUTE
-    with django_assert_num_queries(1):
+    # One query counts the samples, one reads those of both (slices of 24).
+    with django_assert_num_queries(2):
         found = history.history([2, 1, 3], since=BASE_TIME, until=until, points=60)
     assert sorted(found) == [1, 2, 3]
     assert found[3] == []
@@ -262,6 +263,32 @@ def test_value_history__thinned_to_the_newest_of_each_slice(
     # Fewer samples than points: all of them.
     found = history.history([1], since=until - 9 * MINUTE, until=until, points=60)
     assert [t for t, _ in found[1]] == [until - m * MINUTE for m in range(9, -1, -1)]
+
+
+@pytest.mark.django_db
+def test_value_history__a_new_history_is_not_thinned_by_the_span_it_will_fill(
+    django_assert_num_queries,
+):
+    # A day's span, but the site has kept samples for 5 minutes only; another
+    # definition has the whole day.
+    day = 1440
+    until = BASE_TIME + (day - 1) * MINUTE
+    ValueSample.objects.bulk_create(
+        [
+            *(
+                ValueSample(definition_id=1, time=until - m * MINUTE, value=float(m))
+                for m in range(5)
+            ),
+            *(
+                ValueSample(definition_id=2, time=BASE_TIME + m * MINUTE, value=1.0)
+                for m in range(day)
+            ),
+        ]
+    )
+    with django_assert_num_queries(3):
+        found = history.history([1, 2], since=BASE_TIME, until=until, points=60)
+    assert found[1] == [(until - m * MINUTE, float(m)) for m in range(4, -1, -1)]
+    assert len(found[2]) == 60
 
 
 @pytest.mark.django_db
