@@ -438,6 +438,13 @@ def value_html(
             shown.message,
         )
     line = sparkline(points)
+    if shown.value is None and shown.series_count == 1 and shown.top:
+        # One series with labels: its value, and its labels under it.
+        (only,) = shown.top
+        shown = Shown(shown.state, only.value, 1, message=shown.message)
+        line = format_html(
+            '{}<span class="metricdemo-labels">{}</span>', line, only.labels
+        )
     if shown.value is not None:
         main = format_html(
             '<span class="metricdemo-value" title="{}">{}</span>',

@@ -171,3 +171,33 @@ def test_recent_history__none_without_prometheus_or_samples(settings):
     assert presentation.recent_history([]) == presentation.History({}, "")
     saved = definition(pk=1)
     assert presentation.recent_history([saved]) == presentation.History({}, "")
+
+
+def test_a_list_cell_shows_one_labelled_series_as_its_value_and_labels():
+    shown = presentation.shown(
+        definition(unit="{EUR}"),
+        Evaluation("x", Outcome.SUCCESS, [(80.5, {"country": "AT"})]),
+    )
+    markup = str(presentation.value_html(shown))
+    assert re.sub(r"<[^>]+>", " ", markup).split() == ["80.50", "EUR", "country=AT"]
+    assert "series" not in markup
+
+
+def test_a_list_cell_shows_several_series_as_their_count_and_the_largest():
+    observations = [(float(n), {"status": f"s{n}"}) for n in range(5)]
+    shown = presentation.shown(
+        definition(), Evaluation("x", Outcome.SUCCESS, observations)
+    )
+    text = re.sub(r"<[^>]+>", " ", str(presentation.value_html(shown))).split()
+    assert text == [
+        "5", "series", "status=s4", "4", "status=s3", "3", "status=s2", "2",
+        "and", "2", "more",
+    ]  # fmt: skip
+
+
+def test_a_list_cell_shows_an_error_as_a_note():
+    shown = presentation.shown(
+        definition(), Evaluation("x", Outcome.TIMEOUT, error="over 1 s")
+    )
+    markup = str(presentation.value_html(shown, outcome="timeout"))
+    assert markup == '<span class="errornote">timeout: over 1 s</span>'
