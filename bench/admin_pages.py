@@ -142,10 +142,11 @@ def measure(config: Config) -> str:
         "GET through Django's test client as a superuser, on SQLite "
         f"(medians of {config.admin_rounds} runs)\n"
         + table
-        + "\n\nEach page evaluates what it shows, as it does for a user: the "
-        "overview its cards, and it reads their sparklines' samples in one "
-        "query (a day of them, thinned to 60 points each; none without a "
-        "history kept); the change list its rows. A state filter evaluates "
+        + "\n\nEach page evaluates what it shows, as it does for a user, and "
+        "reads its sparklines' samples in two queries (how many each has, "
+        "then a day of them thinned to 60 points each; none without a "
+        "history kept): the overview its cards, the change list its rows. "
+        "A state filter evaluates "
         "every definition of the kind and source chosen, then shows the "
         "first page of those in that state."
     )
