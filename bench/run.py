@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="print longer profiles (top functions by self and cumulative time)",
     )
+    parser.add_argument(
+        "--scrape-cost",
+        action="store_true",
+        help="measure section 1 alone (with the first scrape after a change "
+        "and the app collector's profile it takes)",
+    )
     parser.add_argument("child", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child and args.child[0] == "soak-child":
@@ -51,9 +57,35 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
         os.environ["METRICDEMO_BENCH_SQLITE"] = str(Path(directory) / "bench.sqlite3")
         django.setup()
-        report = measure(config, Path(directory))
+        if args.scrape_cost:
+            report = measure_scrape_cost(config)
+        else:
+            report = measure(config, Path(directory))
     print(report)
     return 0
+
+
+def measure_scrape_cost(config: Config) -> str:
+    """Measure section 1 alone, on SQLite, and return its part of the report."""
+    # Imported here for the reason measure() gives.
+    from bench import scrape_cost, workload
+    from bench.scrapes import Scrapes
+
+    progress("creating databases: sqlite")
+    with workload.throwaway_databases(["default"]):
+        try:
+            with routers.using("default"):
+                constants = scrape_cost.measure(config, Scrapes())
+        finally:
+            workload.close_worker_connections()
+    progress("done")
+    sections = [
+        header.describe(["default"]),
+        constants.section,
+        constants.after_change,
+        constants.profile,
+    ]
+    return "\n\n".join(section for section in sections if section is not None)
 
 
 def measure(config: Config, directory: Path) -> str:

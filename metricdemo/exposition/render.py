@@ -2,8 +2,9 @@
 
 One pass writes the lines: no translation into prometheus_client objects
 first. What does not change between scrapes (a family's HELP and TYPE lines,
-a series' label set) is kept from the scrape before, so a steady scrape
-formats little more than its values.
+a series' label set, a one-series family's whole text while its value is the
+same object) is kept from the scrape before, so a steady scrape formats little
+more than the values that moved.
 
 Under the default negotiation (text 0.0.4, names escaped to underscores) and
 the default strategy, every line is the one opentelemetry-exporter-prometheus
@@ -129,9 +130,9 @@ class _Plan:
     """How one metric is written under one negotiation: kept between scrapes.
 
     Valid while the metric keeps its description, unit and data type. For a
-    metric of one series (most definitions), it keeps the whole text before
-    the value instead, while the series keeps its label set: a steady scrape
-    then writes that and the value.
+    metric of one series (most definitions), it keeps that series' whole text
+    instead, lines before it included, while the series keeps its label set: a
+    steady scrape then writes it as it is, or with a new value.
     """
 
     __slots__ = (
@@ -145,7 +146,10 @@ class _Plan:
         "sample",
         "attributes",
         "scope",
-        "block",
+        "value",
+        "line",
+        "cut",
+        "taken",
     )
 
     def __init__(self, description, unit, token, family, unit_word, kind):  # noqa: ANN001
@@ -157,11 +161,16 @@ class _Plan:
         self.kind = kind  # counter, gauge or histogram
         self.header: str | None = None  # the HELP, TYPE (and UNIT) lines
         self.sample: str | None = None  # the escaped sample name (_total and all)
-        # The one series' attributes and scope labels, and the text before
-        # its value (header, sample name and labels).
+        # The one series' attributes, scope labels and value (the object: a
+        # constant observes the same float on every scrape), and its text:
+        # header, sample name, labels and value; the value starts at `cut`.
         self.attributes = None
         self.scope = None
-        self.block: str | None = None
+        self.value = None
+        self.line: str | None = None
+        self.cut = 0
+        # Every name the family takes in the exposition (see _claim()).
+        self.taken = (family, *(family + s for s in names.TYPE_SUFFIXES.get(kind, ())))
 
     def names(self, negotiated: Negotiated, strategy: str) -> tuple[str, str]:
         """Return (header lines, escaped sample name), worked out again if dropped."""
@@ -193,10 +202,11 @@ class Renderer:
     """Write exposition text; keep what a steady scrape would work out again.
 
     One per process. What it keeps is small: per metric, its HELP and TYPE
-    lines and sample name under each negotiation in use; per shape of label
-    set (the same keys in the same scope), how to write it. Label values are
-    written on every scrape. Concurrent renders share what is kept; the
-    worst a race costs is a line worked out twice.
+    lines and sample name under each negotiation in use (for a metric of one
+    series, that series' whole line instead); per shape of label set (the same
+    keys in the same scope), how to write it. Other label values are written
+    on every scrape. Concurrent renders share what is kept; the worst a race
+    costs is a line worked out twice.
     """
 
     def __init__(self) -> None:
@@ -267,9 +277,9 @@ class Renderer:
                             # The same family in another scope: one family.
                             group[1].append((scope_labels, metric.data.data_points))
                         else:
-                            _claim(plan.family, plan.kind, written)
+                            _claim(plan.family, plan.kind, written, plan.taken)
             for plan, parts in groups.values():
-                if not _claim(plan.family, plan.kind, written):
+                if not _claim(plan.family, plan.kind, written, plan.taken):
                     continue
                 if plan.kind != "histogram" and len(parts) == 1:
                     scope_labels, points = parts[0]
@@ -279,10 +289,16 @@ class Renderer:
                             plan.attributes is not point.attributes
                             or plan.scope is not scope_labels
                         ):
-                            self._keep_block(
+                            self._keep_line(
                                 plan, scope_labels, point, negotiated, strategy
                             )
-                        out.append(f"{plan.block}{format_value(point.value)}\n")
+                        elif plan.value is not point.value:
+                            # The line first: a render that finds the value
+                            # kept finds its line kept too.
+                            value = format_value(point.value)
+                            plan.line = f"{plan.line[: plan.cut]}{value}\n"
+                            plan.value = point.value
+                        out.append(plan.line)
                         continue
                 header, _sample = plan.names(negotiated, strategy)
                 out.append(header)
@@ -321,8 +337,8 @@ class Renderer:
         plan = _Plan(metric.description, metric.unit, token, family, unit_word, kind)
         return plan
 
-    def _keep_block(self, plan, scope_labels, point, negotiated, strategy) -> None:  # noqa: ANN001
-        """Keep the text before the value of a metric's one series."""
+    def _keep_line(self, plan, scope_labels, point, negotiated, strategy) -> None:  # noqa: ANN001
+        """Keep the text of a metric's one series, the lines before it included."""
         header, sample = plan.names(negotiated, strategy)
         text = self._label_text(
             scope_labels, point.attributes, None, strategy, negotiated.escaping
@@ -331,9 +347,15 @@ class Renderer:
             line = f"{{{sample},{text}}} " if text else f"{{{sample}}} "
         else:
             line = f"{sample}{{{text}}} " if text else f"{sample} "
-        plan.block = header + line
-        plan.attributes, plan.scope = point.attributes, scope_labels
-        # The block holds them: kept twice, they would cost memory per metric.
+        block = header + line
+        plan.line = f"{block}{format_value(point.value)}\n"
+        plan.cut = len(block)
+        plan.attributes, plan.scope, plan.value = (
+            point.attributes,
+            scope_labels,
+            point.value,
+        )
+        # The line holds them: kept twice, they would cost memory per metric.
         plan.header = plan.sample = None
 
     def _render_numbers(self, plan, parts, negotiated, strategy, out) -> None:
@@ -514,17 +536,23 @@ class Renderer:
 _warned: set[str] = set()
 
 
-def _claim(name: str, family_type: str, written: set[str]) -> bool:
-    """Return whether a family may be written: no name it takes is taken yet."""
-    if name in written:
-        taken = (name,)
-    else:
+def _claim(
+    name: str,
+    family_type: str,
+    written: set[str],
+    taken: tuple[str, ...] | None = None,
+) -> bool:
+    """Return whether a family may be written: no name it takes is taken yet.
+
+    `taken` is every name the family takes (worked out from `family_type` if
+    not given); they are added to `written` when it may.
+    """
+    if taken is None:
         suffixes = names.TYPE_SUFFIXES.get(family_type, ())
-        taken = [name + suffix for suffix in suffixes if name + suffix in written]
-        if not taken:
-            written.add(name)
-            written.update(name + suffix for suffix in suffixes)
-            return True
+        taken = (name, *(name + suffix for suffix in suffixes))
+    if written.isdisjoint(taken):
+        written.update(taken)
+        return True
     if name not in _warned:
         _warned.add(name)
         logger.warning(

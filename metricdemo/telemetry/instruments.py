@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from django.db import DatabaseError, router
-from opentelemetry import metrics as otel_metrics
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Histogram,
@@ -24,7 +23,11 @@ from metricdemo.distributions import Distribution
 from metricdemo.evaluation import Outcome
 from metricdemo.models import ChangeStamp, Kind, MetricDefinition
 from metricdemo.observations import Observations
-from metricdemo.telemetry.provider import DefinitionsProvider, InstrumentKey
+from metricdemo.telemetry.provider import (
+    DefinitionsProvider,
+    InstrumentKey,
+    Reporter,
+)
 from metricdemo.telemetry.self_metrics import SelfMetrics
 from metricdemo.values import history
 
@@ -75,12 +78,14 @@ class DefinitionInstruments:
         self._new_provider = new_provider
         self._provider: DefinitionsProvider | None = None
         self._active: dict[InstrumentKey, ActiveDefinition] = {}
-        # OpenTelemetry Observation objects each instrument's callback yields,
-        # made from the evaluations' (value, attributes) pairs once per
-        # collection; "points" here, so that "observations" keeps meaning pairs.
-        self._points: dict[InstrumentKey, list[Observation]] = {}
-        # Points of static definitions (constants), made once per load.
+        # The provider's reporters hold the OpenTelemetry Observation objects
+        # each instrument's callback yields, made from the evaluations'
+        # (value, attributes) pairs once per collection; "points" here, so
+        # that "observations" keeps meaning pairs. Those of static definitions
+        # (constants) are made once per load, and handed again at the next
+        # preparation after forget_points() emptied the reporters.
         self._static_points: dict[InstrumentKey, list[Observation]] = {}
+        self._static_handed = True
         # Histograms, which OpenTelemetry has no observable instrument for:
         # {key: series} of the last preparation, made into points by
         # histogram_metrics(), and when each was first loaded (its start).
@@ -128,20 +133,24 @@ class DefinitionInstruments:
             results = evaluation.get_evaluator().collect(
                 [i.definition for i in items], deadline=deadline
             )
-            points = dict(self._static_points)
+            if not self._static_handed:
+                self._hand_static_points()
+            reporters = {} if self._provider is None else self._provider.reporters
             histograms = {}
             for item, result in zip(items, results, strict=True):
                 self._record(item.name, result)
-                if not (result.ok and result.observations):
-                    continue
+                observations = result.observations if result.ok else None
                 if item.key[1] == Kind.HISTOGRAM:
-                    histograms[item.key] = result.observations
+                    if observations:
+                        histograms[item.key] = observations
                     continue
-                points[item.key] = [
-                    Observation(value, attributes)
-                    for value, attributes in result.observations
-                ]
-            self._points, self._histograms = points, histograms
+                reporter = reporters.get(item.key)
+                if reporter is not None:
+                    reporter.observations = [
+                        Observation(value, attributes)
+                        for value, attributes in observations or ()
+                    ]
+            self._histograms = histograms
             # Once per interval, queued for a thread of its own; never raises.
             history.record((i.definition for i in items), results)
 
@@ -187,7 +196,10 @@ class DefinitionInstruments:
 
     def forget_points(self) -> None:
         """Export nothing from definitions until the next successful preparation."""
-        self._points = {}
+        if self._provider is not None:
+            for reporter in self._provider.reporters.values():
+                reporter.observations = ()
+        self._static_handed = False
         self._histograms = {}
 
     def refresh(self, deadline: float | None = None) -> None:
@@ -282,6 +294,7 @@ class DefinitionInstruments:
         now = time.time_ns()
         self._started = {key: self._started.get(key, now) for key in active}
         self._active, self._static_points, self._dynamic = active, static, dynamic
+        self._hand_static_points()
         self._failed = failed
         self._families = {
             naming.exported_names(item.name, item.key[1], item.key[2])[0]: item
@@ -293,6 +306,14 @@ class DefinitionInstruments:
         self._self_metrics.loaded(
             len(active), {item.name for item in dynamic} | set(self._left_out)
         )
+
+    def _hand_static_points(self) -> None:
+        """Hand each reporter its static points; the others none until evaluated."""
+        if self._provider is not None:
+            static = self._static_points
+            for key, reporter in self._provider.reporters.items():
+                reporter.observations = static.get(key, ())
+        self._static_handed = True
 
     def _leave_out_unexportable(
         self, rows: Iterable[MetricDefinition]
@@ -327,16 +348,13 @@ class DefinitionInstruments:
         if current is not None and current.instruments.keys() <= set(keys):
             for key in keys:
                 if key not in current.instruments:
-                    instrument = self._create_instrument(current.meter, key)
-                    current.instruments[key] = instrument
+                    self._create_instrument(current, key)
             return
         replacement = self._new_provider()
         try:
             self._self_metrics.add_per_definition(replacement.meter)
             for key in keys:
-                replacement.instruments[key] = self._create_instrument(
-                    replacement.meter, key
-                )
+                self._create_instrument(replacement, key)
         except BaseException:
             replacement.shutdown()
             raise
@@ -345,27 +363,22 @@ class DefinitionInstruments:
         if current is not None:
             current.shutdown()
 
-    def _create_instrument(self, meter: otel_metrics.Meter, key: InstrumentKey):
+    def _create_instrument(
+        self, provider: DefinitionsProvider, key: InstrumentKey
+    ) -> None:
+        """Make the instrument of `key` on `provider`, with a reporter as callback."""
         name, kind, unit, description = key
+        meter = provider.meter
         create = {
             "counter": meter.create_observable_counter,
             "updowncounter": meter.create_observable_up_down_counter,
             "gauge": meter.create_observable_gauge,
         }[kind]
-        return create(
-            name,
-            callbacks=[self._callback_for(key)],
-            unit=unit,
-            description=description,
+        reporter = Reporter()
+        provider.instruments[key] = create(
+            name, callbacks=[reporter], unit=unit, description=description
         )
-
-    def _callback_for(
-        self, key: InstrumentKey
-    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        def callback(options: CallbackOptions) -> Iterable[Observation]:
-            return self._points.get(key, ())
-
-        return callback
+        provider.reporters[key] = reporter
 
     def _record(self, name: str, result: evaluation.Evaluation) -> None:
         self._self_metrics.record(name, result)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Sequence
 
 from opentelemetry import metrics as otel_metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk import metrics as sdk_metrics
 from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader
@@ -30,6 +32,24 @@ def long_lived_provider(readers: list[MetricReader]) -> MeterProvider:
     collection, so a second reader would run them twice.
     """
     return MeterProvider(metric_readers=readers)
+
+
+class Reporter:
+    """Be one instrument's callback: report the Observations last handed to it.
+
+    A scrape calls every definition's callback; this one only reads an
+    attribute, where a lookup in a dict keyed by the instrument's key would
+    hash and compare four strings per definition.
+    """
+
+    __slots__ = ("observations",)
+
+    def __init__(self) -> None:
+        self.observations: Sequence[Observation] = ()
+
+    def __call__(self, options: CallbackOptions) -> Sequence[Observation]:
+        """Return the Observations handed over last (none at first)."""
+        return self.observations
 
 
 class DefinitionsProvider:
@@ -61,11 +81,14 @@ class DefinitionsProvider:
             app_settings.METER_NAME, metricdemo.__version__
         )
         self.instruments: dict[InstrumentKey, object] = {}
+        #: {key: the callback of its instrument}.
+        self.reporters: dict[InstrumentKey, Reporter] = {}
 
     def shutdown(self) -> None:
         """Shut the provider down and free the instruments now."""
         self.meter_provider.shutdown()
         self.instruments.clear()
+        self.reporters.clear()
         # The SDK's instruments and its measurement consumer refer to each
         # other, so only the cycle collector would free them, at its own pace:
         # the garbage of many replacements would pile up first, and the process

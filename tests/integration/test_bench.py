@@ -60,6 +60,17 @@ def test_bench_quick_run_prints_every_section(tmp_path):
     assert len(verdicts) >= 8
 
 
+@pytest.mark.slow
+def test_bench_scrape_cost_alone(tmp_path):
+    """`--scrape-cost` measures section 1 (with its change and profile parts) only."""
+    report = run_from(
+        tmp_path, "-m", "bench", "--quick", "--scrape-cost", DATABASE_URL=""
+    ).stdout
+    assert "1. Scrape cost with N constant definitions" in report
+    assert "3. First scrape after one definition changes" in report
+    assert "2. Row counts" not in report
+
+
 def test_bench_settings__sqlite_files_go_in_the_temporary_directory(tmp_path):
     """Relative SQLite names, in DATABASE_URL or METRICDEMO_BENCH_SQLITE, too."""
     code = (

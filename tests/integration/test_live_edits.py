@@ -61,6 +61,37 @@ def test_changing_kind_unit_and_help_replaces_the_family(client, define):
     assert value(families, "shop_jobs_seconds_total") == 2.0
 
 
+def test_each_edit_of_a_constant_shows_on_the_next_scrape(client, define):
+    """Its value, attributes, description and unit, one at a time."""
+    definition = define(
+        name="shop.open",
+        source="constant",
+        value=2,
+        attributes={"region": "eu"},
+        description="Open orders",
+    )
+    assert series(scrape(client), "shop_open") == {frozenset({("region", "eu")}): 2}
+
+    definition.value = 3
+    definition.save()
+    assert series(scrape(client), "shop_open") == {frozenset({("region", "eu")}): 3}
+
+    definition.attributes = {"region": "us"}
+    definition.save()
+    assert series(scrape(client), "shop_open") == {frozenset({("region", "us")}): 3}
+
+    definition.description = "Orders open now"
+    definition.save()
+    assert scrape(client)["shop_open"].documentation == "Orders open now"
+
+    definition.unit = "s"
+    definition.save()
+    families = scrape(client)
+    assert "shop_open" not in families
+    assert families["shop_open_seconds"].documentation == "Orders open now"
+    assert value(families, "shop_open_seconds", region="us") == 3.0
+
+
 def test_rename_moves_the_series(client, define):
     definition = define(name="shop.old", source="constant", value=1)
     assert value(scrape(client), "shop_old") == 1.0

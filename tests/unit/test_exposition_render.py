@@ -117,6 +117,53 @@ def test_a_kept_label_set_renders_the_same_on_the_next_scrape(pair):
     assert pair.render(renderer=renderer) == first == pair.exported()
 
 
+def test_a_kept_series_line_follows_its_value(pair):
+    """A one-series metric's kept line is written again only when its value moves."""
+    attributes = {"region": "eu"}
+    observed = [Observation(1.5, attributes)]
+    pair.provider.get_meter("shop").create_observable_gauge(
+        "shop.open", callbacks=[lambda options: list(observed)]
+    )
+    renderer = Renderer()
+    assert pair.render(renderer=renderer) == pair.exported()
+    observed[:] = [Observation(2.5, attributes)]
+    second = pair.render(renderer=renderer)
+    assert second == pair.exported()
+    family = families_of(second, DEFAULT)["shop_open"]
+    assert [(s.labels["region"], s.value) for s in family.samples] == [("eu", 2.5)]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected_help", "expected_name"),
+    [
+        ({"description": "Open orders now"}, "Open orders now", "shop_open"),
+        ({"unit": "s"}, "Open orders", "shop_open_seconds"),
+    ],
+)
+def test_a_kept_series_line_follows_its_description_and_unit(
+    change, expected_help, expected_name
+):
+    """A new provider's metric of the same name, re-described or re-united."""
+    value, attributes = 3.0, {"region": "eu"}
+    renderer = Renderer()
+    texts = []
+    for fields in ({"description": "Open orders", "unit": ""}, change):
+        made = Pair()
+        try:
+            made.provider.get_meter("shop").create_observable_gauge(
+                "shop.open",
+                callbacks=[lambda options: [Observation(value, attributes)]],
+                **{"description": "Open orders", "unit": "", **fields},
+            )
+            texts.append(made.render(renderer=renderer))
+            assert texts[-1] == made.exported()
+        finally:
+            made.close()
+    family = families_of(texts[-1], DEFAULT)[expected_name]
+    assert family.documentation == expected_help
+    assert [sample.value for sample in family.samples] == [3.0]
+
+
 def families_of(text: str, negotiated: Negotiated) -> dict:
     parse = openmetrics_families if negotiated.openmetrics else text_families
     found = {}
