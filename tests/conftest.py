@@ -7,6 +7,7 @@ import os
 import threading
 
 import pytest
+from django.contrib.auth import models as auth_models
 from django.db import connection
 from hypothesis import settings as hypothesis_settings
 
@@ -192,3 +193,27 @@ def shop(db):
             handling=dt.timedelta(minutes=handling) if handling else None,
         )
     return Order.objects.all()
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    """Log in a staff user holding the given permissions (`app.codename`).
+
+    test_admin.py has a `staff` of its own, which takes codenames alone.
+    """
+
+    def login(*permissions: str):
+        user = django_user_model.objects.create_user(
+            "operator", password="pw", is_staff=True
+        )
+        for permission in permissions:
+            app_label, codename = permission.split(".")
+            user.user_permissions.add(
+                auth_models.Permission.objects.get(
+                    content_type__app_label=app_label, codename=codename
+                )
+            )
+        client.force_login(user)
+        return client
+
+    return login

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -149,27 +148,6 @@ def pending(define):
         filters={"status": "pending"},
         group_by="customer__country",
     )
-
-
-@pytest.fixture
-def staff(client, django_user_model):
-    """Log in a staff user holding the given permissions (`app.codename`)."""
-
-    def login(*permissions: str):
-        user = django_user_model.objects.create_user(
-            "operator", password="pw", is_staff=True
-        )
-        for permission in permissions:
-            app_label, codename = permission.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(
-                    content_type__app_label=app_label, codename=codename
-                )
-            )
-        client.force_login(user)
-        return client
-
-    return login
 
 
 RULE_PERMISSIONS = (

@@ -13,7 +13,6 @@ import shutil
 import time
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
@@ -39,27 +38,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 #: The history's own reading of HISTORY_INTERVAL, which conftest.py turns off.
 READ_INTERVAL = history.interval
-
-
-@pytest.fixture
-def staff(client, django_user_model):
-    """Log in a staff user holding the given permissions (`app.codename`)."""
-
-    def login(*permissions: str):
-        user = django_user_model.objects.create_user(
-            "operator", password="pw", is_staff=True
-        )
-        for permission in permissions:
-            app_label, codename = permission.split(".")
-            user.user_permissions.add(
-                Permission.objects.get(
-                    content_type__app_label=app_label, codename=codename
-                )
-            )
-        client.force_login(user)
-        return client
-
-    return login
 
 
 @pytest.fixture
