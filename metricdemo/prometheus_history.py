@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from metricdemo import alerts, naming
 from metricdemo.conf import app_settings
+from metricdemo.exposition import names as exposition_names
 from metricdemo.models import Kind, MetricDefinition
 from metricdemo.values.history import SPARKLINE_POINTS, as_stored, is_additive
 
@@ -109,6 +110,29 @@ def sample_name(definition: MetricDefinition) -> str:
     if definition.kind == Kind.HISTOGRAM:
         return f"{family}_count"
     return sample
+
+
+def sample_names(definition: MetricDefinition) -> tuple[str, ...]:
+    """Return the names Prometheus may keep a definition's history under.
+
+    The classic name (sample_name()), which every scraper that does not ask
+    for UTF-8 names stores; and, where METRICDEMO['NAME_TRANSLATION'] keeps
+    UTF-8 (`shop.orders.open`), the name a Prometheus 3 that asks for
+    `escaping=allow-utf-8` stores, as /metrics writes it then.
+    """
+    classic = sample_name(definition)
+    strategy = exposition_names.strategy_of(app_settings.NAME_TRANSLATION)
+    if exposition_names.escapes_to_underscores(strategy):
+        return (classic,)
+    counter = definition.kind == Kind.COUNTER
+    family, _unit = exposition_names.family_name(
+        definition.name.lower(), definition.unit or "", counter, strategy
+    )
+    if definition.kind == Kind.HISTOGRAM:
+        family += "_count"
+    elif counter and exposition_names.adds_suffixes(strategy):
+        family += "_total"
+    return (classic,) if family == classic else (classic, family)
 
 
 def promql_for(definition: MetricDefinition) -> str:
@@ -192,7 +216,8 @@ def history_together(
     for definition in definitions:
         found[definition.pk] = []
         names = groups[is_additive(definition)]
-        names.setdefault(sample_name(definition), []).append(definition.pk)
+        for name in sample_names(definition):
+            names.setdefault(name, []).append(definition.pk)
     for additive, names in groups.items():
         ordered = sorted(names)
         for first in range(0, len(ordered), NAMES_PER_QUERY):
@@ -207,7 +232,9 @@ def history_together(
                 return None
             for labels, values in result:
                 for pk in names.get(labels.get("__name__", ""), ()):
-                    found[pk] = _points(values, points)
+                    # Stored under both names (scraped both ways): the longer.
+                    if len(values) > len(found[pk]):
+                        found[pk] = _points(values, points)
     return found
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -589,11 +590,14 @@ def test_value_history__the_query_of_several_definitions(names, additive, promql
 class SlowPrometheus:
     """An HTTP server on 127.0.0.1 that answers range queries after `delay` seconds.
 
-    Each answer is a matrix with no series, as from a Prometheus that has no
-    samples of the names asked for; /api/v1/alerts answers at once, with none.
+    Each answer is a matrix of `series` ({name: values}), by default none, as
+    from a Prometheus that has no samples of the names asked for;
+    /api/v1/alerts answers at once, with none.
     """
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(
+        self, delay: float = 0.0, series: dict[str, list] | None = None
+    ) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
         from urllib.parse import parse_qs, urlsplit
 
@@ -606,7 +610,13 @@ class SlowPrometheus:
                 if url.path == "/api/v1/query_range":
                     server.queries.append(parse_qs(url.query)["query"][0])
                     time.sleep(delay)
-                    data = {"resultType": "matrix", "result": []}
+                    data = {
+                        "resultType": "matrix",
+                        "result": [
+                            {"metric": {"__name__": name}, "values": values}
+                            for name, values in (series or {}).items()
+                        ],
+                    }
                 else:
                     data = {"alerts": []}
                 body = json.dumps({"status": "success", "data": data}).encode()
@@ -664,6 +674,46 @@ def test_value_history__a_page_of_definitions_in_two_queries():
     assert additive.startswith("max by (__name__) (sum by (__name__, job, instance)")
     assert "h_n1_total|" in additive and "h_n51|" not in additive
     assert "h_n51|" in other and "== 1" in other
+
+
+#: Prometheus 3's Accept header, which asks for UTF-8 names.
+UTF8_SCRAPER = "text/plain;version=1.0.0;escaping=allow-utf-8"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("strategy", ["NoUTF8EscapingWithSuffixes", "NoTranslation"])
+def test_value_history__utf8_names_are_read_as_a_prometheus_3_stores_them(
+    client, define, settings, strategy
+):
+    settings.METRICDEMO = {**settings.METRICDEMO, "NAME_TRANSLATION": strategy}
+    defined = [
+        define(name="shop.orders.open", unit="{order}", value=3),
+        define(name="shop.Wait", kind="counter", unit="s", value=4),
+        define(name="disk.io", unit="By", value=5),
+    ]
+    text = client.get("/metrics", HTTP_ACCEPT=UTF8_SCRAPER).content.decode()
+    written = set(re.findall(r'^\{"([^"]+)"', text, flags=re.MULTILINE))
+    for definition in defined:
+        classic, utf8 = prometheus_history.sample_names(definition)
+        assert utf8 in written, (utf8, written)
+        assert classic == prometheus_history.sample_name(definition)
+
+    # The history of each is found under the name a Prometheus 3 stored.
+    points = [[BASE + 60 * n, str(float(n))] for n in range(3)]
+    stored = {prometheus_history.sample_names(d)[1]: points for d in defined}
+    with SlowPrometheus(series=stored) as server:
+        found = prometheus_history.history_together(
+            defined, since=BASE_TIME, base_url=server.url
+        )
+    assert {pk: [v for _, v in items] for pk, items in found.items()} == {
+        d.pk: [0.0, 1.0, 2.0] for d in defined
+    }
+
+
+def test_value_history__classic_names_only_under_the_default_translation():
+    assert prometheus_history.sample_names(_definition(name="shop.orders.open")) == (
+        "shop_orders_open",
+    )
 
 
 def test_value_history__more_names_than_a_query_takes_make_more_queries():
