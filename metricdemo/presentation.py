@@ -402,14 +402,6 @@ def _sparkline_title(
     )
 
 
-def trend(points: Iterable[tuple[dt.datetime, float | None]]) -> str:
-    """Return "rising", "falling" or "flat" from the first to the last value."""
-    values = [v for _, v in points if v is not None and math.isfinite(v)]
-    if len(values) < 2 or values[-1] == values[0]:
-        return "flat"
-    return "rising" if values[-1] > values[0] else "falling"
-
-
 # --- A list's cell -----------------------------------------------------------
 
 

@@ -146,33 +146,6 @@ def test_the_sparkline_title_is_escaped_and_the_svg_has_no_inline_style():
     assert not re.search(r"\sstyle=", markup)
 
 
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [((1, 2), "rising"), ((2, 1), "falling"), ((1, None, 1), "flat"), ((1,), "flat")],
-)
-def test_trend(values, expected):
-    assert presentation.trend(points(*values)) == expected
-
-
-def test_alerts_count_text():
-    from metricdemo.prometheus_api import Alert
-
-    def alert(state: str) -> Alert:
-        return Alert("A", "shop.orders", state, (), 1.0, "")
-
-    assert presentation.alerts_count_text([]) == ""
-    assert presentation.alerts_count_text([alert("pending")]) == "1 pending"
-    found = [alert("pending"), alert("firing"), alert("pending")]
-    assert presentation.alerts_count_text(found) == "1 firing, 2 pending"
-
-
-def test_recent_history__none_without_prometheus_or_samples(settings):
-    settings.METRICDEMO = {**settings.METRICDEMO, "PROMETHEUS_URL": None}
-    assert presentation.recent_history([]) == presentation.History({}, "")
-    saved = definition(pk=1)
-    assert presentation.recent_history([saved]) == presentation.History({}, "")
-
-
 def test_a_list_cell_shows_one_labelled_series_as_its_value_and_labels():
     shown = presentation.shown(
         definition(unit="{EUR}"),
