@@ -137,10 +137,18 @@ def sample_names(definition: MetricDefinition) -> tuple[str, ...]:
 
 def promql_for(definition: MetricDefinition) -> str:
     """Return the query of a definition's value over time, one series at most."""
-    sample = sample_name(definition)
+    found = sample_names(definition)
+    if len(found) == 1:
+        (sample,) = found
+        by = "job, instance"
+    else:
+        # Kept under either name: each name's series are told apart.
+        pattern = "|".join(re.escape(name) for name in found)
+        sample = f"{{__name__=~{alerts.promql_string(pattern)}}}"
+        by = "__name__, job, instance"
     if is_additive(definition):
-        return f"max(sum by (job, instance) ({sample}))"
-    return f"max({sample}) and on () (max(count by (job, instance) ({sample})) == 1)"
+        return f"max(sum by ({by}) ({sample}))"
+    return f"max({sample}) and on () (max(count by ({by}) ({sample})) == 1)"
 
 
 def history(

@@ -708,6 +708,13 @@ def test_value_history__utf8_names_are_read_as_a_prometheus_3_stores_them(
     assert {pk: [v for _, v in items] for pk, items in found.items()} == {
         d.pk: [0.0, 1.0, 2.0] for d in defined
     }
+    # A definition's own query asks for both names as well.
+    for definition in defined:
+        query = prometheus_history.promql_for(definition)
+        assert all(
+            re.escape(name).replace("\\", "\\\\") in query
+            for name in prometheus_history.sample_names(definition)
+        ), query
 
 
 def test_value_history__classic_names_only_under_the_default_translation():
